@@ -1,0 +1,30 @@
+//! The pure CRDT core of the `crdt` PostgreSQL extension (DESIGN §3, §4).
+//!
+//! Everything that decides how replicas converge lives here, with no PostgreSQL dependency, so
+//! it can be unit-tested, property-tested, fuzzed and benchmarked on its own; the extension
+//! crate only converts datums and calls it.
+//!
+//! - [`node`]: node ids (UUIDs), derived deterministically per database.
+//! - [`hlc`]: hybrid logical clocks and `(hlc, node)` stamps.
+//! - [`codec`]: the byte-level conventions of every binary form (version byte, canonical
+//!   varints, a bounds-checked reader).
+//! - [`counter`]: the PN counter, owned and read in place, in binary and text forms.
+//! - [`text`]: the strict JSON reading behind every text form.
+
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod counter;
+pub mod hlc;
+pub mod node;
+pub mod text;
+
+pub use codec::{DecodeError, Reader, FORMAT_VERSION};
+pub use counter::{
+    merge_encoded, CounterEntries, CounterEntry, CounterError, CounterView, PnCounter,
+};
+pub use hlc::{
+    ahead_of_wall_ms, hlc_from_parts, hlc_logical, hlc_wall_ms, ClockError, HybridClock, Stamp,
+};
+pub use node::{NodeId, NodeIdParseError, NODE_ID_NAMESPACE};
+pub use text::TextError;

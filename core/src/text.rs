@@ -1,0 +1,496 @@
+//! Strict reading of the canonical JSON text forms (DESIGN §4.3).
+//!
+//! A small pull parser instead of `serde_json`: the text form is the input path of
+//! `pg_dump`/text replication and must reject what a map-based parser silently accepts
+//! (duplicate keys keep the last value there), and the fixed shape of each type's text form
+//! means no recursion, so no input can exhaust the stack.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::node::{NodeId, NodeIdParseError};
+
+/// How much of an input-derived string an error message quotes, so a hostile input cannot
+/// blow up an error report.
+const EXCERPT_CHARS: usize = 64;
+
+/// Why a text form could not be read. Each message says what was expected and where (a byte
+/// offset into the input); the extension reports them as `22P02` details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextError {
+    /// Not the JSON expected at `offset`.
+    Syntax {
+        /// Byte offset of the problem.
+        offset: usize,
+        /// What was expected there.
+        expected: &'static str,
+        /// The character found there (`None` at the end of the input).
+        found: Option<char>,
+    },
+    /// An object key that this form does not have.
+    UnknownKey {
+        /// Byte offset of the key.
+        offset: usize,
+        /// The key (shortened if long).
+        key: String,
+        /// The keys that are allowed.
+        expected: &'static str,
+    },
+    /// A key given twice in one object (for node ids: two spellings of one node count too).
+    DuplicateKey {
+        /// Byte offset of the second occurrence.
+        offset: usize,
+        /// The key (shortened if long).
+        key: String,
+    },
+    /// A required key is absent.
+    MissingKey {
+        /// The missing key.
+        key: &'static str,
+    },
+    /// A number that is not of the kind or range required.
+    InvalidNumber {
+        /// Byte offset of the number.
+        offset: usize,
+        /// What was required.
+        expected: &'static str,
+    },
+    /// An object key that should be a node id is not a UUID.
+    InvalidNodeId {
+        /// Byte offset of the key.
+        offset: usize,
+        /// What is wrong with it.
+        error: NodeIdParseError,
+    },
+    /// A node listed with nothing counted (`[0, 0]`); the canonical form omits such nodes.
+    ZeroEntry {
+        /// Byte offset of the node's key.
+        offset: usize,
+        /// The node.
+        node: NodeId,
+    },
+    /// The stated `"value"` differs from the value the listed nodes add up to.
+    ValueMismatch {
+        /// Byte offset of the stated value.
+        offset: usize,
+        /// The stated value as written (shortened if long).
+        stated: String,
+        /// The value computed from the nodes.
+        computed: i128,
+    },
+}
+
+impl fmt::Display for TextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TextError::Syntax { offset, expected, found: Some(c) } => {
+                write!(f, "expected {expected} at offset {offset}, found {c:?}")
+            }
+            TextError::Syntax { offset, expected, found: None } => {
+                write!(f, "expected {expected} at offset {offset}, found end of input")
+            }
+            TextError::UnknownKey { offset, key, expected } => {
+                write!(f, "unknown key {key:?} at offset {offset}: expected {expected}")
+            }
+            TextError::DuplicateKey { offset, key } => {
+                write!(f, "duplicate key {key:?} at offset {offset}: each key may appear once")
+            }
+            TextError::MissingKey { key } => write!(f, "missing required key {key:?}"),
+            TextError::InvalidNumber { offset, expected } => {
+                write!(f, "expected {expected} at offset {offset}")
+            }
+            TextError::InvalidNodeId { offset, error } => {
+                write!(f, "invalid node id at offset {offset}: {error}")
+            }
+            TextError::ZeroEntry { offset, node } => write!(
+                f,
+                "node {node} at offset {offset} is [0, 0]: nodes with nothing counted must be omitted"
+            ),
+            TextError::ValueMismatch { offset, stated, computed } => write!(
+                f,
+                "\"value\" {stated} at offset {offset} does not match the nodes, which add up to {computed}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TextError {}
+
+/// `s`, cut to at most [`EXCERPT_CHARS`] characters (with `...` when cut).
+pub(crate) fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}...", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
+/// A JSON number as written, validated against the JSON grammar but not yet converted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JsonNumber<'a> {
+    /// Byte offset of the number.
+    pub offset: usize,
+    /// The literal text.
+    pub text: &'a str,
+    /// Whether it has neither a fraction nor an exponent.
+    pub is_integer: bool,
+}
+
+impl JsonNumber<'_> {
+    /// The value, if it is an integer from 0 to `u64::MAX` written without a minus sign.
+    pub fn to_u64(self) -> Option<u64> {
+        // `text` holds only JSON number characters, so a `+` or whitespace can't sneak in.
+        if !self.is_integer || self.text.starts_with('-') {
+            return None;
+        }
+        self.text.parse().ok()
+    }
+
+    /// The value, if it is an integer in the `i128` range.
+    pub fn to_i128(self) -> Option<i128> {
+        if !self.is_integer {
+            return None;
+        }
+        self.text.parse().ok()
+    }
+}
+
+/// Where a reader is inside one object: whether a `,` is due before the next key.
+#[derive(Debug)]
+pub(crate) struct ObjectCursor {
+    first: bool,
+}
+
+/// A pull parser over JSON text. Each method skips leading whitespace, reads one token or
+/// value, and reports errors by byte offset.
+#[derive(Debug)]
+pub(crate) struct JsonReader<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> JsonReader<'a> {
+    /// A reader at the start of `text`.
+    pub fn new(text: &'a str) -> Self {
+        JsonReader { text, pos: 0 }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.pos).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        // JSON whitespace only: space, tab, line feed, carriage return.
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    /// A syntax error at `offset`, naming the character found there.
+    pub fn syntax_error(&self, offset: usize, expected: &'static str) -> TextError {
+        let found = self.text.get(offset..).and_then(|rest| rest.chars().next());
+        TextError::Syntax {
+            offset,
+            expected,
+            found,
+        }
+    }
+
+    /// Consumes `byte` (after whitespace) or fails saying `expected`.
+    pub fn expect(&mut self, byte: u8, expected: &'static str) -> Result<(), TextError> {
+        self.skip_whitespace();
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.syntax_error(self.pos, expected))
+        }
+    }
+
+    /// Consumes the `{` that opens an object.
+    pub fn begin_object(&mut self, expected: &'static str) -> Result<ObjectCursor, TextError> {
+        self.expect(b'{', expected)?;
+        Ok(ObjectCursor { first: true })
+    }
+
+    /// The next key of the object (and its offset), with the `:` after it consumed; `None`
+    /// once the closing `}` is consumed.
+    pub fn next_key(
+        &mut self,
+        cursor: &mut ObjectCursor,
+    ) -> Result<Option<(Cow<'a, str>, usize)>, TextError> {
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(None);
+        }
+        if !cursor.first {
+            self.expect(b',', "',' or '}'")?;
+            self.skip_whitespace();
+        }
+        cursor.first = false;
+        let offset = self.pos;
+        if self.peek() != Some(b'"') {
+            return Err(self.syntax_error(offset, "a key (a double-quoted string)"));
+        }
+        let key = self.string()?;
+        self.expect(b':', "':'")?;
+        Ok(Some((key, offset)))
+    }
+
+    /// Reads a JSON string (after whitespace), resolving escapes. Borrows when there are none.
+    pub fn string(&mut self) -> Result<Cow<'a, str>, TextError> {
+        self.expect(b'"', "a double-quoted string")?;
+        let start = self.pos;
+        let bytes = self.bytes();
+        // Fast path: no escapes, so the string is a slice of the input.
+        loop {
+            match bytes.get(self.pos) {
+                None => return Err(self.syntax_error(self.pos, "a closing '\"'")),
+                Some(b'"') => {
+                    let s = &self.text[start..self.pos];
+                    self.pos += 1;
+                    return Ok(Cow::Borrowed(s));
+                }
+                Some(b'\\') => break,
+                Some(&c) if c < 0x20 => {
+                    return Err(self.syntax_error(self.pos, "an escaped control character"))
+                }
+                Some(_) => self.pos += 1,
+            }
+        }
+        let mut out = String::from(&self.text[start..self.pos]);
+        loop {
+            let at = self.pos;
+            match bytes.get(at) {
+                None => return Err(self.syntax_error(at, "a closing '\"'")),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(Cow::Owned(out));
+                }
+                Some(b'\\') => {
+                    let escaped = match bytes.get(at + 1) {
+                        Some(b'u') => {
+                            self.pos = at + 2;
+                            self.unicode_escape(at)?
+                        }
+                        Some(&c) => {
+                            let simple = match c {
+                                b'"' => '"',
+                                b'\\' => '\\',
+                                b'/' => '/',
+                                b'b' => '\u{8}',
+                                b'f' => '\u{c}',
+                                b'n' => '\n',
+                                b'r' => '\r',
+                                b't' => '\t',
+                                _ => {
+                                    return Err(
+                                        self.syntax_error(at + 1, "a valid escape character")
+                                    )
+                                }
+                            };
+                            self.pos = at + 2;
+                            simple
+                        }
+                        None => return Err(self.syntax_error(at + 1, "a valid escape character")),
+                    };
+                    out.push(escaped);
+                }
+                Some(&c) if c < 0x20 => {
+                    return Err(self.syntax_error(at, "an escaped control character"))
+                }
+                Some(_) => {
+                    // Copy one whole (possibly multi-byte) character.
+                    let ch = self
+                        .text
+                        .get(at..)
+                        .and_then(|rest| rest.chars().next())
+                        .ok_or_else(|| self.syntax_error(at, "a character"))?;
+                    out.push(ch);
+                    self.pos += ch.len_utf8();
+                }
+            }
+        }
+    }
+
+    /// After `\u`: four hex digits, and for a high surrogate the `\uXXXX` low surrogate that
+    /// must follow it. `escape_at` is the offset of the backslash, for errors.
+    fn unicode_escape(&mut self, escape_at: usize) -> Result<char, TextError> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xD800..=0xDBFF => {
+                if self.bytes().get(self.pos..self.pos + 2) != Some(b"\\u") {
+                    return Err(self.syntax_error(self.pos, "a \\u low surrogate after a high one"));
+                }
+                self.pos += 2;
+                let low_at = self.pos;
+                let low = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&low) {
+                    return Err(self.syntax_error(low_at, "a low surrogate (DC00-DFFF)"));
+                }
+                0x10000 + ((first - 0xD800) << 10) + (low - 0xDC00)
+            }
+            0xDC00..=0xDFFF => {
+                return Err(
+                    self.syntax_error(escape_at, "a \\u escape that is not a lone low surrogate")
+                )
+            }
+            other => other,
+        };
+        char::from_u32(code).ok_or_else(|| self.syntax_error(escape_at, "a valid \\u escape"))
+    }
+
+    fn hex4(&mut self) -> Result<u32, TextError> {
+        let mut code = 0u32;
+        for _ in 0..4 {
+            let digit = self
+                .peek()
+                .and_then(|c| char::from(c).to_digit(16))
+                .ok_or_else(|| self.syntax_error(self.pos, "four hex digits after \\u"))?;
+            code = code * 16 + digit;
+            self.pos += 1;
+        }
+        Ok(code)
+    }
+
+    /// Reads a JSON number (after whitespace) per the JSON grammar.
+    pub fn number(&mut self, expected: &'static str) -> Result<JsonNumber<'a>, TextError> {
+        self.skip_whitespace();
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.skip_digits(),
+            _ => return Err(self.syntax_error(start, expected)),
+        }
+        let mut is_integer = true;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            self.require_digits()?;
+            is_integer = false;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            self.require_digits()?;
+            is_integer = false;
+        }
+        Ok(JsonNumber {
+            offset: start,
+            text: &self.text[start..self.pos],
+            is_integer,
+        })
+    }
+
+    fn skip_digits(&mut self) {
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.pos += 1;
+        }
+    }
+
+    fn require_digits(&mut self) -> Result<(), TextError> {
+        if !matches!(self.peek(), Some(b'0'..=b'9')) {
+            return Err(self.syntax_error(self.pos, "a digit"));
+        }
+        self.skip_digits();
+        Ok(())
+    }
+
+    /// Checks that only whitespace is left.
+    pub fn finish(&mut self) -> Result<(), TextError> {
+        self.skip_whitespace();
+        if self.pos < self.text.len() {
+            return Err(self.syntax_error(self.pos, "end of input"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn string(text: &str) -> Result<String, TextError> {
+        let mut r = JsonReader::new(text);
+        let s = r.string()?.into_owned();
+        r.finish()?;
+        Ok(s)
+    }
+
+    #[test]
+    fn strings_and_escapes() {
+        assert_eq!(string(r#""plain""#), Ok("plain".into()));
+        assert_eq!(string(r#" "a\"b\\c\/d\n\t" "#), Ok("a\"b\\c/d\n\t".into()));
+        assert_eq!(string(r#""\u0076alue""#), Ok("value".into()));
+        assert_eq!(string(r#""é\u00e9""#), Ok("éé".into()));
+        assert_eq!(string(r#""\ud83d\ude00!""#), Ok("\u{1F600}!".into()));
+        assert!(string(r#""\ud83d""#).is_err(), "lone high surrogate");
+        assert!(string(r#""\ude00""#).is_err(), "lone low surrogate");
+        assert!(string(r#""\ud83d\u0041""#).is_err(), "high + non-low");
+        assert!(string(r#""\x""#).is_err());
+        assert!(string(r#""\u12""#).is_err());
+        assert!(string("\"a\u{1}\"").is_err(), "raw control character");
+        assert!(string(r#""open"#).is_err());
+        assert!(string(r#""a\"#).is_err());
+        assert!(string("").is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        let parse = |t: &str| {
+            let mut r = JsonReader::new(t);
+            let n = r.number("a number")?;
+            r.finish()?;
+            Ok::<_, TextError>((n.to_u64(), n.to_i128(), n.is_integer))
+        };
+        assert_eq!(parse("0").ok(), Some((Some(0), Some(0), true)));
+        assert_eq!(parse("-0").ok(), Some((None, Some(0), true)));
+        assert_eq!(
+            parse("18446744073709551615").ok(),
+            Some((Some(u64::MAX), Some(u64::MAX.into()), true))
+        );
+        assert_eq!(
+            parse("18446744073709551616").ok(),
+            Some((None, Some(1 << 64), true))
+        );
+        assert_eq!(parse("-12").ok(), Some((None, Some(-12), true)));
+        assert_eq!(parse("1.5").ok(), Some((None, None, false)));
+        assert_eq!(parse("1e3").ok(), Some((None, None, false)));
+        assert_eq!(parse("1E+3").ok(), Some((None, None, false)));
+        for bad in [
+            "", "-", "+1", "01", ".5", "1.", "1e", "1e+", "0x10", "Infinity", "NaN",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn syntax_error_names_found_char() {
+        let mut r = JsonReader::new("  x");
+        let err = r.expect(b'{', "'{'").expect_err("not an object");
+        assert_eq!(
+            err,
+            TextError::Syntax {
+                offset: 2,
+                expected: "'{'",
+                found: Some('x')
+            }
+        );
+        assert_eq!(err.to_string(), "expected '{' at offset 2, found 'x'");
+    }
+
+    #[test]
+    fn excerpt_cuts_long_text() {
+        assert_eq!(excerpt("short"), "short");
+        let long = "é".repeat(100);
+        assert_eq!(excerpt(&long).chars().count(), EXCERPT_CHARS + 3);
+    }
+}

@@ -1,0 +1,269 @@
+//! Property tests of the PN counter (DESIGN §6): merge algebra, agreement of the owned,
+//! in-place and byte-level paths, exact round trips, robustness on hostile input, and
+//! convergence of replicas exchanging states.
+
+use crdt_core::{merge_encoded, CounterView, NodeId, PnCounter};
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+/// Node ids come from a small pool so that random states share nodes.
+const POOL: u32 = 12;
+
+fn pool_node(i: u32) -> NodeId {
+    // Derived ids: their byte order is unrelated to the index, like real node ids.
+    NodeId::derive(0x5eed, i)
+}
+
+fn arb_delta() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        8 => -1_000i64..1_000,
+        2 => any::<i64>(),
+        1 => Just(i64::MIN),
+        1 => Just(i64::MAX),
+    ]
+}
+
+/// A state built the only way a node builds one: adds, here on 1–8 nodes of the pool.
+/// Adds refused for overflow are skipped, as the extension would raise an error for them.
+fn arb_counter() -> impl Strategy<Value = PnCounter> {
+    (
+        proptest::sample::subsequence((0..POOL).collect::<Vec<_>>(), 1..=8),
+        proptest::collection::vec((any::<Index>(), arb_delta()), 1..24),
+    )
+        .prop_map(|(nodes, ops)| {
+            let mut counter = PnCounter::new();
+            for (which, delta) in ops {
+                let _ = counter.add(pool_node(*which.get(&nodes)), delta);
+            }
+            counter
+        })
+}
+
+/// Merged states too, which may hold values beyond `i64`.
+fn arb_state() -> impl Strategy<Value = PnCounter> {
+    proptest::collection::vec(arb_counter(), 1..4).prop_map(|parts| {
+        let mut state = PnCounter::new();
+        for part in &parts {
+            state.merge(part);
+        }
+        state
+    })
+}
+
+fn merged(a: &PnCounter, b: &PnCounter) -> PnCounter {
+    let mut out = a.clone();
+    out.merge(b);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn merge_is_commutative(a in arb_state(), b in arb_state()) {
+        prop_assert_eq!(merged(&a, &b).encode(), merged(&b, &a).encode());
+    }
+
+    #[test]
+    fn merge_is_associative(a in arb_state(), b in arb_state(), c in arb_state()) {
+        prop_assert_eq!(
+            merged(&merged(&a, &b), &c).encode(),
+            merged(&a, &merged(&b, &c)).encode()
+        );
+    }
+
+    #[test]
+    fn merge_is_idempotent(a in arb_state(), b in arb_state()) {
+        prop_assert_eq!(merged(&a, &a).encode(), a.encode());
+        let ab = merged(&a, &b);
+        prop_assert_eq!(merged(&ab, &b).encode(), ab.encode());
+        prop_assert_eq!(merged(&ab, &a).encode(), ab.encode());
+    }
+
+    #[test]
+    fn byte_and_view_merges_equal_owned_merge(a in arb_state(), b in arb_state()) {
+        let expected = merged(&a, &b).encode();
+        let (a_bytes, b_bytes) = (a.encode(), b.encode());
+        let mut out = Vec::new();
+        prop_assert!(merge_encoded(&a_bytes, &b_bytes, &mut out).is_ok());
+        prop_assert_eq!(&out, &expected);
+        let mut via_view = a.clone();
+        via_view.merge_view(&CounterView::parse(&b_bytes).expect("valid"));
+        prop_assert_eq!(via_view.encode(), expected);
+    }
+
+    #[test]
+    fn binary_round_trip_is_exact(a in arb_state()) {
+        let bytes = a.encode();
+        prop_assert_eq!(bytes.len(), a.encoded_len());
+        let decoded = PnCounter::decode(&bytes).expect("own encoding decodes");
+        prop_assert_eq!(&decoded, &a);
+        prop_assert_eq!(decoded.encode(), bytes);
+    }
+
+    #[test]
+    fn text_round_trip_is_exact(a in arb_state()) {
+        let text = a.to_text();
+        let parsed = PnCounter::from_text(&text).expect("own text parses");
+        prop_assert_eq!(&parsed, &a);
+        prop_assert_eq!(parsed.to_text(), text);
+    }
+
+    #[test]
+    fn view_agrees_with_owned(a in arb_state()) {
+        let bytes = a.encode();
+        let view = CounterView::parse(&bytes).expect("valid");
+        prop_assert_eq!(view.value(), a.value());
+        prop_assert_eq!(view.value_i64(), a.value_i64());
+        prop_assert_eq!(view.len(), a.len());
+        prop_assert_eq!(view.to_text(), a.to_text());
+        prop_assert_eq!(view.to_counter(), a);
+    }
+
+}
+
+// Hostile-input checks are cheap per case, so they get more cases.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Whatever is accepted is canonical: it re-encodes to the very same bytes. Decoding and
+    /// in-place parsing accept exactly the same inputs.
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        mut bytes in proptest::collection::vec(any::<u8>(), 0..200),
+        versioned in any::<bool>(),
+    ) {
+        if versioned && !bytes.is_empty() {
+            bytes[0] = 1; // get past the version byte more often
+        }
+        let decoded = PnCounter::decode(&bytes);
+        prop_assert_eq!(decoded.is_ok(), CounterView::parse(&bytes).is_ok());
+        if let Ok(counter) = decoded {
+            prop_assert_eq!(counter.encode(), bytes);
+        }
+    }
+
+    #[test]
+    fn mutated_encodings_never_panic(
+        a in arb_state(),
+        flips in proptest::collection::vec((any::<Index>(), 0u8..8), 0..4),
+        cut in any::<Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let mut bytes = a.encode();
+        for (at, bit) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+        }
+        if truncate {
+            bytes.truncate(cut.index(bytes.len() + 1));
+        }
+        let decoded = PnCounter::decode(&bytes);
+        prop_assert_eq!(decoded.is_ok(), CounterView::parse(&bytes).is_ok());
+        if let Ok(counter) = decoded {
+            prop_assert_eq!(counter.encode(), bytes.clone());
+            // Accepted bytes merge like any other state.
+            let mut out = Vec::new();
+            prop_assert!(merge_encoded(&bytes, &a.encode(), &mut out).is_ok());
+            prop_assert_eq!(out, merged(&counter, &a).encode());
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in any::<String>()) {
+        if let Ok(counter) = PnCounter::from_text(&text) {
+            prop_assert_eq!(PnCounter::from_text(&counter.to_text()), Ok(counter));
+        }
+    }
+
+    /// JSON-shaped noise reaches deeper into the parser than arbitrary strings.
+    #[test]
+    fn json_like_text_never_panics(text in r#"[{}\[\]",: 0-9a-fA-F\-.eE\\u]{0,120}"#) {
+        if let Ok(counter) = PnCounter::from_text(&text) {
+            prop_assert_eq!(PnCounter::from_text(&counter.to_text()), Ok(counter));
+        }
+    }
+
+    #[test]
+    fn mutated_text_never_panics(
+        a in arb_state(),
+        edits in proptest::collection::vec((any::<Index>(), any::<char>(), any::<bool>()), 1..4),
+    ) {
+        let mut chars: Vec<char> = a.to_text().chars().collect();
+        for (at, c, replace) in edits {
+            let i = at.index(chars.len());
+            if replace { chars[i] = c } else { chars.remove(i); }
+        }
+        let text: String = chars.into_iter().collect();
+        if let Ok(counter) = PnCounter::from_text(&text) {
+            prop_assert_eq!(PnCounter::from_text(&counter.to_text()), Ok(counter));
+        }
+    }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Replicas that add on their own node and exchange whole states in any order: at every
+    /// moment a replica's value is the start value plus, per node, the prefix of that node's
+    /// increments it has seen; once everyone has seen everything, all replicas are identical
+    /// and hold the start value plus every increment exactly once.
+    #[test]
+    fn replicas_converge_to_the_sum_of_all_increments(
+        replica_count in 2usize..=5,
+        start in -100i64..100,
+        steps in proptest::collection::vec(
+            (any::<Index>(), any::<Index>(), -50i64..50, any::<bool>()), 0..60),
+    ) {
+        let nodes: Vec<NodeId> = (0..replica_count as u32).map(pool_node).collect();
+        let mut replicas = vec![PnCounter::from_value(nodes[0], start); replica_count];
+        // own[k]: node k's increments, in the order it made them.
+        let mut own: Vec<Vec<i64>> = vec![Vec::new(); replica_count];
+        // seen[r][k]: how many of node k's increments replica r has seen.
+        let mut seen = vec![vec![0usize; replica_count]; replica_count];
+        let expected = |seen_by_r: &[usize], own: &[Vec<i64>]| -> i128 {
+            i128::from(start)
+                + seen_by_r
+                    .iter()
+                    .zip(own)
+                    .map(|(&n, ops)| ops[..n].iter().map(|&d| i128::from(d)).sum::<i128>())
+                    .sum::<i128>()
+        };
+        for (i, j, delta, is_add) in steps {
+            let (i, j) = (i.index(replica_count), j.index(replica_count));
+            if is_add {
+                replicas[i].add(nodes[i], delta).expect("small deltas never overflow");
+                own[i].push(delta);
+                seen[i][i] = own[i].len();
+            } else {
+                let from = replicas[j].clone();
+                replicas[i].merge(&from);
+                let theirs = seen[j].clone();
+                for (mine, theirs) in seen[i].iter_mut().zip(theirs) {
+                    *mine = (*mine).max(theirs);
+                }
+            }
+            for r in 0..replica_count {
+                prop_assert_eq!(replicas[r].value(), expected(&seen[r], &own));
+            }
+        }
+        // Heal: gather everything (in two different orders), then give it to everyone.
+        let mut forward = PnCounter::new();
+        for r in &replicas {
+            forward.merge(r);
+        }
+        let mut backward = PnCounter::new();
+        for r in replicas.iter().rev() {
+            backward.merge(r);
+        }
+        prop_assert_eq!(forward.encode(), backward.encode());
+        let total: i128 = i128::from(start)
+            + own.iter().flatten().map(|&d| i128::from(d)).sum::<i128>();
+        for r in &mut replicas {
+            r.merge(&forward);
+            prop_assert_eq!(r.encode(), forward.encode());
+            prop_assert_eq!(r.value(), total);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+# Shared by the scripts: paths, idempotent installation of what is missing, throwaway clusters.
+# Sourced, not run. Every function is safe to call again.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PGRX_HOME="$REPO_ROOT/pgrx-config"      # checked-in pgrx config, not ~/.pgrx
+export PATH="$HOME/.cargo/bin:$PATH"
+PG_MAJOR=15
+PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
+PG_CONFIG="$PG_BIN/pg_config"
+PGRX_VERSION=0.18.0
+DEBIAN_PACKAGES=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang sudo)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+# Installs the Debian packages that are not installed yet; does nothing (and asks no mirror)
+# when all are present.
+ensure_debian_packages() {
+    local missing=() package
+    for package in "${DEBIAN_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$package")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        log "installing ${missing[*]}"
+        $SUDO apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+# Installs cargo-pgrx at exactly the version the crate pins, unless it is already there.
+ensure_cargo_pgrx() {
+    if ! cargo pgrx --version 2>/dev/null | grep -qx "cargo-pgrx $PGRX_VERSION"; then
+        log "installing cargo-pgrx $PGRX_VERSION (a few minutes, once)"
+        cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+    fi
+}
+
+ensure_dependencies() {
+    ensure_debian_packages
+    ensure_cargo_pgrx
+}
+
+# Builds the extension and installs it into PostgreSQL 15's directories.
+# $1: "release" (default) or "debug".
+install_extension() {
+    local profile_flag=(--release)
+    if [ "${1:-release}" = "debug" ]; then profile_flag=(); fi
+    log "building and installing the extension (${1:-release})"
+    (cd "$REPO_ROOT" && cargo pgrx install "${profile_flag[@]}" --pg-config "$PG_CONFIG" \
+        ${SUDO:+--sudo} >/dev/null)
+}
+
+# Prints a loopback TCP port nothing listens on, starting the search at $1.
+free_port() {
+    local port="${1:-54320}"
+    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    echo "$port"
+}
+
+# A scratch directory the postgres user can write (PostgreSQL refuses to run as root).
+postgres_scratch_dir() {
+    local dir
+    dir="$(mktemp -d /tmp/crdt.XXXXXX)"
+    chmod 755 "$dir"
+    $SUDO chown postgres:postgres "$dir"
+    echo "$dir"
+}
+
+# Runs a command as the postgres user, from a directory it can enter.
+as_postgres() {
+    if [ "$(id -un)" = "postgres" ]; then "$@"; else (cd /tmp && sudo -u postgres "$@"); fi
+}
+
+# Starts a throwaway cluster as postgres in $1 on loopback port $2 with logical WAL.
+start_cluster() {
+    local dir="$1" port="$2"
+    as_postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust --no-sync >/dev/null
+    as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c wal_level=logical" \
+        start >/dev/null
+}
+
+# Stops the cluster in $1 (if running) and removes the directory.
+destroy_cluster() {
+    local dir="$1"
+    [ -d "$dir" ] || return 0
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    $SUDO rm -rf "$dir"
+}

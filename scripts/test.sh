@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: core unit and property tests, #[pg_test] tests inside PostgreSQL, and
+# the tests/pg_regress golden files through PostgreSQL's own pg_regress. Exits non-zero on any
+# failure. Installs what is missing first (fast when everything is there).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ensure_dependencies
+cd "$REPO_ROOT"
+
+log "core: unit and property tests"
+cargo test -p crdt-core
+
+log "extension: #[pg_test] tests in PostgreSQL $PG_MAJOR"
+PGDATA_DIR="$(postgres_scratch_dir)"
+trap '$SUDO rm -rf "$PGDATA_DIR"' EXIT
+# pgrx initialises the cluster itself: hand it a path that does not exist yet, under a
+# directory postgres owns.
+cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$PGDATA_DIR/pgdata"
+
+install_extension debug
+"$REPO_ROOT/scripts/regress.sh"

@@ -1,0 +1,50 @@
+//! Turning core errors into PostgreSQL errors with precise SQLSTATEs.
+//!
+//! `panic!`/`unwrap()` would surface as `XX000 internal error`; every user-reachable failure goes
+//! through here instead so clients can tell bad input (`22P02`) from overflow (`22003`).
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::PgSqlErrorCode;
+
+/// `22P02`: a value's text or binary form could not be read as `type_name`.
+pub fn invalid_representation(type_name: &str, detail: impl std::fmt::Display) -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+        format!("invalid input syntax for type {type_name}"),
+        "crdt",
+    )
+    .set_detail(detail.to_string())
+}
+
+/// `22P02` for binary input: same code as text, but says where the bytes came from.
+pub fn invalid_binary(type_name: &str, detail: impl std::fmt::Display) -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+        format!("invalid binary representation for type {type_name}"),
+        "crdt",
+    )
+    .set_detail(detail.to_string())
+}
+
+/// `22003`: an arithmetic result does not fit the type.
+pub fn out_of_range(what: impl Into<String>) -> ErrorReport {
+    ErrorReport::new(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, what.into(), "crdt")
+}
+
+/// `XX001`: a stored datum is not in a format this build wrote. Never user input: values are
+/// validated completely on the way in, so this means on-disk corruption.
+pub fn corrupt_datum(type_name: &str, detail: impl std::fmt::Display) -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+        format!("stored value of type {type_name} is corrupt"),
+        "crdt",
+    )
+    .set_detail(detail.to_string())
+}
+
+/// Raises `report` as an ERROR. Only for paths that cannot return a `Result` (pgrx's
+/// `InOutFuncs::input`); everything else returns `Result<_, ErrorReport>`.
+pub fn raise(report: ErrorReport) -> ! {
+    report.report(pgrx::PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}

@@ -1,0 +1,28 @@
+//! `crdt`: conflict-free replicated columns for PostgreSQL.
+//!
+//! This crate only binds SQL to the pure core in `crdt_core`; nothing about merging is decided
+//! here. One module per SQL feature.
+
+mod aggregates;
+mod clock;
+mod error;
+mod gucs;
+mod types;
+
+pgrx::pg_module_magic!();
+
+/// Registers the `crdt.*` settings when the library is loaded.
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
+
+/// Hooks `cargo pgrx test` needs: no extra setup, no extra server settings.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

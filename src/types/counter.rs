@@ -1,0 +1,228 @@
+//! `crdt.counter`: an additive (PN) counter column (DESIGN §4.1).
+//!
+//! The datum is the core crate's compact encoding in a plain varlena. Text and binary input
+//! validate completely; merge and value reads work on the bytes without building the state.
+
+use std::ffi::CStr;
+
+use crdt_core::{CounterView, PnCounter};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::{InOutFuncs, Internal, StringInfo};
+
+use crate::clock::local_node_id;
+use crate::error::{corrupt_datum, invalid_binary, invalid_representation, out_of_range, raise};
+use crate::types::stored_as_varlena;
+
+const TYPE_NAME: &str = "crdt.counter";
+
+/// An additive counter: per node, the sum of its increments and of its decrements.
+/// Its value is Σinc − Σdec; `crdt.merge` takes, per node, the larger of each sum.
+#[derive(PostgresType)]
+#[inoutfuncs]
+#[bikeshed_postgres_type_manually_impl_from_into_datum]
+pub struct Counter {
+    encoded: Vec<u8>,
+}
+
+impl Counter {
+    fn from_stored(encoded: Vec<u8>) -> Self {
+        Counter { encoded }
+    }
+
+    fn stored(&self) -> &[u8] {
+        &self.encoded
+    }
+
+    fn from_state(state: &PnCounter) -> Self {
+        Counter { encoded: state.encode() }
+    }
+
+    fn state(&self) -> Result<PnCounter, ErrorReport> {
+        PnCounter::decode(&self.encoded).map_err(|err| corrupt_datum(TYPE_NAME, err))
+    }
+
+    fn view(&self) -> Result<CounterView<'_>, ErrorReport> {
+        CounterView::parse(&self.encoded).map_err(|err| corrupt_datum(TYPE_NAME, err))
+    }
+
+    /// Adds `delta` to this node's slot; overflow of the slot or of the value is `22003`.
+    fn add_local(&self, delta: i64) -> Result<Counter, ErrorReport> {
+        let mut state = self.state()?;
+        state
+            .add(local_node_id(), delta)
+            .map_err(|_| out_of_range(format!("{TYPE_NAME} value out of range")))?;
+        Ok(Counter::from_state(&state))
+    }
+}
+
+stored_as_varlena!(Counter, "crdt.counter");
+
+impl InOutFuncs for Counter {
+    fn input(input: &CStr) -> Self {
+        let parsed = input
+            .to_str()
+            .map_err(|err| invalid_representation(TYPE_NAME, err))
+            .and_then(|text| {
+                PnCounter::from_text(text).map_err(|err| invalid_representation(TYPE_NAME, err))
+            });
+        match parsed {
+            Ok(state) => Counter::from_state(&state),
+            Err(report) => raise(report),
+        }
+    }
+
+    fn output(&self, buffer: &mut StringInfo) {
+        match self.state() {
+            Ok(state) => buffer.push_str(&state.to_text()),
+            Err(report) => raise(report),
+        }
+    }
+}
+
+/// Binary input (`COPY ... (FORMAT binary)`, binary replication): the compact encoding itself,
+/// validated completely and consumed whole.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn counter_recv(mut internal: Internal) -> Result<Counter, ErrorReport> {
+    // SAFETY: PostgreSQL calls a type's receive function with a StringInfo as `internal`.
+    let buf = unsafe { internal.get_mut::<pg_sys::StringInfoData>() }
+        .ok_or_else(|| invalid_binary(TYPE_NAME, "no input buffer"))?;
+    let len = usize::try_from(buf.len - buf.cursor).unwrap_or(0);
+    // SAFETY: `data[cursor..len]` are the message bytes not yet consumed.
+    let bytes = unsafe { std::slice::from_raw_parts(buf.data.add(buf.cursor as usize) as *const u8, len) };
+    let state = PnCounter::decode(bytes).map_err(|err| invalid_binary(TYPE_NAME, err))?;
+    buf.cursor = buf.len;
+    Ok(Counter::from_state(&state))
+}
+
+/// Binary output: the compact encoding.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn counter_send(counter: Counter) -> Vec<u8> {
+    counter.encoded
+}
+
+/// `counter + bigint`: adds to this node's slot (negative amounts count as decrements).
+#[pg_operator(stable, strict, parallel_safe)]
+#[opname(+)]
+fn counter_plus_bigint(counter: Counter, amount: i64) -> Result<Counter, ErrorReport> {
+    counter.add_local(amount)
+}
+
+/// `counter + integer`: as `counter + bigint`.
+#[pg_operator(stable, strict, parallel_safe)]
+#[opname(+)]
+fn counter_plus_integer(counter: Counter, amount: i32) -> Result<Counter, ErrorReport> {
+    counter.add_local(i64::from(amount))
+}
+
+/// `counter - bigint`: subtracts in this node's slot.
+#[pg_operator(stable, strict, parallel_safe)]
+#[opname(-)]
+fn counter_minus_bigint(counter: Counter, amount: i64) -> Result<Counter, ErrorReport> {
+    let negated = amount
+        .checked_neg()
+        .ok_or_else(|| out_of_range(format!("{TYPE_NAME} value out of range")))?;
+    counter.add_local(negated)
+}
+
+/// `counter - integer`: as `counter - bigint`.
+#[pg_operator(stable, strict, parallel_safe)]
+#[opname(-)]
+fn counter_minus_integer(counter: Counter, amount: i32) -> Result<Counter, ErrorReport> {
+    counter.add_local(-i64::from(amount))
+}
+
+/// Cast `bigint → counter`: the value is credited to this node.
+#[pg_extern(stable, strict, parallel_safe)]
+fn counter_from_bigint(value: i64) -> Counter {
+    Counter::from_state(&PnCounter::from_value(local_node_id(), value))
+}
+
+/// Cast `integer → counter`: the value is credited to this node.
+#[pg_extern(stable, strict, parallel_safe)]
+fn counter_from_integer(value: i32) -> Counter {
+    counter_from_bigint(i64::from(value))
+}
+
+/// Cast `counter → bigint`: the counter's value; `22003` if merged increments exceed bigint.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn counter_to_bigint(counter: Counter) -> Result<i64, ErrorReport> {
+    let value = counter.view()?.value();
+    i64::try_from(value)
+        .map_err(|_| out_of_range(format!("{TYPE_NAME} value {value} is out of range for type bigint")))
+}
+
+/// Merges two counter states: per node, the larger increment and decrement sums.
+/// Commutative, associative and idempotent, so replicas converge in any delivery order.
+#[pg_extern(immutable, strict, parallel_safe, name = "merge")]
+fn merge_counters(left: Counter, right: Counter) -> Result<Counter, ErrorReport> {
+    let mut merged = Vec::with_capacity(left.encoded.len().max(right.encoded.len()));
+    crdt_core::merge_encoded(&left.encoded, &right.encoded, &mut merged)
+        .map_err(|err| corrupt_datum(TYPE_NAME, err))?;
+    Ok(Counter::from_stored(merged))
+}
+
+extension_sql!(
+    r#"
+-- Binary I/O: pgrx's derive only wires text I/O; ours is the compact encoding, not CBOR.
+ALTER TYPE counter SET (RECEIVE = counter_recv, SEND = counter_send);
+
+-- A number assigned to a counter column (INSERT ... VALUES (5), DEFAULT 0) becomes this node's
+-- contribution; a counter used where a number is expected (comparisons, sum(), avg()) is its value.
+CREATE CAST (bigint AS counter) WITH FUNCTION counter_from_bigint(bigint) AS ASSIGNMENT;
+CREATE CAST (integer AS counter) WITH FUNCTION counter_from_integer(integer) AS ASSIGNMENT;
+CREATE CAST (counter AS bigint) WITH FUNCTION counter_to_bigint(counter) AS IMPLICIT;
+"#,
+    name = "counter_binary_io_and_casts",
+    requires = [
+        Counter,
+        counter_recv,
+        counter_send,
+        counter_from_bigint,
+        counter_from_integer,
+        counter_to_bigint
+    ]
+);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    const NODE_A: &str = "SET crdt.node_id = 'aaaaaaaa-0000-0000-0000-000000000000'";
+    const NODE_B: &str = "SET crdt.node_id = 'bbbbbbbb-0000-0000-0000-000000000000'";
+
+    fn value_of(sql: &str) -> i64 {
+        Spi::get_one::<i64>(sql).unwrap().unwrap()
+    }
+
+    #[pg_test]
+    fn inventory_case_merges_to_nine_in_both_orders() {
+        Spi::run(NODE_A).unwrap();
+        Spi::run("CREATE TEMP TABLE replicas (node text, c crdt.counter)").unwrap();
+        Spi::run("INSERT INTO replicas VALUES ('base', 5)").unwrap();
+        Spi::run("INSERT INTO replicas SELECT 'a', c + 5 FROM replicas WHERE node = 'base'").unwrap();
+        Spi::run(NODE_B).unwrap();
+        Spi::run("INSERT INTO replicas SELECT 'b', c - 1 FROM replicas WHERE node = 'base'").unwrap();
+        let ab = "SELECT crdt.merge(a.c, b.c)::bigint FROM replicas a, replicas b \
+                  WHERE a.node = 'a' AND b.node = 'b'";
+        let ba = "SELECT crdt.merge(b.c, a.c)::bigint FROM replicas a, replicas b \
+                  WHERE a.node = 'a' AND b.node = 'b'";
+        assert_eq!(value_of(ab), 9);
+        assert_eq!(value_of(ba), 9);
+    }
+
+    #[pg_test]
+    fn text_round_trip_is_exact() {
+        Spi::run(NODE_A).unwrap();
+        let text = Spi::get_one::<String>("SELECT ((7::crdt.counter) - 2)::text").unwrap().unwrap();
+        let again = Spi::get_one::<String>(&format!("SELECT '{text}'::crdt.counter::text")).unwrap().unwrap();
+        assert_eq!(text, again);
+        assert!(text.starts_with("{\"value\": 5"), "{text}");
+    }
+
+    #[pg_test(error = "crdt.counter value out of range")]
+    fn overflow_is_an_error_not_a_wrap() {
+        Spi::run("SELECT (9223372036854775807::crdt.counter) + 1").unwrap();
+    }
+}

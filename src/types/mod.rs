@@ -1,0 +1,123 @@
+//! The extension's SQL types and the varlena plumbing they share.
+
+pub mod counter;
+
+/// Implements pgrx's datum traits for a type stored as one plain varlena of its core crate's
+/// encoding (never pgrx's default CBOR), given the SQL type's qualified name.
+///
+/// The Rust type must have `fn from_stored(Vec<u8>) -> Self` and `fn stored(&self) -> &[u8]`.
+macro_rules! stored_as_varlena {
+    ($ty:ty, $sql_name:literal) => {
+        impl ::pgrx::datum::IntoDatum for $ty {
+            fn into_datum(self) -> Option<::pgrx::pg_sys::Datum> {
+                Some($crate::types::bytes_into_varlena_datum(self.stored()))
+            }
+
+            fn type_oid() -> ::pgrx::pg_sys::Oid {
+                thread_local! {
+                    static OID: ::std::cell::Cell<Option<::pgrx::pg_sys::Oid>> =
+                        const { ::std::cell::Cell::new(None) };
+                }
+                OID.with(|cell| {
+                    cell.get().unwrap_or_else(|| {
+                        // Qualified, so it resolves with the apply worker's empty search_path.
+                        let oid = ::pgrx::wrappers::regtypein($sql_name);
+                        cell.set(Some(oid));
+                        oid
+                    })
+                })
+            }
+        }
+
+        impl ::pgrx::datum::FromDatum for $ty {
+            unsafe fn from_polymorphic_datum(
+                datum: ::pgrx::pg_sys::Datum,
+                is_null: bool,
+                _typoid: ::pgrx::pg_sys::Oid,
+            ) -> Option<Self> {
+                if is_null || datum.is_null() {
+                    return None;
+                }
+                // SAFETY: a non-null datum of this type is a (possibly toasted) varlena.
+                Some(Self::from_stored(unsafe { $crate::types::varlena_datum_bytes(datum) }))
+            }
+        }
+
+        unsafe impl ::pgrx::callconv::BoxRet for $ty {
+            unsafe fn box_into<'fcx>(
+                self,
+                fcinfo: &mut ::pgrx::callconv::FcInfo<'fcx>,
+            ) -> ::pgrx::datum::Datum<'fcx> {
+                match ::pgrx::datum::IntoDatum::into_datum(self) {
+                    None => fcinfo.return_null(),
+                    // SAFETY: a freshly palloc'd varlena of the function's declared return type.
+                    Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
+                }
+            }
+        }
+
+        unsafe impl ::pgrx::datum::UnboxDatum for $ty {
+            type As<'dat>
+                = Self
+            where
+                Self: 'dat;
+            unsafe fn unbox<'dat>(datum: ::pgrx::datum::Datum<'dat>) -> Self::As<'dat>
+            where
+                Self: 'dat,
+            {
+                // SAFETY: callers only unbox non-null datums of this type.
+                Self::from_stored(unsafe { $crate::types::varlena_datum_bytes(datum.sans_lifetime()) })
+            }
+        }
+
+        unsafe impl<'fcx> ::pgrx::callconv::ArgAbi<'fcx> for $ty {
+            unsafe fn unbox_arg_unchecked(arg: ::pgrx::callconv::Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                // SAFETY: pgrx only calls this for arguments of this type; strict functions
+                // never see NULL here.
+                unsafe {
+                    arg.unbox_arg_using_from_datum()
+                        .unwrap_or_else(|| panic!("argument {index} must not be null"))
+                }
+            }
+
+            unsafe fn unbox_nullable_arg(
+                arg: ::pgrx::callconv::Arg<'_, 'fcx>,
+            ) -> ::pgrx::nullable::Nullable<Self> {
+                // SAFETY: as above; NULL maps to Nullable::Null.
+                unsafe { arg.unbox_arg_using_from_datum().into() }
+            }
+        }
+    };
+}
+pub(crate) use stored_as_varlena;
+
+/// Copies `bytes` into a new palloc'd varlena with a 4-byte header.
+pub fn bytes_into_varlena_datum(bytes: &[u8]) -> pgrx::pg_sys::Datum {
+    let total = pgrx::pg_sys::VARHDRSZ + bytes.len();
+    // SAFETY: palloc either returns `total` writable bytes or raises an ERROR; the copy stays
+    // inside them, and the header written is the length PostgreSQL reads back.
+    unsafe {
+        let varlena = pgrx::pg_sys::palloc(total) as *mut pgrx::pg_sys::varlena;
+        pgrx::set_varsize_4b(varlena, total as i32);
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            (varlena as *mut u8).add(pgrx::pg_sys::VARHDRSZ),
+            bytes.len(),
+        );
+        pgrx::pg_sys::Datum::from(varlena)
+    }
+}
+
+/// The payload of a varlena datum, detoasted and decompressed, copied into Rust memory.
+///
+/// # Safety
+/// `datum` must be a non-null varlena datum.
+pub unsafe fn varlena_datum_bytes(datum: pgrx::pg_sys::Datum) -> Vec<u8> {
+    // SAFETY: per the contract; pg_detoast_datum_packed returns the value itself when it is
+    // neither toasted nor compressed, so short values are not copied twice.
+    unsafe {
+        let varlena = pgrx::pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+        pgrx::varlena_to_byte_slice(varlena).to_vec()
+    }
+}
