@@ -1,10 +1,29 @@
-//! Aggregates over CRDT states.
+//! Aggregates over CRDT columns.
 //!
 //! `crdt.merge_agg` folds any number of replicas' states into one with the type's own merge;
-//! the combine function is that same merge, so the aggregate runs in parallel plans.
-//! (`sum(counter)` needs no aggregate of ours: a counter casts implicitly to its bigint value.)
+//! its combine function is that same merge, so it runs in parallel plans. `crdt.sum` adds
+//! counters' values, exactly, in `numeric` (merged values may exceed bigint).
 
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
+use pgrx::AnyNumeric;
+
+use crate::types::counter::Counter;
+
+/// State transition of `crdt.sum(counter)`: adds the counter's value; NULL counters are skipped,
+/// so the sum of no rows (or of only NULLs) is NULL, as for PostgreSQL's own `sum`.
+#[pg_extern(immutable, parallel_safe)]
+fn counter_sum_step(
+    total: Option<AnyNumeric>,
+    counter: Option<Counter>,
+) -> Result<Option<AnyNumeric>, ErrorReport> {
+    let Some(counter) = counter else { return Ok(total) };
+    let value = counter.view()?.value();
+    Ok(Some(match total {
+        Some(total) => total + value,
+        None => AnyNumeric::from(value),
+    }))
+}
 
 extension_sql!(
     r#"
@@ -15,7 +34,15 @@ CREATE AGGREGATE merge_agg(counter) (
     PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE merge_agg(counter) IS 'Merges counter states from any number of replicas.';
+
+CREATE AGGREGATE sum(counter) (
+    SFUNC = counter_sum_step,
+    STYPE = numeric,
+    COMBINEFUNC = pg_catalog.numeric_add,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE sum(counter) IS 'Sum of the counters'' values, as numeric.';
 "#,
-    name = "counter_merge_agg",
-    requires = [crate::types::counter::merge_counters]
+    name = "counter_aggregates",
+    requires = [merge_counters, counter_sum_step]
 );

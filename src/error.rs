@@ -16,10 +16,11 @@ pub fn invalid_representation(type_name: &str, detail: impl std::fmt::Display) -
     .set_detail(detail.to_string())
 }
 
-/// `22P02` for binary input: same code as text, but says where the bytes came from.
+/// `22P02` for binary input too (DESIGN §4.3: one code for every malformed input path), with a
+/// message that says the bytes, not text, were wrong.
 pub fn invalid_binary(type_name: &str, detail: impl std::fmt::Display) -> ErrorReport {
     ErrorReport::new(
-        PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+        PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
         format!("invalid binary representation for type {type_name}"),
         "crdt",
     )

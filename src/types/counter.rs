@@ -3,12 +3,13 @@
 //! The datum is the core crate's compact encoding in a plain varlena. Text and binary input
 //! validate completely; merge and value reads work on the bytes without building the state.
 
+use std::cmp::Ordering;
 use std::ffi::CStr;
 
 use crdt_core::{CounterView, PnCounter};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{InOutFuncs, Internal, StringInfo};
+use pgrx::{AnyNumeric, InOutFuncs, Internal, StringInfo};
 
 use crate::clock::local_node_id;
 use crate::error::{corrupt_datum, invalid_binary, invalid_representation, out_of_range, raise};
@@ -42,7 +43,7 @@ impl Counter {
         PnCounter::decode(&self.encoded).map_err(|err| corrupt_datum(TYPE_NAME, err))
     }
 
-    fn view(&self) -> Result<CounterView<'_>, ErrorReport> {
+    pub(crate) fn view(&self) -> Result<CounterView<'_>, ErrorReport> {
         CounterView::parse(&self.encoded).map_err(|err| corrupt_datum(TYPE_NAME, err))
     }
 
@@ -144,7 +145,10 @@ fn counter_from_integer(value: i32) -> Counter {
     counter_from_bigint(i64::from(value))
 }
 
-/// Cast `counter → bigint`: the counter's value; `22003` if merged increments exceed bigint.
+/// Cast `counter → bigint` (explicit or on assignment): the counter's value; `22003` if merged
+/// increments exceed bigint. Deliberately not implicit: with an implicit cast, `n + 1` would
+/// silently resolve to `bigint + integer` wherever the `crdt` operators are not on the
+/// `search_path`, and assigning that number back would re-credit the whole value to one node.
 #[pg_extern(immutable, strict, parallel_safe)]
 fn counter_to_bigint(counter: Counter) -> Result<i64, ErrorReport> {
     let value = counter.view()?.value();
@@ -155,11 +159,50 @@ fn counter_to_bigint(counter: Counter) -> Result<i64, ErrorReport> {
 /// Merges two counter states: per node, the larger increment and decrement sums.
 /// Commutative, associative and idempotent, so replicas converge in any delivery order.
 #[pg_extern(immutable, strict, parallel_safe, name = "merge")]
-fn merge_counters(left: Counter, right: Counter) -> Result<Counter, ErrorReport> {
+pub(crate) fn merge_counters(left: Counter, right: Counter) -> Result<Counter, ErrorReport> {
     let mut merged = Vec::with_capacity(left.encoded.len().max(right.encoded.len()));
     crdt_core::merge_encoded(&left.encoded, &right.encoded, &mut merged)
         .map_err(|err| corrupt_datum(TYPE_NAME, err))?;
     Ok(Counter::from_stored(merged))
+}
+
+/// Orders a counter's value against a number in i128, so values beyond bigint compare correctly.
+fn compare_value(counter: &Counter, number: i64) -> Result<Ordering, ErrorReport> {
+    Ok(counter.view()?.value().cmp(&i128::from(number)))
+}
+
+/// Defines `counter OP bigint` and `bigint OP counter`, comparing the counter's value.
+macro_rules! value_comparisons {
+    ($($op:tt $counter_left:ident $number_left:ident $holds:path;)*) => {$(
+        #[doc = concat!("`counter ", stringify!($op), " bigint`: compares the counter's value.")]
+        #[pg_operator(immutable, strict, parallel_safe)]
+        #[opname($op)]
+        fn $counter_left(counter: Counter, number: i64) -> Result<bool, ErrorReport> {
+            compare_value(&counter, number).map($holds)
+        }
+
+        #[doc = concat!("`bigint ", stringify!($op), " counter`: compares with the counter's value.")]
+        #[pg_operator(immutable, strict, parallel_safe)]
+        #[opname($op)]
+        fn $number_left(number: i64, counter: Counter) -> Result<bool, ErrorReport> {
+            compare_value(&counter, number).map(|order| $holds(order.reverse()))
+        }
+    )*};
+}
+
+value_comparisons! {
+    =  counter_eq_bigint bigint_eq_counter Ordering::is_eq;
+    != counter_ne_bigint bigint_ne_counter Ordering::is_ne;
+    <  counter_lt_bigint bigint_lt_counter Ordering::is_lt;
+    <= counter_le_bigint bigint_le_counter Ordering::is_le;
+    >  counter_gt_bigint bigint_gt_counter Ordering::is_gt;
+    >= counter_ge_bigint bigint_ge_counter Ordering::is_ge;
+}
+
+/// The counter's value as `numeric`: exact for every state, also beyond the bigint range.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn value(counter: Counter) -> Result<AnyNumeric, ErrorReport> {
+    Ok(AnyNumeric::from(counter.view()?.value()))
 }
 
 extension_sql!(
@@ -168,10 +211,10 @@ extension_sql!(
 ALTER TYPE counter SET (RECEIVE = counter_recv, SEND = counter_send);
 
 -- A number assigned to a counter column (INSERT ... VALUES (5), DEFAULT 0) becomes this node's
--- contribution; a counter used where a number is expected (comparisons, sum(), avg()) is its value.
+-- contribution; a counter assigned to a number column is its value.
 CREATE CAST (bigint AS counter) WITH FUNCTION counter_from_bigint(bigint) AS ASSIGNMENT;
 CREATE CAST (integer AS counter) WITH FUNCTION counter_from_integer(integer) AS ASSIGNMENT;
-CREATE CAST (counter AS bigint) WITH FUNCTION counter_to_bigint(counter) AS IMPLICIT;
+CREATE CAST (counter AS bigint) WITH FUNCTION counter_to_bigint(counter) AS ASSIGNMENT;
 "#,
     name = "counter_binary_io_and_casts",
     requires = [

@@ -1,5 +1,7 @@
 -- crdt.counter: operators, casts, merge laws on concrete values, text round trips.
--- Two crdt.node_id values stand for two nodes.
+-- Two crdt.node_id values stand for two nodes. The operators live in schema crdt, like any
+-- extension's: put it on the search_path to write them unqualified.
+SET search_path = public, crdt;
 SET crdt.node_id = 'aaaaaaaa-0000-4000-8000-000000000001';
 SELECT crdt.node_id();
 
@@ -16,9 +18,16 @@ SELECT (5::crdt.counter + 5)::bigint AS ten,
        (5::crdt.counter - 7::bigint)::bigint AS minus_two;
 SELECT 5::crdt.counter + 5 - 2 + 1;
 
--- a counter reads as its value wherever a number is expected
+-- comparisons with numbers compare the value, in both orders
 SELECT 9::crdt.counter = 9 AS eq, 9::crdt.counter > 8 AS gt, 9::crdt.counter < 8 AS lt,
-       9::crdt.counter <> 9::bigint AS ne, 9::crdt.counter::bigint + 1 AS plus_one;
+       9::crdt.counter <> 9::bigint AS ne, 9::crdt.counter != 8 AS ne2,
+       9::crdt.counter <= 9 AS le, 9::crdt.counter >= 10 AS ge,
+       10 > 9::crdt.counter AS gt_r, 9 = 9::crdt.counter AS eq_r, 8 >= 9::crdt.counter AS ge_r,
+       8 < 9::crdt.counter AS lt_r, 9 <= 9::crdt.counter AS le_r, 9 <> 9::crdt.counter AS ne_r;
+-- values beyond bigint compare exactly
+SELECT '{"nodes": {"aaaaaaaa-0000-4000-8000-000000000001": [18446744073709551615, 0]}}'::crdt.counter
+       > 9223372036854775807 AS beyond_bigint;
+SELECT 9::crdt.counter::bigint + 1 AS plus_one, crdt.value(9::crdt.counter) AS numeric_value;
 
 -- a column: INSERT ... VALUES (5), DEFAULT 0, UPDATE ... SET n = n + 1
 CREATE TABLE stock (id int PRIMARY KEY, n crdt.counter NOT NULL DEFAULT 0);
@@ -27,7 +36,13 @@ INSERT INTO stock (id) VALUES (3);
 UPDATE stock SET n = n + 1;
 UPDATE stock SET n = n - 4 WHERE id = 2;
 SELECT id, n::bigint AS value, n FROM stock ORDER BY id;
-SELECT sum(n) AS total, avg(n) AS average, max(n::bigint) AS most FROM stock;
+SELECT sum(n) AS total, crdt.sum(n) AS qualified, avg(n::bigint) AS average, max(n::bigint) AS most
+FROM stock;
+SELECT sum(n) IS NULL AS no_rows_is_null FROM stock WHERE false;
+-- a counter assigned to a bigint column is its value
+CREATE TABLE plain (id int, n bigint);
+INSERT INTO plain SELECT id, n FROM stock;
+SELECT * FROM plain ORDER BY id;
 
 -- the inventory case: both nodes start from the same 5, A adds 5, B subtracts 1
 CREATE TABLE replica (node text PRIMARY KEY, c crdt.counter);
@@ -65,5 +80,12 @@ SELECT '{"nodes": {}}'::crdt.counter;
 SELECT '{"value": 18446744073709551615, "nodes": {"aaaaaaaa-0000-4000-8000-000000000001": [18446744073709551615, 0]}}'::crdt.counter;
 -- a merged value beyond bigint is kept exactly but cannot be read as bigint
 SELECT '{"nodes": {"aaaaaaaa-0000-4000-8000-000000000001": [18446744073709551615, 0]}}'::crdt.counter::bigint;
+SELECT crdt.value('{"nodes": {"aaaaaaaa-0000-4000-8000-000000000001": [18446744073709551615, 0], "bbbbbbbb-0000-4000-8000-000000000002": [18446744073709551615, 0]}}');
 -- text round trip through a table is exact
 SELECT c::text::crdt.counter::text = c::text AS round_trip FROM laws ORDER BY name;
+
+-- without crdt on the search_path the operators are not found: an error, never a silent
+-- fallback to bigint arithmetic
+RESET search_path;
+SELECT n + 1 FROM stock WHERE id = 1;
+SELECT n OPERATOR(crdt.+) 1 AS qualified FROM stock WHERE id = 1;

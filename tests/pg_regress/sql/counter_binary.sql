@@ -1,4 +1,5 @@
 -- crdt.counter binary send/recv: COPY ... (FORMAT binary) out and back in is exact.
+SET search_path = public, crdt;
 SET crdt.node_id = 'aaaaaaaa-0000-4000-8000-000000000001';
 CREATE TABLE src (id int PRIMARY KEY, c crdt.counter);
 INSERT INTO src VALUES (1, 5), (2, -3), (3, 0);
@@ -18,7 +19,7 @@ COPY dst FROM :'copyfile' (FORMAT binary);
 SELECT s.id, s.c::text = d.c::text AS same, d.c
 FROM src s JOIN dst d USING (id) ORDER BY s.id;
 
--- garbage and truncated binary values are rejected with 22P03
+-- garbage and truncated binary values are rejected with 22P02
 \set VERBOSITY sqlstate
 COPY (SELECT 'not a counter'::bytea) TO :'copyfile' (FORMAT binary);
 CREATE TABLE bad (c crdt.counter);

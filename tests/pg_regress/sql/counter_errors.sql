@@ -1,5 +1,6 @@
 -- Bad input to every crdt.counter entry point gets a precise SQLSTATE, never XX000.
 \set VERBOSITY sqlstate
+SET search_path = public, crdt;
 SET crdt.node_id = 'aaaaaaaa-0000-4000-8000-000000000001';
 
 -- malformed text: 22P02
