@@ -235,12 +235,18 @@ mod tests {
     const NODE_A: &str = "SET crdt.node_id = 'aaaaaaaa-0000-0000-0000-000000000000'";
     const NODE_B: &str = "SET crdt.node_id = 'bbbbbbbb-0000-0000-0000-000000000000'";
 
+    /// The operators live in schema crdt; tests use them unqualified, as README tells users to.
+    fn use_crdt_schema() {
+        Spi::run("SET LOCAL search_path = tests, crdt, public").unwrap();
+    }
+
     fn value_of(sql: &str) -> i64 {
         Spi::get_one::<i64>(sql).unwrap().unwrap()
     }
 
     #[pg_test]
     fn inventory_case_merges_to_nine_in_both_orders() {
+        use_crdt_schema();
         Spi::run(NODE_A).unwrap();
         Spi::run("CREATE TEMP TABLE replicas (node text, c crdt.counter)").unwrap();
         Spi::run("INSERT INTO replicas VALUES ('base', 5)").unwrap();
@@ -257,6 +263,7 @@ mod tests {
 
     #[pg_test]
     fn text_round_trip_is_exact() {
+        use_crdt_schema();
         Spi::run(NODE_A).unwrap();
         let text = Spi::get_one::<String>("SELECT ((7::crdt.counter) - 2)::text").unwrap().unwrap();
         let again = Spi::get_one::<String>(&format!("SELECT '{text}'::crdt.counter::text")).unwrap().unwrap();
@@ -266,6 +273,7 @@ mod tests {
 
     #[pg_test(error = "crdt.counter value out of range")]
     fn overflow_is_an_error_not_a_wrap() {
+        use_crdt_schema();
         Spi::run("SELECT (9223372036854775807::crdt.counter) + 1").unwrap();
     }
 }
