@@ -1,5 +1,7 @@
 -- The inventory case on crdt.counter, with two node ids standing for two PostgreSQL nodes.
 CREATE EXTENSION crdt;
+-- the operators live in schema crdt, like any extension's
+SET search_path = public, crdt;
 CREATE TABLE replica (node text PRIMARY KEY, inventory crdt.counter);
 
 SET crdt.node_id = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';

@@ -51,8 +51,15 @@ install_extension() {
     local profile_flag=(--release)
     if [ "${1:-release}" = "debug" ]; then profile_flag=(); fi
     log "building and installing the extension (${1:-release})"
-    (cd "$REPO_ROOT" && cargo pgrx install "${profile_flag[@]}" --pg-config "$PG_CONFIG" \
-        ${SUDO:+--sudo} >/dev/null)
+    local build_log
+    build_log="$(mktemp)"
+    if ! (cd "$REPO_ROOT" && cargo pgrx install "${profile_flag[@]}" --pg-config "$PG_CONFIG" \
+        ${SUDO:+--sudo}) >"$build_log" 2>&1; then
+        cat "$build_log" >&2
+        rm -f "$build_log"
+        return 1
+    fi
+    rm -f "$build_log"
 }
 
 # Prints a loopback TCP port nothing listens on, starting the search at $1.
