@@ -1,6 +1,7 @@
 //! The extension's SQL types and the varlena plumbing they share.
 
 pub mod counter;
+pub mod jsonb_text;
 
 /// Implements pgrx's datum traits for a type stored as one plain varlena of its core crate's
 /// encoding (never pgrx's default CBOR), given the SQL type's qualified name.
@@ -43,6 +44,15 @@ macro_rules! stored_as_varlena {
             }
         }
 
+        $crate::types::call_abi_via_datum!($ty);
+    };
+}
+pub(crate) use stored_as_varlena;
+
+/// Lets pgrx pass `$ty` as an argument and return it as a result through its `FromDatum` and
+/// `IntoDatum` impls (the glue pgrx's derive would otherwise generate for CBOR).
+macro_rules! call_abi_via_datum {
+    ($ty:ty) => {
         unsafe impl ::pgrx::callconv::BoxRet for $ty {
             unsafe fn box_into<'fcx>(
                 self,
@@ -50,7 +60,7 @@ macro_rules! stored_as_varlena {
             ) -> ::pgrx::datum::Datum<'fcx> {
                 match ::pgrx::datum::IntoDatum::into_datum(self) {
                     None => fcinfo.return_null(),
-                    // SAFETY: a freshly palloc'd varlena of the function's declared return type.
+                    // SAFETY: a fresh datum of the function's declared return type.
                     Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
                 }
             }
@@ -66,7 +76,8 @@ macro_rules! stored_as_varlena {
                 Self: 'dat,
             {
                 // SAFETY: callers only unbox non-null datums of this type.
-                Self::from_stored(unsafe { $crate::types::varlena_datum_bytes(datum.sans_lifetime()) })
+                unsafe { <Self as ::pgrx::datum::FromDatum>::from_datum(datum.sans_lifetime(), false) }
+                    .expect("UnboxDatum is only called on non-null datums")
             }
         }
 
@@ -90,7 +101,7 @@ macro_rules! stored_as_varlena {
         }
     };
 }
-pub(crate) use stored_as_varlena;
+pub(crate) use call_abi_via_datum;
 
 /// Copies `bytes` into a new palloc'd varlena with a 4-byte header.
 pub fn bytes_into_varlena_datum(bytes: &[u8]) -> pgrx::pg_sys::Datum {
