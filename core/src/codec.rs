@@ -71,6 +71,14 @@ pub enum DecodeError {
         /// Offset of the offending entry.
         offset: usize,
     },
+    /// A field holds something no encoder of this format writes (e.g. invalid UTF-8, a value
+    /// that is not canonical, a reference to a table entry that does not exist).
+    Invalid {
+        /// Offset of the offending field.
+        offset: usize,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// Bytes are left over after a complete value.
     TrailingBytes {
         /// Offset of the first unconsumed byte.
@@ -107,6 +115,9 @@ impl fmt::Display for DecodeError {
             ),
             DecodeError::EmptyEntry { offset } => {
                 write!(f, "entry at offset {offset} is empty (all-zero entries are not allowed)")
+            }
+            DecodeError::Invalid { offset, problem } => {
+                write!(f, "invalid data at offset {offset}: {problem}")
             }
             DecodeError::TrailingBytes { offset, count } => {
                 write!(f, "{count} trailing byte(s) at offset {offset} after a complete value")

@@ -19,7 +19,7 @@ use std::iter::Peekable;
 
 use crate::codec::{varint_len, write_varint, DecodeError, Reader, FORMAT_VERSION};
 use crate::node::NodeId;
-use crate::text::{excerpt, JsonReader, TextError};
+use crate::text::{excerpt, read_node_pairs, JsonReader, TextError};
 
 /// The smallest encoded entry: a 16-byte node id and two 1-byte varints. Bounds how many
 /// entries a buffer can hold before anything is allocated for them.
@@ -321,46 +321,22 @@ impl fmt::Display for PnCounter {
 /// Reads the `"nodes"` object of the text form into a canonical counter.
 fn read_text_nodes(reader: &mut JsonReader<'_>) -> Result<PnCounter, TextError> {
     const SUM: &str = "an integer from 0 to 18446744073709551615";
-    // (entry, offset of its key) — offsets kept for the duplicate check after sorting.
-    let mut listed: Vec<(CounterEntry, usize)> = Vec::new();
-    let mut object = reader.begin_object("'{' starting the nodes object")?;
-    while let Some((key, offset)) = reader.next_key(&mut object)? {
-        let node: NodeId = key
-            .parse()
-            .map_err(|error| TextError::InvalidNodeId { offset, error })?;
-        let sum = |reader: &mut JsonReader<'_>| {
+    let pairs = read_node_pairs(
+        reader,
+        |reader| {
             let number = reader.number(SUM)?;
             number.to_u64().ok_or(TextError::InvalidNumber {
                 offset: number.offset,
                 expected: SUM,
             })
-        };
-        reader.expect(b'[', "'[' starting an [inc, dec] pair")?;
-        let inc = sum(reader)?;
-        reader.expect(b',', "',' (an [inc, dec] pair has two numbers)")?;
-        let dec = sum(reader)?;
-        reader.expect(b']', "']' (an [inc, dec] pair has two numbers)")?;
-        if inc == 0 && dec == 0 {
-            return Err(TextError::ZeroEntry { offset, node });
-        }
-        listed.push((CounterEntry { node, inc, dec }, offset));
-    }
-    // Any key order is accepted; a stable sort keeps the later duplicate second so its offset
-    // is the one reported. Comparing node ids (not key text) also catches two spellings
-    // (upper/lower case) of one node.
-    listed.sort_by_key(|(entry, _)| entry.node);
-    if let Some(pair) = listed
-        .windows(2)
-        .find(|pair| pair[0].0.node == pair[1].0.node)
-    {
-        let (entry, offset) = pair[1];
-        return Err(TextError::DuplicateKey {
-            offset,
-            key: entry.node.to_string(),
-        });
-    }
+        },
+        |&sum| sum == 0,
+    )?;
     Ok(PnCounter {
-        entries: listed.into_iter().map(|(entry, _)| entry).collect(),
+        entries: pairs
+            .into_iter()
+            .map(|(node, inc, dec)| CounterEntry { node, inc, dec })
+            .collect(),
     })
 }
 

@@ -9,13 +9,20 @@
 //! - [`codec`]: the byte-level conventions of every binary form (version byte, canonical
 //!   varints, a bounds-checked reader).
 //! - [`counter`]: the PN counter, owned and read in place, in binary and text forms.
+//! - [`doc`]: the record of properties merged per property (`crdt.doc`), owned and read in
+//!   place, in binary and text forms.
+//! - [`decimal`]: exact decimals for the doc's counter properties.
+//! - [`json`]: arbitrary JSON values as canonical text.
 //! - [`text`]: the strict JSON reading behind every text form.
 
 #![warn(missing_docs)]
 
 pub mod codec;
 pub mod counter;
+pub mod decimal;
+pub mod doc;
 pub mod hlc;
+pub mod json;
 pub mod node;
 pub mod text;
 
@@ -23,6 +30,8 @@ pub use codec::{DecodeError, Reader, FORMAT_VERSION};
 pub use counter::{
     merge_encoded, CounterEntries, CounterEntry, CounterError, CounterView, PnCounter,
 };
+pub use decimal::{Decimal, DecimalError};
+pub use doc::{CounterProperty, Doc, DocError, DocView, NodeSums, Property, StampInfo, StampKind};
 pub use hlc::{
     ahead_of_wall_ms, hlc_from_parts, hlc_logical, hlc_wall_ms, ClockError, HybridClock, Stamp,
 };

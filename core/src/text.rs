@@ -2,8 +2,9 @@
 //!
 //! A small pull parser instead of `serde_json`: the text form is the input path of
 //! `pg_dump`/text replication and must reject what a map-based parser silently accepts
-//! (duplicate keys keep the last value there), and the fixed shape of each type's text form
-//! means no recursion, so no input can exhaust the stack.
+//! (duplicate keys keep the last value there). The reader itself never recurses: fixed-shape
+//! forms are read by straight-line code, and arbitrary JSON values (`crate::json`) by a loop
+//! with an explicit, depth-limited stack, so no input can exhaust the call stack.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -78,6 +79,33 @@ pub enum TextError {
         /// The value computed from the nodes.
         computed: i128,
     },
+    /// A stated decimal value differs from the one its parts add up to (a `crdt.doc` counter
+    /// property: base plus the nodes' sums).
+    DecimalMismatch {
+        /// Byte offset of the stated value.
+        offset: usize,
+        /// The stated value as written (shortened if long).
+        stated: String,
+        /// The value computed from the parts (shortened if long).
+        computed: String,
+    },
+    /// Arrays and objects nested deeper than the limit.
+    TooDeep {
+        /// Byte offset of the bracket that opens one level too many.
+        offset: usize,
+        /// The deepest nesting allowed.
+        limit: usize,
+    },
+    /// The sections of a text form disagree about one key (e.g. a property with a value but
+    /// no stamp).
+    Inconsistent {
+        /// Byte offset of the key where the disagreement shows.
+        offset: usize,
+        /// The key (shortened if long).
+        key: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
 }
 
 impl fmt::Display for TextError {
@@ -110,6 +138,17 @@ impl fmt::Display for TextError {
                 f,
                 "\"value\" {stated} at offset {offset} does not match the nodes, which add up to {computed}"
             ),
+            TextError::DecimalMismatch { offset, stated, computed } => write!(
+                f,
+                "value {stated} at offset {offset} does not match its counter, which adds up to {computed}"
+            ),
+            TextError::TooDeep { offset, limit } => write!(
+                f,
+                "arrays and objects nested more than {limit} levels deep at offset {offset}"
+            ),
+            TextError::Inconsistent { offset, key, problem } => {
+                write!(f, "key {key:?} at offset {offset} {problem}")
+            }
         }
     }
 }
@@ -160,6 +199,12 @@ pub(crate) struct ObjectCursor {
     first: bool,
 }
 
+/// Where a reader is inside one array: whether a `,` is due before the next element.
+#[derive(Debug)]
+pub(crate) struct ArrayCursor {
+    first: bool,
+}
+
 /// A pull parser over JSON text. Each method skips leading whitespace, reads one token or
 /// value, and reports errors by byte offset.
 #[derive(Debug)]
@@ -176,6 +221,50 @@ impl<'a> JsonReader<'a> {
 
     fn bytes(&self) -> &'a [u8] {
         self.text.as_bytes()
+    }
+
+    /// The offset of the next byte to be read.
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// Skips whitespace and returns the next byte without consuming it (`None` at the end).
+    pub fn peek_token(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        self.peek()
+    }
+
+    /// Consumes the literal `word` (`true`, `false`, `null`) after whitespace.
+    pub fn literal(&mut self, word: &'static str, expected: &'static str) -> Result<(), TextError> {
+        self.skip_whitespace();
+        let rest = self.bytes().get(self.pos..).unwrap_or_default();
+        if rest.starts_with(word.as_bytes()) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.syntax_error(self.pos, expected))
+        }
+    }
+
+    /// Consumes the `[` that opens an array.
+    pub fn begin_array(&mut self, expected: &'static str) -> Result<ArrayCursor, TextError> {
+        self.expect(b'[', expected)?;
+        Ok(ArrayCursor { first: true })
+    }
+
+    /// Whether another element follows (its `,` consumed); `false` once the closing `]` is
+    /// consumed.
+    pub fn next_element(&mut self, cursor: &mut ArrayCursor) -> Result<bool, TextError> {
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(false);
+        }
+        if !cursor.first {
+            self.expect(b',', "',' or ']'")?;
+        }
+        cursor.first = false;
+        Ok(true)
     }
 
     fn peek(&self) -> Option<u8> {
@@ -412,6 +501,49 @@ impl<'a> JsonReader<'a> {
         }
         Ok(())
     }
+}
+
+/// Reads an object of per-node pairs, `{"<uuid>": [a, b], ...}`, the shape both counter text
+/// forms share. `read_sum` turns each number into a sum (or says why it can't); a node whose
+/// two sums are both zero is refused ([`TextError::ZeroEntry`]): canonical states omit it.
+/// Returns the pairs sorted by node; two keys naming one node (even in different letter case)
+/// are a [`TextError::DuplicateKey`] at the later one.
+pub(crate) fn read_node_pairs<T>(
+    reader: &mut JsonReader<'_>,
+    read_sum: impl Fn(&mut JsonReader<'_>) -> Result<T, TextError>,
+    is_zero: impl Fn(&T) -> bool,
+) -> Result<Vec<(NodeId, T, T)>, TextError> {
+    // (node, inc, dec, offset of its key) — offsets kept for the duplicate check after sorting.
+    let mut listed: Vec<(NodeId, T, T, usize)> = Vec::new();
+    let mut object = reader.begin_object("'{' starting the nodes object")?;
+    while let Some((key, offset)) = reader.next_key(&mut object)? {
+        let node: NodeId = key
+            .parse()
+            .map_err(|error| TextError::InvalidNodeId { offset, error })?;
+        reader.expect(b'[', "'[' starting an [inc, dec] pair")?;
+        let inc = read_sum(reader)?;
+        reader.expect(b',', "',' (an [inc, dec] pair has two numbers)")?;
+        let dec = read_sum(reader)?;
+        reader.expect(b']', "']' (an [inc, dec] pair has two numbers)")?;
+        if is_zero(&inc) && is_zero(&dec) {
+            return Err(TextError::ZeroEntry { offset, node });
+        }
+        listed.push((node, inc, dec, offset));
+    }
+    // Any key order is accepted; a stable sort keeps the later duplicate second so its offset
+    // is the one reported. Comparing node ids (not key text) also catches two spellings
+    // (upper/lower case) of one node.
+    listed.sort_by_key(|entry| entry.0);
+    if let Some(pair) = listed.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(TextError::DuplicateKey {
+            offset: pair[1].3,
+            key: pair[1].0.to_string(),
+        });
+    }
+    Ok(listed
+        .into_iter()
+        .map(|(node, inc, dec, _)| (node, inc, dec))
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,0 +1,515 @@
+//! Exact decimal numbers for the counter properties of `crdt.doc` (DESIGN §4.2).
+//!
+//! Our own small sign + digits + exponent type rather than a crate such as `bigdecimal`: the
+//! operations needed are few (parse, add, compare, render), the limits below must be enforced
+//! on every input path anyway, and a dependency would change the workspace's shared lock file.
+//! Digits are kept one per byte; at most a few thousand of them, so schoolbook arithmetic is
+//! plenty.
+//!
+//! Representation: `value = ±coefficient × 10^exponent`, normalized (no leading or trailing
+//! zeros in the coefficient; zero has no digits and is never negative), so equal values are
+//! equal structs and have one text form.
+//!
+//! Limits: a decimal that is parsed, stored or added to a counter has at most
+//! [`MAX_INTEGER_DIGITS`] digits before the decimal point and at most [`MAX_FRACTION_DIGITS`]
+//! after it (PostgreSQL's `numeric` allows more; these keep every stored number and every sum
+//! small and cheap). A counter's value, a sum of such numbers, can only exceed them by a few
+//! digits and is never stored.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+/// The most digits a stored or parsed decimal may have before the decimal point.
+pub const MAX_INTEGER_DIGITS: usize = 1000;
+
+/// The most digits a stored or parsed decimal may have after the decimal point.
+pub const MAX_FRACTION_DIGITS: usize = 1000;
+
+/// Exponent digits beyond this many make a number out of range outright (unless it is zero),
+/// so exponent arithmetic stays far inside `i64`.
+const MAX_EXPONENT_MAGNITUDE: i64 = 1_000_000_000;
+
+/// An exact decimal number (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Decimal {
+    negative: bool,
+    /// Coefficient digits (0–9), most significant first; no leading or trailing zeros.
+    digits: Vec<u8>,
+    exponent: i64,
+}
+
+/// Why a text is not an acceptable decimal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalError {
+    /// Not a finite decimal number (e.g. empty, `NaN`, `Infinity`, stray characters).
+    Invalid,
+    /// A number, but beyond [`MAX_INTEGER_DIGITS`] / [`MAX_FRACTION_DIGITS`].
+    OutOfRange,
+}
+
+impl fmt::Display for DecimalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecimalError::Invalid => f.write_str("not a finite decimal number"),
+            DecimalError::OutOfRange => write!(
+                f,
+                "decimal out of range: at most {MAX_INTEGER_DIGITS} digits before and {MAX_FRACTION_DIGITS} after the decimal point"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DecimalError {}
+
+impl Decimal {
+    /// Zero.
+    pub const ZERO: Decimal = Decimal {
+        negative: false,
+        digits: Vec::new(),
+        exponent: 0,
+    };
+
+    /// Whether this is zero.
+    pub fn is_zero(&self) -> bool {
+        self.digits.is_empty()
+    }
+
+    /// Whether this is below zero.
+    pub fn is_negative(&self) -> bool {
+        self.negative
+    }
+
+    /// The absolute value.
+    pub fn abs(&self) -> Decimal {
+        Decimal {
+            negative: false,
+            ..self.clone()
+        }
+    }
+
+    /// Whether this has at most [`MAX_INTEGER_DIGITS`] digits before the decimal point and
+    /// [`MAX_FRACTION_DIGITS`] after it.
+    pub fn is_within_limits(&self) -> bool {
+        self.fits(MAX_INTEGER_DIGITS, MAX_FRACTION_DIGITS)
+    }
+
+    /// Parses a decimal without checking the limits: PostgreSQL `numeric` text or a JSON
+    /// number (`[+-]digits[.digits][e[+-]digits]`, also `.5` and `5.`). Exponents too large
+    /// to reason about are [`DecimalError::OutOfRange`].
+    fn parse_any(text: &str) -> Result<Decimal, DecimalError> {
+        let bytes = text.as_bytes();
+        let mut pos = 0;
+        let negative = match bytes.first() {
+            Some(b'-') => {
+                pos += 1;
+                true
+            }
+            Some(b'+') => {
+                pos += 1;
+                false
+            }
+            _ => false,
+        };
+        let mut digits = Vec::new();
+        let mut fraction_len: i64 = 0;
+        let mut seen_digit = false;
+        let mut seen_point = false;
+        while let Some(&c) = bytes.get(pos) {
+            match c {
+                b'0'..=b'9' => {
+                    seen_digit = true;
+                    // Leading zeros carry no information.
+                    if !(digits.is_empty() && c == b'0') {
+                        digits.push(c - b'0');
+                    }
+                    if seen_point {
+                        fraction_len += 1;
+                    }
+                }
+                b'.' if !seen_point => seen_point = true,
+                _ => break,
+            }
+            pos += 1;
+        }
+        if !seen_digit {
+            return Err(DecimalError::Invalid);
+        }
+        let mut exponent: i64 = 0;
+        if matches!(bytes.get(pos), Some(b'e' | b'E')) {
+            pos += 1;
+            let exponent_negative = match bytes.get(pos) {
+                Some(b'-') => {
+                    pos += 1;
+                    true
+                }
+                Some(b'+') => {
+                    pos += 1;
+                    false
+                }
+                _ => false,
+            };
+            let start = pos;
+            while let Some(&c @ b'0'..=b'9') = bytes.get(pos) {
+                // Saturates: anything past the cap is out of range anyway.
+                exponent = (exponent * 10 + i64::from(c - b'0')).min(MAX_EXPONENT_MAGNITUDE);
+                pos += 1;
+            }
+            if pos == start {
+                return Err(DecimalError::Invalid);
+            }
+            if exponent_negative {
+                exponent = -exponent;
+            }
+        }
+        if pos != bytes.len() {
+            return Err(DecimalError::Invalid);
+        }
+        if digits.is_empty() {
+            return Ok(Decimal::ZERO);
+        }
+        if exponent.abs() >= MAX_EXPONENT_MAGNITUDE {
+            return Err(DecimalError::OutOfRange);
+        }
+        // The fraction's digits were counted into the coefficient. Both terms are bounded
+        // (by the cap and by the text length), so this cannot overflow.
+        Ok(Decimal::normalized(
+            negative,
+            digits,
+            exponent - fraction_len,
+        ))
+    }
+
+    /// Parses `text` and accepts it if it has at most `integer_digits` digits before the
+    /// decimal point and [`MAX_FRACTION_DIGITS`] after it.
+    pub(crate) fn parse_with_integer_limit(
+        text: &str,
+        integer_digits: usize,
+    ) -> Result<Decimal, DecimalError> {
+        let value = Decimal::parse_any(text)?;
+        if value.fits(integer_digits, MAX_FRACTION_DIGITS) {
+            Ok(value)
+        } else {
+            Err(DecimalError::OutOfRange)
+        }
+    }
+
+    /// Builds a normalized decimal from a coefficient with possible leading/trailing zeros.
+    fn normalized(negative: bool, mut digits: Vec<u8>, mut exponent: i64) -> Decimal {
+        let leading = digits.iter().take_while(|&&d| d == 0).count();
+        digits.drain(..leading);
+        while digits.last() == Some(&0) {
+            digits.pop();
+            exponent += 1;
+        }
+        if digits.is_empty() {
+            return Decimal::ZERO;
+        }
+        Decimal {
+            negative,
+            digits,
+            exponent,
+        }
+    }
+
+    fn fits(&self, integer_digits: usize, fraction_digits: usize) -> bool {
+        if self.is_zero() {
+            return true;
+        }
+        let integer = self.digits.len() as i64 + self.exponent;
+        integer <= integer_digits as i64 && -self.exponent <= fraction_digits as i64
+    }
+
+    /// The position just above the most significant digit (its power of ten plus one):
+    /// orders non-zero magnitudes before their digits are compared.
+    fn magnitude_rank(&self) -> i64 {
+        self.digits.len() as i64 + self.exponent
+    }
+
+    fn cmp_magnitude(&self, other: &Decimal) -> Ordering {
+        match (self.is_zero(), other.is_zero()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            // With no trailing zeros, a lexicographic comparison of the digit strings is a
+            // numeric comparison once the leading positions agree.
+            (false, false) => self
+                .magnitude_rank()
+                .cmp(&other.magnitude_rank())
+                .then_with(|| self.digits.cmp(&other.digits)),
+        }
+    }
+
+    /// The coefficient's digits scaled to `exponent` (≤ own exponent), least significant
+    /// first, padded to `len`.
+    fn aligned_digits(&self, exponent: i64, len: usize) -> Vec<u8> {
+        let shift = usize::try_from(self.exponent - exponent).unwrap_or(0);
+        let mut out = vec![0u8; len];
+        for (i, &d) in self.digits.iter().rev().enumerate() {
+            if let Some(slot) = out.get_mut(shift + i) {
+                *slot = d;
+            }
+        }
+        out
+    }
+
+    /// The exact sum. Unbounded: callers that store the result check the limits.
+    pub fn add(&self, other: &Decimal) -> Decimal {
+        if self.is_zero() {
+            return other.clone();
+        }
+        if other.is_zero() {
+            return self.clone();
+        }
+        let exponent = self.exponent.min(other.exponent);
+        let span =
+            |d: &Decimal| d.digits.len() + usize::try_from(d.exponent - exponent).unwrap_or(0);
+        let len = span(self).max(span(other)) + 1;
+        let (a, b) = (
+            self.aligned_digits(exponent, len),
+            other.aligned_digits(exponent, len),
+        );
+        let (negative, little_endian) = if self.negative == other.negative {
+            let mut carry = 0;
+            let sum = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| {
+                    let s = x + y + carry;
+                    carry = s / 10;
+                    s % 10
+                })
+                .collect();
+            (self.negative, sum)
+        } else {
+            // Subtract the smaller magnitude from the larger; the sign is the larger's.
+            let (big, small, negative) = match self.cmp_magnitude(other) {
+                Ordering::Less => (&b, &a, other.negative),
+                _ => (&a, &b, self.negative),
+            };
+            let mut borrow = 0;
+            let difference = big
+                .iter()
+                .zip(small)
+                .map(|(&x, &y)| {
+                    let subtrahend = y + borrow;
+                    if x >= subtrahend {
+                        borrow = 0;
+                        x - subtrahend
+                    } else {
+                        borrow = 1;
+                        x + 10 - subtrahend
+                    }
+                })
+                .collect();
+            (negative, difference)
+        };
+        let mut digits: Vec<u8> = little_endian;
+        digits.reverse();
+        Decimal::normalized(negative, digits, exponent)
+    }
+
+    /// The exact difference `self − other`.
+    pub fn sub(&self, other: &Decimal) -> Decimal {
+        self.add(&other.neg())
+    }
+
+    /// The negation.
+    pub fn neg(&self) -> Decimal {
+        Decimal {
+            negative: !self.negative && !self.is_zero(),
+            ..self.clone()
+        }
+    }
+}
+
+impl FromStr for Decimal {
+    type Err = DecimalError;
+
+    /// Parses PostgreSQL `numeric` text (as `numeric_out` writes it) or a JSON number, within
+    /// the limits. No whitespace, no `NaN`/`Infinity`.
+    fn from_str(text: &str) -> Result<Decimal, DecimalError> {
+        Decimal::parse_with_integer_limit(text, MAX_INTEGER_DIGITS)
+    }
+}
+
+impl From<i64> for Decimal {
+    fn from(value: i64) -> Decimal {
+        let digits = value
+            .unsigned_abs()
+            .to_string()
+            .bytes()
+            .map(|c| c - b'0')
+            .collect();
+        Decimal::normalized(value < 0, digits, 0)
+    }
+}
+
+impl Ord for Decimal {
+    /// Numeric order.
+    fn cmp(&self, other: &Decimal) -> Ordering {
+        match (self.negative, other.negative) {
+            (false, true) => Ordering::Greater,
+            (true, false) => Ordering::Less,
+            (false, false) => self.cmp_magnitude(other),
+            (true, true) => other.cmp_magnitude(self),
+        }
+    }
+}
+
+impl PartialOrd for Decimal {
+    fn partial_cmp(&self, other: &Decimal) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Decimal {
+    /// Plain notation, no exponent, no trailing fractional zeros: `0`, `-12`, `1000`, `0.05`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_zero() {
+            return f.write_str("0");
+        }
+        let mut out = String::with_capacity(self.digits.len() + 4);
+        if self.negative {
+            out.push('-');
+        }
+        let digit = |d: &u8| char::from(b'0' + d);
+        let integer_len = self.magnitude_rank();
+        if integer_len <= 0 {
+            out.push_str("0.");
+            out.extend((0..-integer_len).map(|_| '0'));
+            out.extend(self.digits.iter().map(digit));
+        } else {
+            let integer_len = integer_len as usize;
+            if integer_len >= self.digits.len() {
+                out.extend(self.digits.iter().map(digit));
+                out.extend((self.digits.len()..integer_len).map(|_| '0'));
+            } else {
+                let (integer, fraction) = self.digits.split_at(integer_len);
+                out.extend(integer.iter().map(digit));
+                out.push('.');
+                out.extend(fraction.iter().map(digit));
+            }
+        }
+        f.write_str(&out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(text: &str) -> Decimal {
+        text.parse().expect(text)
+    }
+
+    #[test]
+    fn parse_and_render_normalized() {
+        for (input, expected) in [
+            ("0", "0"),
+            ("-0", "0"),
+            ("0.000", "0"),
+            ("+5", "5"),
+            ("007", "7"),
+            ("1.50", "1.5"),
+            ("-12.340", "-12.34"),
+            ("1e3", "1000"),
+            ("1E+3", "1000"),
+            ("1.5e-3", "0.0015"),
+            ("123.456e1", "1234.56"),
+            (".5", "0.5"),
+            ("5.", "5"),
+            ("12345678901234567890123", "12345678901234567890123"),
+            ("0e999999999999999999999", "0"),
+            ("100", "100"),
+        ] {
+            assert_eq!(d(input).to_string(), expected, "{input}");
+        }
+        for bad in [
+            "",
+            "-",
+            "+",
+            ".",
+            "e5",
+            "1e",
+            "1e+",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            " 1",
+            "1 ",
+            "1.2.3",
+            "0x10",
+            "1_000",
+            "--1",
+        ] {
+            assert_eq!(
+                bad.parse::<Decimal>(),
+                Err(DecimalError::Invalid),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let big = format!("1{}", "0".repeat(MAX_INTEGER_DIGITS - 1));
+        assert!(d(&big).is_within_limits());
+        assert_eq!(
+            format!("{big}0").parse::<Decimal>(),
+            Err(DecimalError::OutOfRange)
+        );
+        assert_eq!("1e1000".parse::<Decimal>(), Err(DecimalError::OutOfRange));
+        assert!("1e999".parse::<Decimal>().is_ok());
+        assert!("1e-1000".parse::<Decimal>().is_ok());
+        assert_eq!("1e-1001".parse::<Decimal>(), Err(DecimalError::OutOfRange));
+        assert_eq!(
+            "1e99999999999999999999".parse::<Decimal>(),
+            Err(DecimalError::OutOfRange)
+        );
+        assert_eq!(
+            "1e-99999999999999999999".parse::<Decimal>(),
+            Err(DecimalError::OutOfRange)
+        );
+        // Trailing zeros of the fraction don't count against the limit.
+        let long_zeros = format!("1.{}", "0".repeat(5000));
+        assert_eq!(d(&long_zeros), d("1"));
+        assert!(DecimalError::OutOfRange.to_string().contains("1000"));
+    }
+
+    #[test]
+    fn arithmetic_is_exact() {
+        assert_eq!(d("0.1").add(&d("0.2")), d("0.3"));
+        assert_eq!(d("5").add(&d("-1")), d("4"));
+        assert_eq!(d("1").sub(&d("1.000")), Decimal::ZERO);
+        assert_eq!(d("-0.5").add(&d("0.25")), d("-0.25"));
+        assert_eq!(d("999").add(&d("1")), d("1000"));
+        assert_eq!(d("1000").sub(&d("0.001")), d("999.999"));
+        assert_eq!(
+            d("1e30").add(&d("1e-30")).to_string(),
+            format!("1{}.{}1", "0".repeat(30), "0".repeat(29))
+        );
+        assert_eq!(
+            d("12345678901234567890123").add(&d("-12345678901234567890124")),
+            d("-1")
+        );
+        assert_eq!(Decimal::ZERO.neg(), Decimal::ZERO);
+        assert!(!Decimal::ZERO.neg().is_negative());
+        assert_eq!(d("-3").abs(), d("3"));
+        assert_eq!(Decimal::from(-42), d("-42"));
+        assert_eq!(Decimal::from(i64::MIN).to_string(), i64::MIN.to_string());
+        assert_eq!(Decimal::from(0), Decimal::ZERO);
+    }
+
+    #[test]
+    fn order_is_numeric() {
+        let sorted = [
+            "-100", "-1.5", "-1", "-0.001", "0", "0.0001", "0.5", "1", "1.01", "2", "10", "1e5",
+        ];
+        for pair in sorted.windows(2) {
+            assert!(d(pair[0]) < d(pair[1]), "{} < {}", pair[0], pair[1]);
+            assert!(d(pair[1]) > d(pair[0]));
+        }
+        assert_eq!(d("1.0").cmp(&d("1")), Ordering::Equal);
+    }
+}

@@ -1,0 +1,442 @@
+//! Property tests of `crdt.doc` (DESIGN §6): merge algebra on docs built the way replicas
+//! build them, exact round trips through every form, agreement of the owned doc and the
+//! in-place view, convergence of replicas exchanging states, and robustness on hostile input.
+
+use crdt_core::doc::merge_encoded;
+use crdt_core::{Decimal, Doc, DocError, DocView, HybridClock, NodeId, Stamp};
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+/// Property names ops draw from: few, so that writes collide; some need escaping.
+const KEYS: &[&str] = &["a", "b", "n", "m", "é", "", "q\"t", "nl\n"];
+
+/// The keys `add` draws from: fewer, so that counters on several nodes are common.
+const COUNTER_KEYS: &[&str] = &["n", "m", "a"];
+
+/// The wall clock all replicas share before their skew, in ms (late 2025).
+const EPOCH_MS: u64 = 1_764_000_000_000;
+
+fn pool_node(i: usize) -> NodeId {
+    NodeId::derive(0xd0c, i as u32)
+}
+
+/// A JSON value as text (compact or spaced, keys in any order, escapes, unicode, exact
+/// numbers), never containing `\u0000`.
+fn arb_json() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        Just("false".to_owned()),
+        prop::sample::select(vec![
+            "0",
+            "-0",
+            "7",
+            "-12",
+            "1.50",
+            "0.001",
+            "1e3",
+            "-2.5E-7",
+            "12345678901234567890123",
+            "3.14159265358979323846264338327950288",
+        ])
+        .prop_map(str::to_owned),
+        (-1_000_000i64..1_000_000).prop_map(|n| n.to_string()),
+        "[a-zé😀 \"\\\\/\t\n\u{1}\u{7f}☃]{0,8}".prop_map(|s| quote(&s)),
+        prop::sample::select(vec![
+            r#""\u00e9\ud83d\ude00""#,
+            r#""\/\b\f""#,
+            r#""\u001F""#
+        ])
+        .prop_map(str::to_owned),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            (prop::collection::vec(inner.clone(), 0..4), any::<bool>()).prop_map(
+                |(items, spaced)| format!("[{}]", items.join(if spaced { ", " } else { "," }))
+            ),
+            (
+                prop::collection::btree_map("[a-z\u{e9}]{0,3}", inner, 0..4),
+                any::<bool>(),
+            )
+                .prop_map(|(members, reversed)| {
+                    let mut members: Vec<String> = members
+                        .into_iter()
+                        .map(|(k, v)| format!("{}:{v}", quote(&k)))
+                        .collect();
+                    if reversed {
+                        members.reverse();
+                    }
+                    format!("{{{}}}", members.join(","))
+                }),
+        ]
+    })
+}
+
+/// `s` as a JSON string literal (minimal escaping).
+fn quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c < ' ' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A top-level object for patch/put: keys from [`KEYS`], values or `null`.
+fn arb_object() -> impl Strategy<Value = String> {
+    prop::collection::btree_map(
+        prop::sample::select(KEYS),
+        prop_oneof![
+            3 => arb_json(),
+            2 => (-50i64..50).prop_map(|n| n.to_string()),
+            1 => Just("null".to_owned()),
+        ],
+        0..4,
+    )
+    .prop_map(|members| {
+        let members: Vec<String> = members
+            .into_iter()
+            .map(|(k, v)| format!("{}: {v}", quote(k)))
+            .collect();
+        format!("{{{}}}", members.join(", "))
+    })
+}
+
+fn arb_amount() -> impl Strategy<Value = Decimal> {
+    prop_oneof![
+        (-100i64..100).prop_map(Decimal::from),
+        (-100_000i64..100_000, 1u32..4)
+            .prop_map(|(n, scale)| format!("{n}e-{scale}").parse().expect("small decimal")),
+        Just("123456789012345678901234567890".parse().expect("big")),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Patch(String),
+    Put(String),
+    Add(&'static str, Decimal),
+    Remove(&'static str),
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => arb_object().prop_map(Op::Patch),
+        1 => arb_object().prop_map(Op::Put),
+        6 => (prop::sample::select(COUNTER_KEYS), arb_amount()).prop_map(|(k, a)| Op::Add(k, a)),
+        1 => prop::sample::select(KEYS).prop_map(Op::Remove),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// Replica `at` applies `op`; the shared wall clock first moves `advance` ms.
+    Apply { at: Index, op: Op, advance: u64 },
+    /// Replica `to` merges replica `from`'s state.
+    Sync { from: Index, to: Index },
+}
+
+fn arb_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (any::<Index>(), arb_op(), 0u64..5).prop_map(|(at, op, advance)| Step::Apply { at, op, advance }),
+        2 => (any::<Index>(), any::<Index>()).prop_map(|(from, to)| Step::Sync { from, to }),
+    ]
+}
+
+/// Replicas with skewed clocks (each its own HybridClock) and the steps they take.
+#[derive(Debug, Clone)]
+struct Scenario {
+    skews: Vec<i64>,
+    steps: Vec<Step>,
+}
+
+fn arb_scenario(max_steps: usize) -> impl Strategy<Value = Scenario> {
+    (
+        prop::collection::vec(-200i64..200, 2..=5),
+        prop::collection::vec(arb_step(), 0..max_steps),
+    )
+        .prop_map(|(skews, steps)| Scenario { skews, steps })
+}
+
+/// One replica: its node, its clock, how far its wall clock is off, its doc.
+struct Replica {
+    node: NodeId,
+    clock: HybridClock,
+    skew: i64,
+    doc: Doc,
+}
+
+impl Replica {
+    /// Applies `op` as the extension would: a fresh stamp above everything in the doc;
+    /// refused operations (e.g. adding to a string) leave the doc as it was.
+    fn apply(&mut self, op: &Op, wall_ms: u64) {
+        let wall = wall_ms.saturating_add_signed(self.skew);
+        let hlc = self
+            .clock
+            .tick_after(wall, self.doc.max_hlc())
+            .expect("clock in range");
+        let stamp = Stamp::new(hlc, self.node);
+        let before = self.doc.clone();
+        let result = match op {
+            Op::Patch(json) => self.doc.patch(json, stamp),
+            Op::Put(json) => self.doc.put(json, stamp),
+            Op::Add(key, amount) => self.doc.add(key, amount, self.node),
+            Op::Remove(key) => self.doc.remove(key, stamp),
+        };
+        match result {
+            Ok(()) => {}
+            Err(DocError::NotANumber { .. }) | Err(DocError::Overflow { .. }) => {
+                assert_eq!(self.doc, before, "a refused op changes nothing");
+            }
+            Err(other) => panic!("{op:?}: {other}"),
+        }
+    }
+}
+
+/// Runs a scenario; returns the replicas' final docs.
+fn run(scenario: &Scenario) -> Vec<Doc> {
+    let mut replicas: Vec<Replica> = scenario
+        .skews
+        .iter()
+        .enumerate()
+        .map(|(i, &skew)| Replica {
+            node: pool_node(i),
+            clock: HybridClock::new(),
+            skew,
+            doc: Doc::new(),
+        })
+        .collect();
+    let mut wall = EPOCH_MS;
+    for step in &scenario.steps {
+        match step {
+            Step::Apply { at, op, advance } => {
+                wall += advance;
+                let i = at.index(replicas.len());
+                replicas[i].apply(op, wall);
+            }
+            Step::Sync { from, to } => {
+                let from = replicas[from.index(replicas.len())].doc.clone();
+                let i = to.index(replicas.len());
+                replicas[i].doc.merge(&from);
+            }
+        }
+    }
+    replicas.into_iter().map(|r| r.doc).collect()
+}
+
+fn merged(a: &Doc, b: &Doc) -> Doc {
+    let mut out = a.clone();
+    out.merge(b);
+    out
+}
+
+/// Three docs from one run, so they share history (the interesting merges).
+fn arb_three() -> impl Strategy<Value = (Doc, Doc, Doc)> {
+    (
+        arb_scenario(24),
+        any::<Index>(),
+        any::<Index>(),
+        any::<Index>(),
+    )
+        .prop_map(|(scenario, i, j, k)| {
+            let docs = run(&scenario);
+            let pick = |x: Index| docs[x.index(docs.len())].clone();
+            (pick(i), pick(j), pick(k))
+        })
+}
+
+fn arb_doc() -> impl Strategy<Value = Doc> {
+    arb_three().prop_map(|(a, b, _)| merged(&a, &b))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(192))]
+
+    #[test]
+    fn merge_is_commutative_associative_idempotent((a, b, c) in arb_three()) {
+        prop_assert_eq!(merged(&a, &b).encode(), merged(&b, &a).encode());
+        prop_assert_eq!(
+            merged(&merged(&a, &b), &c).encode(),
+            merged(&a, &merged(&b, &c)).encode()
+        );
+        prop_assert_eq!(merged(&a, &a).encode(), a.encode());
+        let ab = merged(&a, &b);
+        prop_assert_eq!(merged(&ab, &a).encode(), ab.encode());
+        prop_assert_eq!(merged(&ab, &b).encode(), ab.encode());
+        let mut out = Vec::new();
+        prop_assert!(merge_encoded(&a.encode(), &b.encode(), &mut out).is_ok());
+        prop_assert_eq!(out, ab.encode());
+    }
+
+    #[test]
+    fn binary_and_text_round_trips_are_exact(doc in arb_doc()) {
+        let bytes = doc.encode();
+        prop_assert_eq!(bytes.len(), doc.encoded_len());
+        let decoded = Doc::decode(&bytes).expect("own encoding decodes");
+        prop_assert_eq!(&decoded, &doc);
+        prop_assert_eq!(decoded.encode(), bytes);
+        let text = doc.to_text();
+        let parsed = Doc::from_text(&text).expect("own text parses");
+        prop_assert_eq!(&parsed, &doc);
+        prop_assert_eq!(parsed.to_text(), text);
+    }
+
+    #[test]
+    fn view_agrees_with_owned(doc in arb_doc()) {
+        let bytes = doc.encode();
+        let view = DocView::parse(&bytes).expect("valid");
+        prop_assert_eq!(view.to_json(), doc.to_json());
+        prop_assert_eq!(view.max_hlc(), doc.max_hlc());
+        prop_assert_eq!(view.replaced(), doc.replaced());
+        prop_assert_eq!(view.metadata().collect::<Vec<_>>(), doc.metadata().collect::<Vec<_>>());
+        for key in KEYS.iter().copied().chain(["zz", "\u{10ffff}"]) {
+            prop_assert_eq!(view.get(key), doc.get(key), "{:?}", key);
+            prop_assert_eq!(view.get_text(key), doc.get_text(key), "{:?}", key);
+        }
+        prop_assert_eq!(view.to_doc(), doc.clone());
+        // The plain object is the canonical JSON of itself.
+        let json = doc.to_json();
+        prop_assert_eq!(crdt_core::json::canonical_json(&json), Ok(json.clone()));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Each op applied at its origin replica, states exchanged by merging in random orders:
+    /// once every replica has merged everyone's final state, in any order, all are
+    /// byte-identical, and equal to the join of all states.
+    #[test]
+    fn replicas_converge(
+        scenario in arb_scenario(48),
+        orders in prop::collection::vec(any::<Index>(), 0..40),
+        reversed in any::<bool>(),
+    ) {
+        let mut docs = run(&scenario);
+        let n = docs.len();
+        // Random gossip first.
+        for pair in orders.chunks(2) {
+            if let [from, to] = pair {
+                let from = docs[from.index(n)].clone();
+                docs[to.index(n)].merge(&from);
+            }
+        }
+        let mut join = Doc::new();
+        for doc in &docs {
+            join.merge(doc);
+        }
+        // Then every replica receives every other state, in its own order.
+        let snapshot = docs.clone();
+        for (r, doc) in docs.iter_mut().enumerate() {
+            let mut order: Vec<usize> = (0..n).collect();
+            order.rotate_left(r);
+            if reversed {
+                order.reverse();
+            }
+            for i in order {
+                doc.merge(&snapshot[i]);
+            }
+        }
+        let expected = join.encode();
+        for doc in &docs {
+            prop_assert_eq!(doc.encode(), expected.clone());
+        }
+    }
+}
+
+// Hostile-input checks are cheap per case, so they get more cases.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Whatever is accepted is canonical: it re-encodes to the very same bytes. Decoding and
+    /// in-place parsing accept exactly the same inputs.
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        mut bytes in prop::collection::vec(any::<u8>(), 0..200),
+        versioned in any::<bool>(),
+    ) {
+        if versioned && !bytes.is_empty() {
+            bytes[0] = 1;
+        }
+        let decoded = Doc::decode(&bytes);
+        prop_assert_eq!(decoded.is_ok(), DocView::parse(&bytes).is_ok());
+        if let Ok(doc) = decoded {
+            prop_assert_eq!(doc.encode(), bytes);
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in any::<String>()) {
+        if let Ok(doc) = Doc::from_text(&text) {
+            prop_assert_eq!(Doc::from_text(&doc.to_text()), Ok(doc));
+        }
+        let mut doc = Doc::new();
+        let _ = doc.patch(&text, Stamp::new(1, pool_node(0)));
+        prop_assert!(Doc::decode(&doc.encode()).is_ok());
+    }
+
+    /// JSON-shaped noise reaches deeper into the parsers than arbitrary strings.
+    #[test]
+    fn json_like_text_never_panics(text in r#"[{}\[\]",: 0-9a-f\-.eE\\utrnl]{0,120}"#) {
+        if let Ok(doc) = Doc::from_text(&text) {
+            prop_assert_eq!(Doc::from_text(&doc.to_text()), Ok(doc));
+        }
+        let mut doc = Doc::new();
+        if doc.patch(&text, Stamp::new(1, pool_node(0))).is_ok() {
+            prop_assert!(Doc::decode(&doc.encode()).is_ok());
+            prop_assert_eq!(Doc::from_text(&doc.to_text()), Ok(doc));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn mutated_encodings_never_panic(
+        doc in arb_doc(),
+        flips in prop::collection::vec((any::<Index>(), 0u8..8), 0..4),
+        cut in any::<Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let original = doc.encode();
+        let mut bytes = original.clone();
+        for (at, bit) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+        }
+        if truncate {
+            bytes.truncate(cut.index(bytes.len() + 1));
+        }
+        let decoded = Doc::decode(&bytes);
+        prop_assert_eq!(decoded.is_ok(), DocView::parse(&bytes).is_ok());
+        if let Ok(decoded) = decoded {
+            prop_assert_eq!(decoded.encode(), bytes.clone());
+            // Accepted bytes merge like any other state.
+            let mut out = Vec::new();
+            prop_assert!(merge_encoded(&bytes, &original, &mut out).is_ok());
+            prop_assert_eq!(out, merged(&decoded, &doc).encode());
+        }
+    }
+
+    #[test]
+    fn mutated_text_never_panics(
+        doc in arb_doc(),
+        edits in prop::collection::vec((any::<Index>(), any::<char>(), any::<bool>()), 1..4),
+    ) {
+        let mut chars: Vec<char> = doc.to_text().chars().collect();
+        for (at, c, replace) in edits {
+            let i = at.index(chars.len());
+            if replace { chars[i] = c } else { chars.remove(i); }
+        }
+        let text: String = chars.into_iter().collect();
+        if let Ok(parsed) = Doc::from_text(&text) {
+            prop_assert_eq!(Doc::from_text(&parsed.to_text()), Ok(parsed));
+        }
+    }
+}
