@@ -1,6 +1,7 @@
 //! Aggregates over CRDT columns.
 //!
-//! `crdt.merge_agg` folds any number of replicas' states into one with the type's own merge;
+//! `crdt.merge_agg` (counters and docs) folds any number of replicas' states into one with the
+//! type's own merge;
 //! its combine function is that same merge, so it runs in parallel plans. `crdt.sum` adds
 //! counters' values, exactly, in `numeric` (merged values may exceed bigint).
 
@@ -35,6 +36,14 @@ CREATE AGGREGATE merge_agg(counter) (
 );
 COMMENT ON AGGREGATE merge_agg(counter) IS 'Merges counter states from any number of replicas.';
 
+CREATE AGGREGATE merge_agg(doc) (
+    SFUNC = merge,
+    STYPE = doc,
+    COMBINEFUNC = merge,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE merge_agg(doc) IS 'Merges document states from any number of replicas.';
+
 CREATE AGGREGATE sum(counter) (
     SFUNC = counter_sum_step,
     STYPE = numeric,
@@ -44,5 +53,5 @@ CREATE AGGREGATE sum(counter) (
 COMMENT ON AGGREGATE sum(counter) IS 'Sum of the counters'' values, as numeric.';
 "#,
     name = "counter_aggregates",
-    requires = [merge_counters, counter_sum_step]
+    requires = [merge_counters, merge_docs, counter_sum_step]
 );

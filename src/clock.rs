@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crdt_core::{HybridClock, NodeId};
+use crdt_core::{HybridClock, NodeId, Stamp};
 use pgrx::prelude::*;
 
 use crate::gucs;
@@ -39,11 +39,17 @@ fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// A fresh HLC stamp from this backend: `max(now, last + 1)`.
-pub fn tick() -> Result<u64, pg_sys::panic::ErrorReport> {
+/// A fresh HLC reading of this backend greater than `seen_hlc` (`max(now, last + 1, seen + 1)`).
+fn next_hlc(seen_hlc: u64) -> Result<u64, pg_sys::panic::ErrorReport> {
     CLOCK
-        .with(|clock| clock.borrow_mut().tick(wall_ms()))
+        .with(|clock| clock.borrow_mut().tick_after(wall_ms(), seen_hlc))
         .map_err(|err| crate::error::out_of_range(format!("hybrid logical clock exhausted: {err}")))
+}
+
+/// A fresh stamp of this node for a write that replaces state whose newest stamp is `seen_hlc`:
+/// `max(now, seen + 1)`, so a node never loses its own write to its own skewed clock.
+pub fn stamp_after(seen_hlc: u64) -> Result<Stamp, pg_sys::panic::ErrorReport> {
+    Ok(Stamp::new(next_hlc(seen_hlc)?, local_node_id()))
 }
 
 /// This node's id, as set by `crdt.node_id` or derived from the cluster and database.
@@ -57,7 +63,7 @@ fn node_id_sql() -> pgrx::Uuid {
 #[pg_extern(volatile, parallel_unsafe, name = "clock_now")]
 fn clock_now_sql() -> Result<i64, pg_sys::panic::ErrorReport> {
     // 48 bits of milliseconds keep the top bit clear, so the value is a positive bigint.
-    tick().map(|hlc| hlc as i64)
+    next_hlc(0).map(|hlc| hlc as i64)
 }
 
 #[cfg(any(test, feature = "pg_test"))]

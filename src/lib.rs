@@ -7,6 +7,7 @@ mod aggregates;
 mod clock;
 mod error;
 mod gucs;
+mod tables;
 mod types;
 
 pgrx::pg_module_magic!();

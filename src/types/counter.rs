@@ -85,14 +85,8 @@ impl InOutFuncs for Counter {
 /// validated completely and consumed whole.
 #[pg_extern(immutable, strict, parallel_safe)]
 fn counter_recv(mut internal: Internal) -> Result<Counter, ErrorReport> {
-    // SAFETY: PostgreSQL calls a type's receive function with a StringInfo as `internal`.
-    let buf = unsafe { internal.get_mut::<pg_sys::StringInfoData>() }
-        .ok_or_else(|| invalid_binary(TYPE_NAME, "no input buffer"))?;
-    let len = usize::try_from(buf.len - buf.cursor).unwrap_or(0);
-    // SAFETY: `data[cursor..len]` are the message bytes not yet consumed.
-    let bytes = unsafe { std::slice::from_raw_parts(buf.data.add(buf.cursor as usize) as *const u8, len) };
+    let bytes = crate::types::unread_message_bytes(&mut internal, TYPE_NAME)?;
     let state = PnCounter::decode(bytes).map_err(|err| invalid_binary(TYPE_NAME, err))?;
-    buf.cursor = buf.len;
     Ok(Counter::from_state(&state))
 }
 

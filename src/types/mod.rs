@@ -1,6 +1,7 @@
 //! The extension's SQL types and the varlena plumbing they share.
 
 pub mod counter;
+pub mod doc;
 pub mod jsonb_text;
 
 /// Implements pgrx's datum traits for a type stored as one plain varlena of its core crate's
@@ -131,4 +132,21 @@ pub unsafe fn varlena_datum_bytes(datum: pgrx::pg_sys::Datum) -> Vec<u8> {
         let varlena = pgrx::pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
         pgrx::varlena_to_byte_slice(varlena).to_vec()
     }
+}
+
+/// The not yet consumed bytes of a receive function's message buffer, marked as consumed:
+/// a type's binary input is always the whole rest of its field.
+pub fn unread_message_bytes<'a>(
+    internal: &'a mut pgrx::Internal,
+    type_name: &str,
+) -> Result<&'a [u8], pgrx::pg_sys::panic::ErrorReport> {
+    // SAFETY: PostgreSQL calls a type's receive function with a StringInfo as `internal`.
+    let buf = unsafe { internal.get_mut::<pgrx::pg_sys::StringInfoData>() }
+        .ok_or_else(|| crate::error::invalid_binary(type_name, "no input buffer"))?;
+    let start = usize::try_from(buf.cursor).unwrap_or(0);
+    let len = usize::try_from(buf.len - buf.cursor).unwrap_or(0);
+    buf.cursor = buf.len;
+    // SAFETY: `data[cursor..len]` are the message bytes not yet consumed; the buffer outlives
+    // the call.
+    Ok(unsafe { std::slice::from_raw_parts(buf.data.add(start) as *const u8, len) })
 }

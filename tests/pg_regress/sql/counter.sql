@@ -1,7 +1,8 @@
 -- crdt.counter: operators, casts, merge laws on concrete values, text round trips.
 -- Two crdt.node_id values stand for two nodes. The operators live in schema crdt, like any
 -- extension's: put it on the search_path to write them unqualified.
-SET search_path = public, crdt;
+CREATE SCHEMA counter_test;  -- the test files share one database
+SET search_path = counter_test, public, crdt;
 SET crdt.node_id = 'aaaaaaaa-0000-4000-8000-000000000001';
 SELECT crdt.node_id();
 
@@ -86,6 +87,6 @@ SELECT c::text::crdt.counter::text = c::text AS round_trip FROM laws ORDER BY na
 
 -- without crdt on the search_path the operators are not found: an error, never a silent
 -- fallback to bigint arithmetic
-RESET search_path;
+SET search_path = counter_test, public;
 SELECT n + 1 FROM stock WHERE id = 1;
 SELECT n OPERATOR(crdt.+) 1 AS qualified FROM stock WHERE id = 1;

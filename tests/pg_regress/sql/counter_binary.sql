@@ -1,5 +1,6 @@
 -- crdt.counter binary send/recv: COPY ... (FORMAT binary) out and back in is exact.
-SET search_path = public, crdt;
+CREATE SCHEMA counter_binary_test;  -- the test files share one database
+SET search_path = counter_binary_test, public, crdt;
 SET crdt.node_id = 'aaaaaaaa-0000-4000-8000-000000000001';
 CREATE TABLE src (id int PRIMARY KEY, c crdt.counter);
 INSERT INTO src VALUES (1, 5), (2, -3), (3, 0);

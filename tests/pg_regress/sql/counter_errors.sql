@@ -1,6 +1,7 @@
 -- Bad input to every crdt.counter entry point gets a precise SQLSTATE, never XX000.
 \set VERBOSITY sqlstate
-SET search_path = public, crdt;
+CREATE SCHEMA counter_errors_test;  -- the test files share one database
+SET search_path = counter_errors_test, public, crdt;
 SET crdt.node_id = 'aaaaaaaa-0000-4000-8000-000000000001';
 
 -- malformed text: 22P02

@@ -1,0 +1,154 @@
+//! `crdt.enable` / `crdt.disable`: making an ordinary table mergeable (DESIGN §5).
+//!
+//! Enabling adds the `crdt_clock` column and two row triggers. Both are named `zz_crdt_*` on
+//! purpose: PostgreSQL fires BEFORE triggers in name order, and stamping must see the row as the
+//! user's own BEFORE triggers (`updated_at = now()` and the like) left it.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, quote_qualified_identifier};
+use pgrx::{PgRelation, PgSqlErrorCode};
+
+/// The column holding each row's stamps.
+pub const CLOCK_COLUMN: &str = "crdt_clock";
+/// The trigger that stamps local writes (fires in ordinary sessions).
+pub const STAMP_TRIGGER: &str = "zz_crdt_stamp";
+/// The trigger that merges replicated rows (`ENABLE REPLICA`: fires in apply workers).
+pub const MERGE_TRIGGER: &str = "zz_crdt_merge";
+
+struct TableFacts {
+    qualified_name: String,
+    relkind: String,
+    owned_by_caller: bool,
+    has_primary_key: bool,
+    replica_identity: String,
+}
+
+fn table_facts(relid: pg_sys::Oid) -> Result<TableFacts, ErrorReport> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT n.nspname::text, c.relname::text, c.relkind::text,
+                    pg_catalog.pg_has_role(c.relowner, 'USAGE'),
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                            WHERE k.conrelid = c.oid AND k.contype = 'p'),
+                    c.relreplident::text
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = $1",
+            Some(1),
+            &[relid.into()],
+        )?;
+        let row = rows.first();
+        let schema: String = row.get(1)?.unwrap_or_default();
+        let name: String = row.get(2)?.unwrap_or_default();
+        Ok::<_, pgrx::spi::Error>(TableFacts {
+            qualified_name: quote_qualified_identifier(schema, name),
+            relkind: row.get(3)?.unwrap_or_default(),
+            owned_by_caller: row.get(4)?.unwrap_or(false),
+            has_primary_key: row.get(5)?.unwrap_or(false),
+            replica_identity: row.get(6)?.unwrap_or_default(),
+        })
+    })
+    .map_err(spi_failed)
+}
+
+fn spi_failed(err: pgrx::spi::Error) -> ErrorReport {
+    ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("catalog query failed: {err}"), "crdt")
+}
+
+fn trigger_exists(relid: pg_sys::Oid, name: &str) -> Result<bool, ErrorReport> {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2)",
+        &[relid.into(), name.into()],
+    )
+    .map(|exists| exists.unwrap_or(false))
+    .map_err(spi_failed)
+}
+
+fn run(sql: &str) -> Result<(), ErrorReport> {
+    Spi::run(sql).map_err(spi_failed)
+}
+
+/// Checks what `enable` and `disable` require of any table: an ordinary table the caller owns.
+fn checked_table(table: &PgRelation) -> Result<TableFacts, ErrorReport> {
+    let facts = table_facts(table.oid())?;
+    if facts.relkind != "r" {
+        return Err(ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("{} is not an ordinary table", facts.qualified_name),
+            "crdt",
+        ));
+    }
+    if !facts.owned_by_caller {
+        return Err(ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("must be owner of table {}", facts.qualified_name),
+            "crdt",
+        ));
+    }
+    Ok(facts)
+}
+
+/// Makes `table` mergeable: adds the `crdt_clock` column, the stamping trigger and the merge
+/// trigger (`ENABLE REPLICA`), and stamps existing rows as of now. Calling it again is harmless.
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn enable(table: PgRelation) -> Result<(), ErrorReport> {
+    let facts = checked_table(&table)?;
+    let name = &facts.qualified_name;
+    if !facts.has_primary_key {
+        return Err(ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("table {name} has no primary key"),
+            "crdt",
+        )
+        .set_detail("Replicated rows are matched and merged by primary key.")
+        .set_hint(format!("Add one with ALTER TABLE {name} ADD PRIMARY KEY (...).")));
+    }
+    if facts.replica_identity != "d" && facts.replica_identity != "i" {
+        return Err(ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("table {name} must use REPLICA IDENTITY DEFAULT"),
+            "crdt",
+        )
+        .set_detail(
+            "With REPLICA IDENTITY FULL a replicated update only finds rows that are identical on \
+             both nodes; after concurrent writes they are not, and PostgreSQL skips the update.",
+        )
+        .set_hint(format!("ALTER TABLE {name} REPLICA IDENTITY DEFAULT;")));
+    }
+    let relid = table.oid();
+    drop(table);
+
+    run(&format!(
+        "ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {CLOCK_COLUMN} crdt.row_clock"
+    ))?;
+    if !trigger_exists(relid, STAMP_TRIGGER)? {
+        run(&format!(
+            "CREATE TRIGGER {STAMP_TRIGGER} BEFORE INSERT OR UPDATE ON {name} \
+             FOR EACH ROW EXECUTE FUNCTION crdt.stamp_local_write()"
+        ))?;
+    }
+    if !trigger_exists(relid, MERGE_TRIGGER)? {
+        run(&format!(
+            "CREATE TRIGGER {MERGE_TRIGGER} BEFORE INSERT OR UPDATE ON {name} \
+             FOR EACH ROW EXECUTE FUNCTION crdt.merge_replicated_row()"
+        ))?;
+        run(&format!("ALTER TABLE {name} ENABLE REPLICA TRIGGER {MERGE_TRIGGER}"))?;
+    }
+    // Rows that predate enable get every column stamped now, by the stamping trigger itself.
+    run(&format!(
+        "UPDATE {name} SET {CLOCK_COLUMN} = NULL WHERE {CLOCK_COLUMN} IS NULL"
+    ))?;
+    Ok(())
+}
+
+/// Makes `table` ordinary again: drops the triggers and the `crdt_clock` column. Values stay.
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn disable(table: PgRelation) -> Result<(), ErrorReport> {
+    let facts = checked_table(&table)?;
+    let name = &facts.qualified_name;
+    drop(table);
+    for trigger in [STAMP_TRIGGER, MERGE_TRIGGER] {
+        run(&format!("DROP TRIGGER IF EXISTS {} ON {name}", quote_identifier(trigger)))?;
+    }
+    run(&format!("ALTER TABLE {name} DROP COLUMN IF EXISTS {CLOCK_COLUMN}"))
+}
