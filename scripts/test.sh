@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: core unit and property tests, #[pg_test] tests inside PostgreSQL, and
-# the tests/pg_regress golden files through PostgreSQL's own pg_regress. Exits non-zero on any
+# the tests/pg_regress golden files through PostgreSQL's own pg_regress, and the multi-instance
+# replication tests (tests/replication). Exits non-zero on any
 # failure. Installs what is missing first (fast when everything is there).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -19,3 +20,6 @@ cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$PGDATA_DIR/pgdata"
 
 install_extension debug
 "$REPO_ROOT/scripts/regress.sh"
+
+log "replication: real PostgreSQL 15 clusters joined by logical replication"
+cargo test -p crdt-replication-tests

@@ -7,7 +7,6 @@ mod aggregates;
 mod clock;
 mod error;
 mod gucs;
-mod tables;
 mod types;
 
 pgrx::pg_module_magic!();

@@ -270,3 +270,37 @@ CREATE CAST (doc AS jsonb) WITH FUNCTION to_jsonb(doc);
     name = "doc_binary_io_and_casts",
     requires = [Doc, doc_recv, doc_send, doc_from_jsonb, to_jsonb]
 );
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn json_of(sql: &str) -> String {
+        Spi::get_one::<String>(sql).unwrap().unwrap()
+    }
+
+    #[pg_test]
+    fn inventory_case_converges_in_both_orders() {
+        Spi::run("SET crdt.node_id = 'aaaaaaaa-0000-4000-8000-000000000001'").unwrap();
+        Spi::run("CREATE TEMP TABLE r (node text, d crdt.doc)").unwrap();
+        Spi::run(r#"INSERT INTO r VALUES ('start', '{"name": "x", "inventoryCount": 5}'::jsonb)"#).unwrap();
+        Spi::run(
+            r#"INSERT INTO r SELECT 'a', crdt.add(crdt.patch(d, '{"name": "y"}'), 'inventoryCount', 5)
+               FROM r WHERE node = 'start'"#,
+        )
+        .unwrap();
+        Spi::run("SET crdt.node_id = 'bbbbbbbb-0000-4000-8000-000000000002'").unwrap();
+        Spi::run("INSERT INTO r SELECT 'b', crdt.add(d, 'inventoryCount', -1) FROM r WHERE node = 'start'")
+            .unwrap();
+        let ab = json_of("SELECT crdt.merge(a.d, b.d)::text FROM r a, r b WHERE a.node = 'a' AND b.node = 'b'");
+        let ba = json_of("SELECT crdt.merge(b.d, a.d)::text FROM r a, r b WHERE a.node = 'a' AND b.node = 'b'");
+        assert_eq!(ab, ba);
+        assert!(ab.starts_with(r#"{"value": {"inventoryCount": 9, "name": "y"}"#), "{ab}");
+    }
+
+    #[pg_test(error = "expected a JSON object, got an array")]
+    fn patch_needs_an_object() {
+        Spi::run("SELECT crdt.patch(NULL, '[1]')").unwrap();
+    }
+}
