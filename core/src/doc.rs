@@ -317,6 +317,14 @@ impl Doc {
         Doc::default()
     }
 
+    /// Merges in one property written with `stamp` (the same rule as every other write: a stale
+    /// stamp loses). `json` must be canonical JSON text other than `null`.
+    pub(crate) fn merge_value(&mut self, key: &str, json: String, stamp: Stamp) {
+        let mut write = Doc::new();
+        write.properties.insert(key.to_owned(), Property::Value { json, stamp });
+        self.merge(&write);
+    }
+
     /// PATCH (RFC 7386 at the top level): each key of `object_json` is set to its value with
     /// `stamp`; a `null` removes the key (a tombstone); keys not given are untouched. Nested
     /// objects are values, replaced whole. `stamp` should be fresh (above [`Doc::max_hlc`]);

@@ -24,6 +24,7 @@ pub mod doc;
 pub mod hlc;
 pub mod json;
 pub mod node;
+pub mod row_clock;
 pub mod text;
 
 pub use codec::{DecodeError, Reader, FORMAT_VERSION};
@@ -35,5 +36,6 @@ pub use doc::{CounterProperty, Doc, DocError, DocView, NodeSums, Property, Stamp
 pub use hlc::{
     ahead_of_wall_ms, hlc_from_parts, hlc_logical, hlc_wall_ms, ClockError, HybridClock, Stamp,
 };
+pub use row_clock::{value_fingerprint, ColumnChoice, ColumnStamp, RowClock};
 pub use node::{NodeId, NodeIdParseError, NODE_ID_NAMESPACE};
 pub use text::TextError;
