@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void, CStr, CString};
 
 use crdt_core::NodeId;
-use pgrx::{pg_guard, pg_sys, GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::{pg_guard, pg_sys, GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 
 /// `crdt.node_id`: this node's identity as a UUID. Unset by default, because the derived id
 /// (system identifier + database OID) is already unique per database and survives restarts;
@@ -15,6 +15,21 @@ pub static NODE_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>:
 /// merged (rejecting them would break convergence) but reported with a WARNING. Five minutes is
 /// far beyond NTP-synchronised drift, so a warning means a misconfigured clock.
 pub static MAX_CLOCK_SKEW_MS: GucSetting<i32> = GucSetting::<i32>::new(5 * 60 * 1000);
+
+/// How a local UPDATE of a CRDT table stamps its columns.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WriteMode {
+    /// Only columns whose value changed (per-property PATCH).
+    #[name = c"patch"]
+    Patch,
+    /// Every column, as a whole-row replace (PUT): the row wins over every older write.
+    #[name = c"put"]
+    Put,
+}
+
+/// `crdt.write_mode`: `patch` by default, because concurrent updates of different columns
+/// should all survive; `SET LOCAL crdt.write_mode = put` for a whole-row replace.
+pub static WRITE_MODE: GucSetting<WriteMode> = GucSetting::<WriteMode>::new(WriteMode::Patch);
 
 thread_local! {
     /// The parsed `crdt.node_id`, kept in step by the assign hook so readers never re-parse.
@@ -93,6 +108,14 @@ pub fn init() {
         i32::MAX,
         GucContext::Suset,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_enum_guc(
+        c"crdt.write_mode",
+        c"How local UPDATEs of CRDT tables stamp columns: patch (changed columns) or put (all).",
+        c"put makes an UPDATE a whole-row replace that wins over every older write of the row.",
+        &WRITE_MODE,
+        GucContext::Userset,
+        GucFlags::default(),
     );
     // SAFETY: called from _PG_init with a static NUL-terminated prefix.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"crdt".as_ptr()) };

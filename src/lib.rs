@@ -7,6 +7,8 @@ mod aggregates;
 mod clock;
 mod error;
 mod gucs;
+mod tables;
+mod triggers;
 mod types;
 
 pgrx::pg_module_magic!();

@@ -118,9 +118,16 @@ fn enable(table: PgRelation) -> Result<(), ErrorReport> {
     let relid = table.oid();
     drop(table);
 
-    run(&format!(
-        "ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {CLOCK_COLUMN} crdt.row_clock"
-    ))?;
+    let has_clock = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                        WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped)",
+        &[relid.into(), CLOCK_COLUMN.into()],
+    )
+    .map_err(spi_failed)?
+    .unwrap_or(false);
+    if !has_clock {
+        run(&format!("ALTER TABLE {name} ADD COLUMN {CLOCK_COLUMN} crdt.row_clock"))?;
+    }
     if !trigger_exists(relid, STAMP_TRIGGER)? {
         run(&format!(
             "CREATE TRIGGER {STAMP_TRIGGER} BEFORE INSERT OR UPDATE ON {name} \

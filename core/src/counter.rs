@@ -179,6 +179,22 @@ impl PnCounter {
         Ok(())
     }
 
+    /// A local write of a counter column of a CRDT table (DESIGN §4.1): a state that descends
+    /// from `old` (made with `+`/`-`, or merged) is kept as it is; anything else is a number
+    /// assigned to the column, recorded as the difference from `old`'s value in `node`'s slot,
+    /// so it composes with increments made concurrently elsewhere.
+    pub fn write_local(old: &PnCounter, new: &PnCounter, node: NodeId) -> Result<PnCounter, CounterError> {
+        let mut joined = old.clone();
+        joined.merge(new);
+        if &joined == new {
+            return Ok(joined);
+        }
+        let difference = i64::try_from(new.value() - old.value()).map_err(|_| CounterError::Overflow)?;
+        let mut assigned = old.clone();
+        assigned.add(node, difference)?;
+        Ok(assigned)
+    }
+
     /// Merges `other` into `self`: per node, the larger of each sum. Commutative, associative,
     /// idempotent; never fails.
     pub fn merge(&mut self, other: &PnCounter) {
@@ -638,6 +654,26 @@ mod tests {
         let mut out = a.clone();
         out.merge(b);
         out
+    }
+
+    #[test]
+    fn write_local_keeps_descendants_and_turns_assignments_into_differences() {
+        let (a, b) = (NodeId::from_bytes([1; 16]), NodeId::from_bytes([2; 16]));
+        let mut old = PnCounter::from_value(a, 5);
+        old.add(b, 4).unwrap(); // 9
+        let mut incremented = old.clone();
+        incremented.add(b, 1).unwrap();
+        assert_eq!(PnCounter::write_local(&old, &incremented, b), Ok(incremented.clone()));
+        // SET n = 20 on node b while node a adds 1 elsewhere: 21 after merging
+        let assigned = PnCounter::write_local(&old, &PnCounter::from_value(b, 20), b).unwrap();
+        assert_eq!(assigned.value(), 20);
+        let mut elsewhere = old.clone();
+        elsewhere.add(a, 1).unwrap();
+        let mut merged = assigned.clone();
+        merged.merge(&elsewhere);
+        assert_eq!(merged.value(), 21);
+        let lowered = PnCounter::write_local(&old, &PnCounter::from_value(b, 3), b).unwrap();
+        assert_eq!(lowered.value(), 3);
     }
 
     #[test]

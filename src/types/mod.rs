@@ -3,6 +3,7 @@
 pub mod counter;
 pub mod doc;
 pub mod jsonb_text;
+pub mod row_clock;
 
 /// Implements pgrx's datum traits for a type stored as one plain varlena of its core crate's
 /// encoding (never pgrx's default CBOR), given the SQL type's qualified name.
