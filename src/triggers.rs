@@ -381,12 +381,12 @@ fn merge_insert_into_existing_row(
     let row = unsafe { pg_sys::heap_copy_tuple_as_datum(incoming, tupdesc.as_ptr()) };
     // SAFETY: `row` is a datum of type `rowtype`, alive until the trigger returns.
     let arg = || unsafe { DatumWithOid::new(RawDatum(row), rowtype) };
-    let exists = Spi::get_one_with_args::<bool>(
-        &format!("SELECT true FROM {table} t WHERE {key_match} FOR UPDATE"),
-        &[arg()],
-    )
-    .map_err(spi_failed)?
-    .unwrap_or(false);
+    let exists = Spi::connect_mut(|client| {
+        client
+            .update(&format!("SELECT true FROM {table} t WHERE {key_match} FOR UPDATE"), None, &[arg()])
+            .map(|rows| !rows.is_empty())
+    })
+    .map_err(spi_failed)?;
     if exists {
         Spi::run_with_args(&format!("UPDATE {table} t SET {assignments} WHERE {key_match}"), &[arg()])
             .map_err(spi_failed)?;
