@@ -159,3 +159,11 @@ fn disable(table: PgRelation) -> Result<(), ErrorReport> {
     }
     run(&format!("ALTER TABLE {name} DROP COLUMN IF EXISTS {CLOCK_COLUMN}"))
 }
+
+extension_sql!(
+    "-- Types and functions of crdt are for every role; what a role may do to a table is still\n\
+     -- decided by the table's own privileges (enable/disable require ownership).\n\
+     GRANT USAGE ON SCHEMA crdt TO PUBLIC;",
+    name = "schema_usage",
+    finalize
+);

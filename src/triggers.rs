@@ -30,6 +30,41 @@ use crate::types::doc::Doc;
 use crate::types::row_clock::row_clock;
 use crate::types::{bytes_into_varlena_datum, varlena_datum_bytes};
 
+thread_local! {
+    /// Set while `crdt.merge_row` writes: local writes are then merged like replicated ones.
+    static MERGING_REMOTE_ROW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Merges a row from another node — e.g. fetched by a sync path other than logical
+/// replication, as `jsonb` with its `crdt_clock` — into `table` exactly as the merge trigger of
+/// an apply worker would: column by column, counters and docs by their merges, an existing key
+/// merged rather than duplicated, nothing written if nothing changes.
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn merge_row(table: pgrx::PgRelation, row: crate::types::jsonb_text::JsonbText) -> Result<(), ErrorReport> {
+    let relid = table.oid();
+    drop(table);
+    let name = Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        &[relid.into()],
+    )
+    .map_err(spi_failed)?
+    .unwrap_or_default();
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            MERGING_REMOTE_ROW.set(false);
+        }
+    }
+    MERGING_REMOTE_ROW.set(true);
+    let _reset = Reset;
+    Spi::run_with_args(
+        &format!("INSERT INTO {name} SELECT * FROM pg_catalog.jsonb_populate_record(NULL::{name}, $1)"),
+        &[row.into()],
+    )
+    .map_err(spi_failed)
+}
+
 /// How a column merges.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ColumnKind {
@@ -218,6 +253,10 @@ fn relation_tupdesc<'a>(trigger: &PgTrigger<'a>) -> PgTupleDesc<'a> {
 fn stamp_local_write<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, ErrorReport> {
+    if MERGING_REMOTE_ROW.get() {
+        // crdt.merge_row: this session writes a row from elsewhere, exactly as an apply worker.
+        return merge_replicated_row(trigger);
+    }
     let data = trigger.trigger_data();
     let tupdesc = relation_tupdesc(trigger);
     let shape = table_shape(&tupdesc)?;

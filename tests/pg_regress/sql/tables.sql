@@ -1,0 +1,116 @@
+-- crdt.enable / crdt.disable, local stamping, and merging rows from other nodes (crdt.merge_row,
+-- and an apply worker simulated with session_replication_role = replica). Stamps depend on the
+-- clock, so only who wrote each column and how stamps compare are shown.
+CREATE SCHEMA tables_test;  -- the test files share one database
+SET search_path = tables_test, public, crdt;
+SET crdt.node_id = 'aaaaaaaa-0000-4000-8000-000000000001';
+
+CREATE TABLE product (id int PRIMARY KEY, name text, price numeric,
+                      inventory crdt.counter NOT NULL DEFAULT 0, attrs crdt.doc);
+INSERT INTO product (id, name, price, inventory) VALUES (1, 'widget', 9.99, 5);
+SELECT crdt.enable('product');
+SELECT crdt.enable('product');  -- harmless the second time
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'product'::regclass ORDER BY tgname;
+
+-- which node last wrote each column of a row (registers only: counters and docs carry their own);
+-- a row clock's text form is a doc's, so crdt.stamps reads it
+CREATE FUNCTION writers(c crdt.row_clock) RETURNS TABLE (col text, node text) LANGUAGE sql AS $$
+  SELECT key, left(node::text, 8) FROM crdt.stamps(c::text::crdt.doc) ORDER BY key $$;
+CREATE FUNCTION stamp_of(c crdt.row_clock, col text) RETURNS bigint LANGUAGE sql AS $$
+  SELECT (c::text::jsonb -> 'stamps' -> col ->> 0)::bigint $$;
+
+-- rows that existed before enable are stamped as of enable
+SELECT * FROM writers((SELECT crdt_clock FROM product WHERE id = 1));
+
+-- a local UPDATE stamps only the columns it changed
+SET crdt.node_id = 'bbbbbbbb-0000-4000-8000-000000000002';
+CREATE TEMP TABLE before AS SELECT crdt_clock FROM product WHERE id = 1;
+UPDATE product SET name = 'gadget', price = 9.99 WHERE id = 1;
+SELECT * FROM writers((SELECT crdt_clock FROM product WHERE id = 1));
+SELECT stamp_of(p.crdt_clock, 'name') > stamp_of(b.crdt_clock, 'name') AS name_newer,
+       stamp_of(p.crdt_clock, 'price') = stamp_of(b.crdt_clock, 'price') AS price_untouched
+FROM product p, before b WHERE p.id = 1;
+-- crdt.write_mode = put stamps every column (a whole-row replace)
+BEGIN;
+SET LOCAL crdt.write_mode = put;
+UPDATE product SET name = 'gadget' WHERE id = 1;
+COMMIT;
+SELECT * FROM writers((SELECT crdt_clock FROM product WHERE id = 1));
+SHOW crdt.write_mode;
+
+-- a number assigned to a counter column is recorded as the difference from its value
+UPDATE product SET inventory = 20 WHERE id = 1;
+SELECT inventory FROM product WHERE id = 1;
+UPDATE product SET inventory = inventory - 2 WHERE id = 1;
+SELECT inventory::bigint FROM product WHERE id = 1;
+-- a document assigned to a doc column is merged into the stored one
+UPDATE product SET attrs = '{"color": "red", "size": 3}'::jsonb WHERE id = 1;
+UPDATE product SET attrs = '{"color": "blue"}'::jsonb WHERE id = 1;
+SELECT attrs::jsonb FROM product WHERE id = 1;
+-- a hand-written crdt_clock is ignored: local writes are always stamped by the trigger
+UPDATE product SET crdt_clock = NULL WHERE id = 1;
+SELECT crdt_clock IS NOT NULL AS still_stamped FROM product WHERE id = 1;
+
+-- rows from another node, merged exactly as the apply worker's trigger would:
+-- an older write of a column loses, a newer one wins, counters and docs merge
+SET crdt.node_id = 'cccccccc-0000-4000-8000-000000000003';
+CREATE TABLE remote AS SELECT * FROM product;            -- node C's copy of the row
+UPDATE remote SET inventory = inventory + 100;           -- C adds 100 (no trigger on this copy)
+SET crdt.node_id = 'bbbbbbbb-0000-4000-8000-000000000002';
+UPDATE product SET price = 11 WHERE id = 1;              -- meanwhile B changes the price
+SET crdt.node_id = 'cccccccc-0000-4000-8000-000000000003';
+UPDATE remote SET name = 'renamed on C',
+  crdt_clock = (SELECT crdt_clock FROM product WHERE id = 1);  -- C's clock, then its own write:
+SELECT crdt.merge_row('product', to_jsonb(r) || jsonb_build_object('crdt_clock',
+         (SELECT c.crdt_clock FROM product c WHERE c.id = 1)::text))
+FROM remote r;
+-- the name: C's clock holds no newer stamp for it (C wrote without a trigger); the counter merges C's +100
+SELECT id, name, price, inventory::bigint FROM product ORDER BY id;
+-- a newer stamp for the name arrives, but not with the value it was given to (fingerprint 0 is
+-- nobody's value: what an unchanged TOASTed column looks like): the name stays
+SELECT crdt.merge_row('product', jsonb_build_object('id', 1, 'name', 'newer on C', 'price', 1,
+  'inventory', '{"nodes": {"cccccccc-0000-4000-8000-000000000003": [100, 0]}}',
+  'crdt_clock', jsonb_build_object('value', jsonb_build_object('name', 0), 'replaced', NULL,
+     'stamps', jsonb_build_object('name', jsonb_build_array(stamp_of(crdt_clock, 'name') + 1000,
+       'cccccccc-0000-4000-8000-000000000003')), 'counters', '{}'::jsonb, 'removed', '{}'::jsonb)::text))
+FROM product WHERE id = 1;
+SELECT id, name, price, inventory::bigint FROM product ORDER BY id;
+-- a row C has and we do not is inserted as it is
+SELECT crdt.merge_row('product', to_jsonb(p) || '{"id": 2, "name": "new on C"}') FROM product p WHERE id = 1;
+SELECT id, name FROM product ORDER BY id;
+
+-- the apply worker's path: session_replication_role = replica fires the merge trigger
+SET session_replication_role = replica;
+UPDATE product SET name = 'stale' WHERE id = 2;   -- same clock: nothing newer, so nothing written
+SELECT id, name FROM product WHERE id = 2;
+RESET session_replication_role;
+
+-- refusals
+CREATE TABLE no_key (a int);
+SELECT crdt.enable('no_key');
+CREATE TABLE full_identity (a int PRIMARY KEY);
+ALTER TABLE full_identity REPLICA IDENTITY FULL;
+SELECT crdt.enable('full_identity');
+CREATE VIEW product_view AS SELECT * FROM product;
+SELECT crdt.enable('product_view');
+CREATE ROLE crdt_stranger;
+GRANT USAGE ON SCHEMA tables_test TO crdt_stranger;
+SET ROLE crdt_stranger;
+SELECT crdt.enable('tables_test.product');
+RESET ROLE;
+DROP OWNED BY crdt_stranger;
+DROP ROLE crdt_stranger;
+SELECT crdt.enable('no_such_table');
+
+-- quoted names work
+CREATE TABLE "tab'le ""x""" ("the id" int PRIMARY KEY, "a column" text);
+SELECT crdt.enable('"tab''le ""x"""');
+INSERT INTO "tab'le ""x""" VALUES (1, 'v');
+SELECT * FROM writers((SELECT crdt_clock FROM "tab'le ""x"""));
+
+-- disable removes the triggers and the clock, keeps the data (a view on the clock blocks it)
+SELECT crdt.disable('product');
+DROP VIEW product_view;
+SELECT crdt.disable('product');
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'product'::regclass;
+SELECT id, name, inventory::bigint FROM product ORDER BY id;
