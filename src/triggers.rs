@@ -199,7 +199,7 @@ impl Row {
         }
         // SAFETY: the clock column holds a non-null crdt.row_clock.
         let clock = unsafe { row_clock::from_datum(self.values[shape.clock_index], false) };
-        clock.map(|clock| clock.clock()).transpose()
+        clock.map(|clock| clock.state()).transpose()
     }
 
     fn set_clock(&mut self, shape: &TableShape, clock: &RowClock) {

@@ -4,16 +4,15 @@
 //! validate completely; merge and value reads work on the bytes without building the state.
 
 use std::cmp::Ordering;
-use std::ffi::CStr;
 
 use crdt_core::{CounterView, PnCounter};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{AnyNumeric, InOutFuncs, Internal, StringInfo};
+use pgrx::AnyNumeric;
 
 use crate::clock::local_node_id;
-use crate::error::{corrupt_datum, invalid_binary, invalid_representation, out_of_range, raise};
-use crate::types::stored_as_varlena;
+use crate::error::{corrupt_datum, out_of_range};
+use crate::types::crdt_sql_type;
 
 const TYPE_NAME: &str = "crdt.counter";
 
@@ -26,23 +25,9 @@ pub struct Counter {
     encoded: Vec<u8>,
 }
 
+crdt_sql_type!(Counter, PnCounter, "crdt.counter", counter_recv, counter_send);
+
 impl Counter {
-    fn from_stored(encoded: Vec<u8>) -> Self {
-        Counter { encoded }
-    }
-
-    fn stored(&self) -> &[u8] {
-        &self.encoded
-    }
-
-    fn from_state(state: &PnCounter) -> Self {
-        Counter { encoded: state.encode() }
-    }
-
-    fn state(&self) -> Result<PnCounter, ErrorReport> {
-        PnCounter::decode(&self.encoded).map_err(|err| corrupt_datum(TYPE_NAME, err))
-    }
-
     pub(crate) fn view(&self) -> Result<CounterView<'_>, ErrorReport> {
         CounterView::parse(&self.encoded).map_err(|err| corrupt_datum(TYPE_NAME, err))
     }
@@ -55,45 +40,6 @@ impl Counter {
             .map_err(|_| out_of_range(format!("{TYPE_NAME} value out of range")))?;
         Ok(Counter::from_state(&state))
     }
-}
-
-stored_as_varlena!(Counter, "crdt.counter");
-
-impl InOutFuncs for Counter {
-    fn input(input: &CStr) -> Self {
-        let parsed = input
-            .to_str()
-            .map_err(|err| invalid_representation(TYPE_NAME, err))
-            .and_then(|text| {
-                PnCounter::from_text(text).map_err(|err| invalid_representation(TYPE_NAME, err))
-            });
-        match parsed {
-            Ok(state) => Counter::from_state(&state),
-            Err(report) => raise(report),
-        }
-    }
-
-    fn output(&self, buffer: &mut StringInfo) {
-        match self.state() {
-            Ok(state) => buffer.push_str(&state.to_text()),
-            Err(report) => raise(report),
-        }
-    }
-}
-
-/// Binary input (`COPY ... (FORMAT binary)`, binary replication): the compact encoding itself,
-/// validated completely and consumed whole.
-#[pg_extern(immutable, strict, parallel_safe)]
-fn counter_recv(mut internal: Internal) -> Result<Counter, ErrorReport> {
-    let bytes = crate::types::unread_message_bytes(&mut internal, TYPE_NAME)?;
-    let state = PnCounter::decode(bytes).map_err(|err| invalid_binary(TYPE_NAME, err))?;
-    Ok(Counter::from_state(&state))
-}
-
-/// Binary output: the compact encoding.
-#[pg_extern(immutable, strict, parallel_safe)]
-fn counter_send(counter: Counter) -> Vec<u8> {
-    counter.encoded
 }
 
 /// `counter + bigint`: adds to this node's slot (negative amounts count as decrements).

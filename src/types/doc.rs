@@ -4,18 +4,16 @@
 //! The datum is the core's compact encoding; `->`/`->>` read one property in place. JSON
 //! crosses the SQL boundary as text through PostgreSQL's own jsonb I/O ([`JsonbText`]).
 
-use std::ffi::CStr;
-
 use crdt_core::decimal::{Decimal, DecimalError};
 use crdt_core::{Doc as DocState, DocError, DocView, StampKind};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{AnyNumeric, InOutFuncs, Internal, PgSqlErrorCode, StringInfo};
+use pgrx::{AnyNumeric, PgSqlErrorCode};
 
 use crate::clock::{local_node_id, stamp_after};
-use crate::error::{corrupt_datum, invalid_binary, invalid_representation, out_of_range, raise};
+use crate::error::{corrupt_datum, invalid_representation, out_of_range};
 use crate::types::jsonb_text::JsonbText;
-use crate::types::stored_as_varlena;
+use crate::types::crdt_sql_type;
 
 const TYPE_NAME: &str = "crdt.doc";
 
@@ -28,29 +26,13 @@ pub struct Doc {
     encoded: Vec<u8>,
 }
 
+crdt_sql_type!(Doc, DocState, "crdt.doc", doc_recv, doc_send);
+
 impl Doc {
-    fn from_stored(encoded: Vec<u8>) -> Self {
-        Doc { encoded }
-    }
-
-    fn stored(&self) -> &[u8] {
-        &self.encoded
-    }
-
-    fn from_state(state: &DocState) -> Self {
-        Doc { encoded: state.encode() }
-    }
-
-    fn state(&self) -> Result<DocState, ErrorReport> {
-        DocState::decode(&self.encoded).map_err(|err| corrupt_datum(TYPE_NAME, err))
-    }
-
     fn view(&self) -> Result<DocView<'_>, ErrorReport> {
         DocView::parse(&self.encoded).map_err(|err| corrupt_datum(TYPE_NAME, err))
     }
 }
-
-stored_as_varlena!(Doc, "crdt.doc");
 
 /// Maps a refused operation to its SQLSTATE: wrong kind of input `22023`, too large `22003`,
 /// malformed JSON `22P02`.
@@ -94,42 +76,6 @@ fn write_stamped(
     let stamp = stamp_after(state.max_hlc())?;
     write(&mut state, stamp).map_err(refused)?;
     Ok(Doc::from_state(&state))
-}
-
-impl InOutFuncs for Doc {
-    fn input(input: &CStr) -> Self {
-        let parsed = input
-            .to_str()
-            .map_err(|err| invalid_representation(TYPE_NAME, err))
-            .and_then(|text| {
-                DocState::from_text(text).map_err(|err| invalid_representation(TYPE_NAME, err))
-            });
-        match parsed {
-            Ok(state) => Doc::from_state(&state),
-            Err(report) => raise(report),
-        }
-    }
-
-    fn output(&self, buffer: &mut StringInfo) {
-        match self.view() {
-            Ok(view) => buffer.push_str(&view.to_text()),
-            Err(report) => raise(report),
-        }
-    }
-}
-
-/// Binary input: the compact encoding, validated completely and consumed whole.
-#[pg_extern(immutable, strict, parallel_safe)]
-fn doc_recv(mut internal: Internal) -> Result<Doc, ErrorReport> {
-    let bytes = crate::types::unread_message_bytes(&mut internal, TYPE_NAME)?;
-    let state = DocState::decode(bytes).map_err(|err| invalid_binary(TYPE_NAME, err))?;
-    Ok(Doc::from_state(&state))
-}
-
-/// Binary output: the compact encoding.
-#[pg_extern(immutable, strict, parallel_safe)]
-fn doc_send(doc: Doc) -> Vec<u8> {
-    doc.encoded
 }
 
 /// PATCH (RFC 7386 at the top level): each key given is set, stamped now; `null` removes it;

@@ -5,6 +5,104 @@ pub mod doc;
 pub mod jsonb_text;
 pub mod row_clock;
 
+/// A core state with the two forms every SQL type of this extension has: the compact binary
+/// encoding (on disk, `send`/`recv`) and the canonical text (`in`/`out`, pg_dump).
+pub trait StoredState: Sized {
+    fn decode(bytes: &[u8]) -> Result<Self, crdt_core::DecodeError>;
+    fn encode(&self) -> Vec<u8>;
+    fn from_text(text: &str) -> Result<Self, crdt_core::TextError>;
+    fn to_text(&self) -> String;
+}
+
+macro_rules! stored_state_by_core {
+    ($($state:ty),*) => {$(
+        impl StoredState for $state {
+            fn decode(bytes: &[u8]) -> Result<Self, crdt_core::DecodeError> {
+                <$state>::decode(bytes)
+            }
+            fn encode(&self) -> Vec<u8> {
+                <$state>::encode(self)
+            }
+            fn from_text(text: &str) -> Result<Self, crdt_core::TextError> {
+                <$state>::from_text(text)
+            }
+            fn to_text(&self) -> String {
+                <$state>::to_text(self)
+            }
+        }
+    )*};
+}
+stored_state_by_core!(crdt_core::PnCounter, crdt_core::Doc, crdt_core::RowClock);
+
+/// Everything a SQL type `$ty { encoded: Vec<u8> }` holding a core `$state` needs besides its
+/// own operations: conversions, pgrx's datum traits, text input/output, and the binary
+/// `$recv`/`$send` functions (wired in by `ALTER TYPE ... SET (RECEIVE, SEND)`).
+macro_rules! crdt_sql_type {
+    ($ty:ident, $state:ty, $sql_name:literal, $recv:ident, $send:ident) => {
+        impl $ty {
+            fn from_stored(encoded: Vec<u8>) -> Self {
+                $ty { encoded }
+            }
+
+            fn stored(&self) -> &[u8] {
+                &self.encoded
+            }
+
+            /// The datum holding `state`.
+            pub(crate) fn from_state(state: &$state) -> Self {
+                $ty { encoded: $crate::types::StoredState::encode(state) }
+            }
+
+            /// The stored state (`XX001` if the datum is not one this extension wrote).
+            pub(crate) fn state(&self) -> Result<$state, ::pgrx::pg_sys::panic::ErrorReport> {
+                <$state as $crate::types::StoredState>::decode(&self.encoded)
+                    .map_err(|err| $crate::error::corrupt_datum($sql_name, err))
+            }
+        }
+
+        $crate::types::stored_as_varlena!($ty, $sql_name);
+
+        impl ::pgrx::InOutFuncs for $ty {
+            fn input(input: &::std::ffi::CStr) -> Self {
+                let parsed = input
+                    .to_str()
+                    .map_err(|err| $crate::error::invalid_representation($sql_name, err))
+                    .and_then(|text| {
+                        <$state as $crate::types::StoredState>::from_text(text)
+                            .map_err(|err| $crate::error::invalid_representation($sql_name, err))
+                    });
+                match parsed {
+                    Ok(state) => $ty::from_state(&state),
+                    Err(report) => $crate::error::raise(report),
+                }
+            }
+
+            fn output(&self, buffer: &mut ::pgrx::StringInfo) {
+                match self.state() {
+                    Ok(state) => buffer.push_str(&$crate::types::StoredState::to_text(&state)),
+                    Err(report) => $crate::error::raise(report),
+                }
+            }
+        }
+
+        #[doc = concat!("Binary input of ", $sql_name, ": the compact encoding, validated completely and consumed whole.")]
+        #[::pgrx::pg_extern(immutable, strict, parallel_safe)]
+        fn $recv(mut internal: ::pgrx::Internal) -> Result<$ty, ::pgrx::pg_sys::panic::ErrorReport> {
+            let bytes = $crate::types::unread_message_bytes(&mut internal, $sql_name)?;
+            let state = <$state as $crate::types::StoredState>::decode(bytes)
+                .map_err(|err| $crate::error::invalid_binary($sql_name, err))?;
+            Ok($ty::from_state(&state))
+        }
+
+        #[doc = concat!("Binary output of ", $sql_name, ": the compact encoding.")]
+        #[::pgrx::pg_extern(immutable, strict, parallel_safe)]
+        fn $send(value: $ty) -> Vec<u8> {
+            value.encoded
+        }
+    };
+}
+pub(crate) use crdt_sql_type;
+
 /// Implements pgrx's datum traits for a type stored as one plain varlena of its core crate's
 /// encoding (never pgrx's default CBOR), given the SQL type's qualified name.
 ///
