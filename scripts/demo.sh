@@ -10,7 +10,7 @@ install_extension release
 NODE_A="$(postgres_scratch_dir)"
 NODE_B="$(postgres_scratch_dir)"
 trap 'destroy_cluster "$NODE_A"; destroy_cluster "$NODE_B"' EXIT
-PORT_A="$(free_port 54320)"
+PORT_A="$(free_port 25432)"
 start_cluster "$NODE_A" "$PORT_A"
 PORT_B="$(free_port $((PORT_A + 1)))"
 start_cluster "$NODE_B" "$PORT_B"

@@ -62,10 +62,15 @@ install_extension() {
     rm -f "$build_log"
 }
 
-# Prints a loopback TCP port nothing listens on, starting the search at $1.
+# Prints a loopback TCP port that no socket uses, starting the search at $1. Callers start
+# below Linux's ephemeral range (32768 and up), where outgoing connections take their local
+# ports: a port nobody listens on can still be bound by one of them.
 free_port() {
-    local port="${1:-54320}"
-    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    local port="${1:-25432}"
+    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
+        || { command -v ss >/dev/null && [ -n "$(ss -Htan "sport = :$port" 2>/dev/null)" ]; }; do
+        port=$((port + 1))
+    done
     echo "$port"
 }
 

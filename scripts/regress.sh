@@ -20,7 +20,7 @@ if [ "$ACCEPT" = 1 ]; then
     for test in "${TESTS[@]}"; do touch "$WORK/expected/$test.out"; done
 fi
 $SUDO chown -R postgres:postgres "$WORK"
-PORT="$(free_port 55432)"
+PORT="$(free_port 25532)"
 
 log "pg_regress: ${TESTS[*]}"
 status=0
