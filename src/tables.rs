@@ -118,15 +118,26 @@ fn enable(table: PgRelation) -> Result<(), ErrorReport> {
     let relid = table.oid();
     drop(table);
 
-    let has_clock = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-                        WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped)",
+    // NULL: no such column; '': ours already; anything else: someone else's column.
+    let clock_type = Spi::get_one_with_args::<String>(
+        "SELECT (SELECT CASE WHEN atttypid = 'crdt.row_clock'::pg_catalog.regtype THEN ''
+                             ELSE pg_catalog.format_type(atttypid, atttypmod) END
+                 FROM pg_catalog.pg_attribute
+                 WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped)",
         &[relid.into(), CLOCK_COLUMN.into()],
     )
-    .map_err(spi_failed)?
-    .unwrap_or(false);
-    if !has_clock {
-        run(&format!("ALTER TABLE {name} ADD COLUMN {CLOCK_COLUMN} crdt.row_clock"))?;
+    .map_err(spi_failed)?;
+    match clock_type.as_deref() {
+        None => run(&format!("ALTER TABLE {name} ADD COLUMN {CLOCK_COLUMN} crdt.row_clock"))?,
+        Some("") => {}
+        Some(other) => {
+            return Err(ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_DUPLICATE_COLUMN,
+                format!("table {name} already has a column {CLOCK_COLUMN} of type {other}"),
+                "crdt",
+            )
+            .set_hint(format!("crdt.enable adds {CLOCK_COLUMN} crdt.row_clock; rename the existing column.")))
+        }
     }
     if !trigger_exists(relid, STAMP_TRIGGER)? {
         run(&format!(

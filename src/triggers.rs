@@ -287,12 +287,13 @@ fn stamp_local_write<'a>(
                 }
             }
             (ColumnKind::Counter, Some(old)) => write_counter_locally(old, &mut new, column, node)?,
-            (ColumnKind::Doc, Some(old)) => {
+            // A doc set to NULL stays NULL: clearing the column is the user's to do.
+            (ColumnKind::Doc, Some(old)) if !new.is_null(column) => {
                 if let Some(merged) = merge_crdt_value(&new, old, column)? {
                     new.set_bytes(column.index, &merged);
                 }
             }
-            (_, None) => {}
+            _ => {}
         }
     }
     new.set_clock(&shape, &clock);

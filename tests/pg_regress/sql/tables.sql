@@ -47,6 +47,10 @@ SELECT inventory::bigint FROM product WHERE id = 1;
 UPDATE product SET attrs = '{"color": "red", "size": 3}'::jsonb WHERE id = 1;
 UPDATE product SET attrs = '{"color": "blue"}'::jsonb WHERE id = 1;
 SELECT attrs::jsonb FROM product WHERE id = 1;
+-- a doc column set to NULL stays NULL
+UPDATE product SET attrs = NULL WHERE id = 1;
+SELECT attrs IS NULL AS cleared FROM product WHERE id = 1;
+UPDATE product SET attrs = '{"color": "blue", "size": 3}'::jsonb WHERE id = 1;
 -- a hand-written crdt_clock is ignored: local writes are always stamped by the trigger
 UPDATE product SET crdt_clock = NULL WHERE id = 1;
 SELECT crdt_clock IS NOT NULL AS still_stamped FROM product WHERE id = 1;
@@ -101,6 +105,8 @@ RESET ROLE;
 DROP OWNED BY crdt_stranger;
 DROP ROLE crdt_stranger;
 SELECT crdt.enable('no_such_table');
+CREATE TABLE own_clock (id int PRIMARY KEY, crdt_clock timestamptz);
+SELECT crdt.enable('own_clock');
 
 -- quoted names work
 CREATE TABLE "tab'le ""x""" ("the id" int PRIMARY KEY, "a column" text);
