@@ -1,0 +1,67 @@
+//! `pg_dump` / `pg_restore` of a database with a CRDT table into a fresh instance keeps every
+//! value and stamp, and the restored node then merges with the original like any other node.
+
+use std::process::Command;
+
+use crdt_replication_tests::*;
+
+const DB: &str = "app";
+const ROWS: &str = "SELECT id, name, inventory::text, attrs::text, crdt_clock::text FROM product ORDER BY id";
+
+fn run(program: &str, args: &[&str]) {
+    let output = Command::new(pg_bin().join(program)).args(args).output().expect("run pg tool");
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn dump_and_restore_keeps_values_and_stamps_and_merges_afterwards() {
+    let nodes = Cluster::start_many(&["origin", "restored"]);
+    let (origin, restored) = (&nodes[0], &nodes[1]);
+    origin.create_database_with_crdt(DB);
+    origin.sql(
+        DB,
+        r#"CREATE TABLE product (id int PRIMARY KEY, name text,
+                                 inventory crdt.counter NOT NULL DEFAULT 0, attrs crdt.doc);
+           SELECT crdt.enable('product');
+           INSERT INTO product SELECT i, 'p' || i, i, crdt.patch(NULL, jsonb_build_object('i', i))
+             FROM generate_series(1, 50) i;
+           UPDATE product SET inventory = inventory OPERATOR(crdt.+) 5, name = name || ' v2' WHERE id % 2 = 0;
+           UPDATE product SET attrs = crdt.add(attrs, 'sold', 3) WHERE id % 3 = 0;"#,
+    );
+    let dump = origin.dir().join("app.dump");
+    let dump = dump.to_str().expect("utf-8 path");
+    let (origin_port, restored_port) = (origin.port().to_string(), restored.port().to_string());
+    run("pg_dump", &["-h", "127.0.0.1", "-p", &origin_port, "-U", "postgres", "-Fc", "-f", dump, DB]);
+    restored.create_database(DB);
+    run("pg_restore", &["-h", "127.0.0.1", "-p", &restored_port, "-U", "postgres", "-d", DB, "--exit-on-error", dump]);
+
+    assert_same_snapshot(&[origin, restored], DB, ROWS);
+    // The triggers came back as they were: stamping in ordinary sessions, merging in replicas.
+    assert_eq!(
+        restored.sql(DB, "SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'product'::regclass"),
+        "zz_crdt_merge:R,zz_crdt_stamp:O"
+    );
+
+    // The restored node is a node of its own and merges with the original both ways.
+    assert_ne!(
+        origin.query_value(DB, "SELECT crdt.node_id()"),
+        restored.query_value(DB, "SELECT crdt.node_id()")
+    );
+    connect_bidirectional(origin, restored, DB, &["product"]);
+    disable_subscriptions(origin);
+    disable_subscriptions(restored);
+    origin.sql(DB, "UPDATE product SET inventory = inventory OPERATOR(crdt.+) 10 WHERE id = 1");
+    restored.sql(DB, "UPDATE product SET inventory = inventory OPERATOR(crdt.-) 1, name = 'renamed' WHERE id = 1");
+    enable_subscriptions(origin);
+    enable_subscriptions(restored);
+    wait_for_replication_idle(&[origin, restored]);
+    for node in [origin, restored] {
+        assert_eq!(node.query_value(DB, "SELECT name || '|' || inventory::bigint FROM product WHERE id = 1"), "renamed|10");
+    }
+    assert_same_snapshot(&[origin, restored], DB, ROWS);
+    assert_no_errors_in_logs(&[origin, restored]);
+}
