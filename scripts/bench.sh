@@ -1,22 +1,161 @@
 #!/usr/bin/env bash
-# Benchmarks (not part of the test suite): installs what is missing, installs the release build,
-# starts a throwaway PostgreSQL 15 and runs bench/*.sql, printing the figures.
+# Benchmarks (not part of the test suite). Installs what is missing and the release build,
+# starts two throwaway PostgreSQL 15 instances, runs every case side by side in interleaved
+# rounds after a warm-up, and writes the figures to BENCHMARKS.md (machine, commit, medians and
+# spreads, ratios against the targets).
+#   bench/*.sql         in-database cases (sizes, merges), timed by bench/harness.sql
+#   pgbench             increments: CRDT counter table vs plain bigint table, 2 clients
+#   WAL                 bytes per single-row update, CRDT vs plain
+#   apply               logical-replication catch-up rate, merge trigger vs plain table
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ROUNDS="${BENCH_ROUNDS:-3}"
+PGBENCH_SECONDS="${BENCH_PGBENCH_SECONDS:-10}"
+APPLY_UPDATES="${BENCH_APPLY_UPDATES:-20000}"
 
 ensure_dependencies
 install_extension release
 
-CLUSTER="$(postgres_scratch_dir)"
-trap 'destroy_cluster "$CLUSTER"' EXIT
-PORT="$(free_port 25632)"
-start_cluster "$CLUSTER" "$PORT"
-log "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; commit $(git -C "$REPO_ROOT" rev-parse --short HEAD)"
+NODE_A="$(postgres_scratch_dir)"
+NODE_B="$(postgres_scratch_dir)"
+trap 'destroy_cluster "$NODE_A"; destroy_cluster "$NODE_B"' EXIT
+PORT_A="$(free_port 25632)"
+start_cluster "$NODE_A" "$PORT_A"
+PORT_B="$(free_port $((PORT_A + 1)))"
+start_cluster "$NODE_B" "$PORT_B"
+RESULTS="$NODE_A/results.tsv"   # kind | bench | variant | median | min | max | unit
+touch "$RESULTS" && chmod 666 "$RESULTS"
+
+psql_at() { # psql_at PORT DB SQL...
+    local port="$1" db="$2"; shift 2
+    as_postgres "$PG_BIN/psql" -X -q -At -F $'\t' -h 127.0.0.1 -p "$port" -U postgres -d "$db" \
+        -v ON_ERROR_STOP=1 "$@"
+}
+pgbench_on() { as_postgres "$PG_BIN/pgbench" -h 127.0.0.1 -U postgres "$@"; }
+stats() { # reads numbers, prints "median<TAB>min<TAB>max"
+    sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+                     printf "%.1f\t%.1f\t%.1f\n", m, v[1], v[NR] }'
+}
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$RESULTS"; }
+
+log "in-database cases: bench/*.sql"
 for script in "$REPO_ROOT"/bench/*.sql; do
-    db="bench_$(basename "$script" .sql)"
-    as_postgres "$PG_BIN/createdb" -h 127.0.0.1 -p "$PORT" -U postgres "$db"
-    cp "$script" "$CLUSTER/$(basename "$script")"
-    chmod 644 "$CLUSTER/$(basename "$script")"
-    log "$(basename "$script")"
-    as_postgres "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d "$db" \
-        -v ON_ERROR_STOP=1 -f "$CLUSTER/$(basename "$script")"
+    name="$(basename "$script" .sql)"
+    [ "$name" = "harness" ] && continue
+    db="bench_$name"
+    as_postgres "$PG_BIN/createdb" -h 127.0.0.1 -p "$PORT_A" -U postgres "$db"
+    cp "$REPO_ROOT/bench/harness.sql" "$script" "$NODE_A/" && chmod 644 "$NODE_A"/*.sql
+    log "$name"
+    psql_at "$PORT_A" "$db" -f "$NODE_A/harness.sql" >/dev/null
+    as_postgres "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PORT_A" -U postgres -d "$db" \
+        -v ON_ERROR_STOP=1 -f "$NODE_A/$name.sql"
+    psql_at "$PORT_A" "$db" -c "SELECT 'time', bench, variant, median_ms, min_ms, max_ms, 'ms'
+                                FROM bench_summary ORDER BY bench, variant" >>"$RESULTS"
+    psql_at "$PORT_A" "$db" -c "SELECT 'figure', bench, figure, value, value, value, unit
+                                FROM bench_figure" >>"$RESULTS"
 done
+
+# Both nodes: a plain table and a CRDT table of 1,000 rows, counters at 0.
+TABLES_SQL="CREATE EXTENSION IF NOT EXISTS crdt;
+ALTER DATABASE postgres SET search_path = public, crdt;
+CREATE TABLE plain_n (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0);
+CREATE TABLE crdt_n (id int PRIMARY KEY, n crdt.counter NOT NULL DEFAULT 0);
+INSERT INTO plain_n SELECT i, 0 FROM generate_series(1, 1000) i;
+INSERT INTO crdt_n SELECT i, 0 FROM generate_series(1, 1000) i;
+SELECT crdt.enable('crdt_n');"
+for port in "$PORT_A" "$PORT_B"; do psql_at "$port" postgres -c "$TABLES_SQL" >/dev/null; done
+for table in plain_n crdt_n; do
+    printf '\\set id random(1, 1000)\nUPDATE %s SET n = n + 1 WHERE id = :id;\n' "$table" >"$NODE_A/$table.pgbench"
+done
+chmod 644 "$NODE_A"/*.pgbench
+
+log "increments: pgbench, 2 clients, ${PGBENCH_SECONDS}s per round, $ROUNDS interleaved rounds"
+pgbench_on -p "$PORT_A" -n -c 2 -j 2 -T 3 -f "$NODE_A/crdt_n.pgbench" postgres >/dev/null   # warm-up
+pgbench_on -p "$PORT_A" -n -c 2 -j 2 -T 3 -f "$NODE_A/plain_n.pgbench" postgres >/dev/null
+declare -A TPS
+for round in $(seq 1 "$ROUNDS"); do
+    for table in plain_n crdt_n; do
+        tps="$(pgbench_on -p "$PORT_A" -n -c 2 -j 2 -T "$PGBENCH_SECONDS" -f "$NODE_A/$table.pgbench" postgres \
+               | awk '/^tps/ { print $3 }')"
+        echo "round $round $table: $tps tps"
+        TPS[$table]+="$tps"$'\n'
+    done
+done
+for table in plain_n crdt_n; do
+    record time "increments (pgbench TPS)" "$table" "$(printf '%s' "${TPS[$table]}" | stats)" tps
+done
+
+log "WAL bytes per single-row update (1,000 updates after a warm-up)"
+for table in plain_n crdt_n; do
+    pgbench_on -p "$PORT_A" -n -c 1 -t 1000 -f "$NODE_A/$table.pgbench" postgres >/dev/null
+    before="$(psql_at "$PORT_A" postgres -c "SELECT pg_current_wal_lsn()")"
+    pgbench_on -p "$PORT_A" -n -c 1 -t 1000 -f "$NODE_A/$table.pgbench" postgres >/dev/null
+    bytes="$(psql_at "$PORT_A" postgres -c "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$before') / 1000)")"
+    echo "$table: $bytes bytes per update"
+    record figure "WAL per single-row update" "$table" "$bytes"$'\t'"$bytes"$'\t'"$bytes" bytes
+done
+
+log "apply: $APPLY_UPDATES updates made while the subscription is disabled, then the catch-up"
+for table in plain_n crdt_n; do
+    psql_at "$PORT_A" postgres -c "CREATE PUBLICATION pub_$table FOR TABLE $table" >/dev/null
+    psql_at "$PORT_B" postgres -c "CREATE SUBSCRIPTION sub_$table
+        CONNECTION 'host=127.0.0.1 port=$PORT_A dbname=postgres user=postgres'
+        PUBLICATION pub_$table WITH (copy_data = false, enabled = false)" >/dev/null 2>&1
+done
+slot_caught_up() { # slot_caught_up SLOT LSN
+    [ "$(psql_at "$PORT_A" postgres -c "SELECT coalesce(confirmed_flush_lsn >= '$2', false)
+         FROM pg_replication_slots WHERE slot_name = '$1'")" = "t" ]
+}
+worker_running() {
+    [ -n "$(psql_at "$PORT_B" postgres -c "SELECT pid FROM pg_stat_subscription WHERE subname = '$1' AND pid IS NOT NULL")" ]
+}
+declare -A RATE
+for round in $(seq 0 "$ROUNDS"); do    # round 0 is the warm-up
+    for table in plain_n crdt_n; do
+        pgbench_on -p "$PORT_A" -n -c 2 -j 2 -t $((APPLY_UPDATES / 2)) -f "$NODE_A/$table.pgbench" postgres >/dev/null
+        target="$(psql_at "$PORT_A" postgres -c "SELECT pg_current_wal_lsn()")"
+        started="$(date +%s.%N)"
+        psql_at "$PORT_B" postgres -c "ALTER SUBSCRIPTION sub_$table ENABLE" >/dev/null
+        until slot_caught_up "sub_$table" "$target"; do sleep 0.05; done
+        seconds="$(awk -v a="$(date +%s.%N)" -v b="$started" 'BEGIN { printf "%.3f", a - b }')"
+        psql_at "$PORT_B" postgres -c "ALTER SUBSCRIPTION sub_$table DISABLE" >/dev/null
+        while worker_running "sub_$table"; do sleep 0.05; done
+        rate="$(awk -v n="$APPLY_UPDATES" -v s="$seconds" 'BEGIN { printf "%d", n / s }')"
+        echo "round $round $table: ${seconds}s, $rate updates/s"
+        [ "$round" -gt 0 ] && RATE[$table]+="$rate"$'\n'
+    done
+done
+for table in plain_n crdt_n; do
+    record time "apply rate (updates/s)" "$table" "$(printf '%s' "${RATE[$table]}" | stats)" "updates/s"
+done
+same="$(for port in "$PORT_A" "$PORT_B"; do psql_at "$port" postgres -c "SELECT sum(n::bigint) FROM crdt_n"; done | sort -u | wc -l)"
+[ "$same" = 1 ] || { echo "apply benchmark: the nodes differ after catching up" >&2; exit 1; }
+
+log "writing BENCHMARKS.md"
+value_of() { awk -F'\t' -v b="$1" -v v="$2" '$2 == b && $3 == v { print $4; exit }' "$RESULTS"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+{
+    echo "# Benchmarks"
+    echo
+    echo "Written by \`bash scripts/bench.sh\` — do not edit by hand. Commit \`$(git -C "$REPO_ROOT" rev-parse --short HEAD)\`,"
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), PostgreSQL $("$PG_CONFIG" --version | awk '{print $2}'), release build;"
+    echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(free -g | awk '/Mem:/ {print $2}') GiB."
+    echo "Times are medians of $ROUNDS interleaved rounds after a warm-up; min–max is the spread."
+    echo
+    echo "| case | variant | median | min–max | unit |"
+    echo "| --- | --- | ---: | ---: | --- |"
+    awk -F'\t' '{ for (i = 2; i <= 3; i++) gsub(/\|/, "\\|", $i)
+                  spread = ($5 == $6) ? "" : $5 "–" $6
+                  printf "| %s | %s | %s | %s | %s |\n", $2, $3, $4, spread, $7 }' "$RESULTS"
+    echo
+    echo "## Targets"
+    echo
+    echo "| target | measured |"
+    echo "| --- | --- |"
+    echo "| increment TPS, CRDT ≥ 0.85 × plain | $(ratio "$(value_of "increments (pgbench TPS)" crdt_n)" "$(value_of "increments (pgbench TPS)" plain_n)") × |"
+    echo "| apply rate with the merge trigger ≥ 0.85 × plain | $(ratio "$(value_of "apply rate (updates/s)" crdt_n)" "$(value_of "apply rate (updates/s)" plain_n)") × |"
+    doc_merge="$(value_of "doc merge, 50,000 pairs of 10-property docs" "crdt.merge(doc, doc)")"
+    doc_concat="$(value_of "doc merge, 50,000 pairs of 10-property docs" "jsonb || jsonb")"
+    echo "| 10-property doc merge no slower than \`jsonb \\|\\| jsonb\` | $(ratio "$doc_merge" "$doc_concat") × the time of \`jsonb \\|\\| jsonb\` |"
+} >"$REPO_ROOT/BENCHMARKS.md"
+cat "$REPO_ROOT/BENCHMARKS.md"
