@@ -317,12 +317,16 @@ impl Doc {
         Doc::default()
     }
 
-    /// Merges in one property written with `stamp` (the same rule as every other write: a stale
-    /// stamp loses). `json` must be canonical JSON text other than `null`.
-    pub(crate) fn merge_value(&mut self, key: &str, json: String, stamp: Stamp) {
+    /// Merges in values written with their stamps, as one write (the same rule as every other
+    /// write: a stale stamp loses). Each JSON text must be canonical and not `null`.
+    pub(crate) fn merge_values(&mut self, values: impl IntoIterator<Item = (String, String, Stamp)>) {
         let mut write = Doc::new();
-        write.properties.insert(key.to_owned(), Property::Value { json, stamp });
-        self.merge(&write);
+        for (key, json, stamp) in values {
+            write.properties.insert(key, Property::Value { json, stamp });
+        }
+        if !write.properties.is_empty() {
+            self.merge(&write);
+        }
     }
 
     /// PATCH (RFC 7386 at the top level): each key of `object_json` is set to its value with

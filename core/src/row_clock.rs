@@ -73,7 +73,7 @@ impl RowClock {
 
     /// Records a write of `column` with `stamp` (ignored if the clock already holds a newer one).
     pub fn stamp(&mut self, column: &str, fingerprint: u32, stamp: Stamp) {
-        self.columns.merge_value(column, fingerprint.to_string(), stamp);
+        self.columns.merge_values([(column.to_owned(), fingerprint.to_string(), stamp)]);
     }
 
     /// The row's own stamp: its newest column stamp (`None` before any write).
@@ -106,18 +106,20 @@ impl RowClock {
                 _ => ColumnChoice::Local,
             })
             .collect();
-        for (&(name, fingerprint), choice) in columns.iter().zip(&choices) {
-            if let (ColumnChoice::Remote, Some(theirs)) = (choice, remote.column(name)) {
-                self.stamp(name, fingerprint, theirs.stamp);
+        // The remote entries adopted, and those of columns the table does not have, merged in
+        // as one write.
+        let adopted = columns.iter().zip(&choices).filter_map(|(&(name, fingerprint), choice)| {
+            let theirs = remote.column(name).filter(|_| *choice == ColumnChoice::Remote)?;
+            Some((name.to_owned(), fingerprint.to_string(), theirs.stamp))
+        });
+        let foreign = remote.columns.properties().filter_map(|(name, property)| match property {
+            Property::Value { json, stamp } if !columns.iter().any(|&(column, _)| column == name) => {
+                Some((name.to_owned(), json.clone(), *stamp))
             }
-        }
-        for (name, property) in remote.columns.properties() {
-            if let (false, Property::Value { json, stamp }) =
-                (columns.iter().any(|&(column, _)| column == name), property)
-            {
-                self.columns.merge_value(name, json.clone(), *stamp);
-            }
-        }
+            _ => None,
+        });
+        let write: Vec<_> = adopted.chain(foreign).collect();
+        self.columns.merge_values(write);
         choices
     }
 
