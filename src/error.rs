@@ -43,6 +43,11 @@ pub fn corrupt_datum(type_name: &str, detail: impl std::fmt::Display) -> ErrorRe
     .set_detail(detail.to_string())
 }
 
+/// `XX000` for a failed SPI query of the extension's own: never caused by user input.
+pub fn spi_failed(err: pgrx::spi::Error) -> ErrorReport {
+    ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("crdt query failed: {err}"), "crdt")
+}
+
 /// Raises `report` as an ERROR. Only for paths that cannot return a `Result` (pgrx's
 /// `InOutFuncs::input`); everything else returns `Result<_, ErrorReport>`.
 pub fn raise(report: ErrorReport) -> ! {

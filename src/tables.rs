@@ -9,6 +9,8 @@ use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_qualified_identifier};
 use pgrx::{PgRelation, PgSqlErrorCode};
 
+use crate::error::spi_failed;
+
 /// The column holding each row's stamps.
 pub const CLOCK_COLUMN: &str = "crdt_clock";
 /// The trigger that stamps local writes (fires in ordinary sessions).
@@ -16,15 +18,16 @@ pub const STAMP_TRIGGER: &str = "zz_crdt_stamp";
 /// The trigger that merges replicated rows (`ENABLE REPLICA`: fires in apply workers).
 pub const MERGE_TRIGGER: &str = "zz_crdt_merge";
 
-struct TableFacts {
-    qualified_name: String,
+pub(crate) struct TableFacts {
+    /// `schema.table`, quoted where needed.
+    pub(crate) qualified_name: String,
     relkind: String,
     owned_by_caller: bool,
     has_primary_key: bool,
     replica_identity: String,
 }
 
-fn table_facts(relid: pg_sys::Oid) -> Result<TableFacts, ErrorReport> {
+pub(crate) fn table_facts(relid: pg_sys::Oid) -> Result<TableFacts, ErrorReport> {
     Spi::connect(|client| {
         let rows = client.select(
             "SELECT n.nspname::text, c.relname::text, c.relkind::text,
@@ -49,10 +52,6 @@ fn table_facts(relid: pg_sys::Oid) -> Result<TableFacts, ErrorReport> {
         })
     })
     .map_err(spi_failed)
-}
-
-fn spi_failed(err: pgrx::spi::Error) -> ErrorReport {
-    ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("catalog query failed: {err}"), "crdt")
 }
 
 fn trigger_exists(relid: pg_sys::Oid, name: &str) -> Result<bool, ErrorReport> {

@@ -22,7 +22,7 @@ use pgrx::spi::quote_qualified_identifier;
 use pgrx::{AllocatedByPostgres, PgTupleDesc};
 
 use crate::clock::{local_node_id, stamp_after, warn_if_far_ahead};
-use crate::error::{corrupt_datum, out_of_range};
+use crate::error::{corrupt_datum, out_of_range, spi_failed};
 use crate::gucs::{WriteMode, WRITE_MODE};
 use crate::tables::CLOCK_COLUMN;
 use crate::types::counter::Counter;
@@ -43,13 +43,7 @@ thread_local! {
 fn merge_row(table: pgrx::PgRelation, row: crate::types::jsonb_text::JsonbText) -> Result<(), ErrorReport> {
     let relid = table.oid();
     drop(table);
-    let name = Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
-         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
-        &[relid.into()],
-    )
-    .map_err(spi_failed)?
-    .unwrap_or_default();
+    let name = crate::tables::table_facts(relid)?.qualified_name;
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -337,8 +331,8 @@ fn merge_replicated_row<'a>(
     // SAFETY: for UPDATE, tg_trigtuple is the local row (OLD) and tg_newtuple the replicated one.
     let (local, remote) =
         unsafe { (Row::deform(data.tg_trigtuple, &tupdesc), Row::deform(data.tg_newtuple, &tupdesc)) };
-    let table = trigger.table_name().unwrap_or_default();
-    match merge_rows(&shape, &local, &remote, &table)? {
+    let table = || trigger.table_name().unwrap_or_default();
+    match merge_rows(&shape, &local, &remote, table)? {
         None => Ok(None),
         Some(mut merged) => {
             let tuple = merged.form(&tupdesc);
@@ -349,7 +343,12 @@ fn merge_replicated_row<'a>(
 
 /// The merge of a replicated row into the local one, or `None` if the local row already is it
 /// (then nothing is written, no WAL, and the change is not echoed back).
-fn merge_rows(shape: &TableShape, local: &Row, remote: &Row, table: &str) -> Result<Option<Row>, ErrorReport> {
+fn merge_rows(
+    shape: &TableShape,
+    local: &Row,
+    remote: &Row,
+    table: impl FnOnce() -> String,
+) -> Result<Option<Row>, ErrorReport> {
     let local_clock = local.clock(shape)?.unwrap_or_default();
     let Some(remote_clock) = remote.clock(shape)? else {
         // A row without stamps was not written through crdt: nothing in it can be newer.
@@ -357,9 +356,8 @@ fn merge_rows(shape: &TableShape, local: &Row, remote: &Row, table: &str) -> Res
     };
     warn_if_far_ahead(remote_clock.max_hlc(), table);
     let registers: Vec<&Column> = shape.columns.iter().filter(|c| c.kind == ColumnKind::Register).collect();
-    let fingerprints: Vec<(String, u32)> =
-        registers.iter().map(|column| (column.name.clone(), remote.fingerprint(column))).collect();
-    let named: Vec<(&str, u32)> = fingerprints.iter().map(|(name, f)| (name.as_str(), *f)).collect();
+    let named: Vec<(&str, u32)> =
+        registers.iter().map(|column| (column.name.as_str(), remote.fingerprint(column))).collect();
     let mut clock = local_clock.clone();
     let choices = clock.merge_replicated(&remote_clock, &named);
 
@@ -450,10 +448,6 @@ fn primary_key_columns(relid: pg_sys::Oid) -> Result<Vec<String>, ErrorReport> {
             "crdt",
         )
     })
-}
-
-fn spi_failed(err: pgrx::spi::Error) -> ErrorReport {
-    ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("crdt merge query failed: {err}"), "crdt")
 }
 
 /// A datum already built, passed to SPI with an explicit type.

@@ -100,17 +100,7 @@ impl Decimal {
     fn parse_any(text: &str) -> Result<Decimal, DecimalError> {
         let bytes = text.as_bytes();
         let mut pos = 0;
-        let negative = match bytes.first() {
-            Some(b'-') => {
-                pos += 1;
-                true
-            }
-            Some(b'+') => {
-                pos += 1;
-                false
-            }
-            _ => false,
-        };
+        let negative = take_sign(bytes, &mut pos);
         let mut digits = Vec::new();
         let mut fraction_len: i64 = 0;
         let mut seen_digit = false;
@@ -138,17 +128,7 @@ impl Decimal {
         let mut exponent: i64 = 0;
         if matches!(bytes.get(pos), Some(b'e' | b'E')) {
             pos += 1;
-            let exponent_negative = match bytes.get(pos) {
-                Some(b'-') => {
-                    pos += 1;
-                    true
-                }
-                Some(b'+') => {
-                    pos += 1;
-                    false
-                }
-                _ => false,
-            };
+            let exponent_negative = take_sign(bytes, &mut pos);
             let start = pos;
             while let Some(&c @ b'0'..=b'9') = bytes.get(pos) {
                 // Saturates: anything past the cap is out of range anyway.
@@ -392,6 +372,21 @@ impl fmt::Display for Decimal {
             }
         }
         f.write_str(&out)
+    }
+}
+
+/// Consumes an optional `+` or `-` at `pos`; true for `-`.
+fn take_sign(bytes: &[u8], pos: &mut usize) -> bool {
+    match bytes.get(*pos) {
+        Some(b'-') => {
+            *pos += 1;
+            true
+        }
+        Some(b'+') => {
+            *pos += 1;
+            false
+        }
+        _ => false,
     }
 }
 
