@@ -60,6 +60,35 @@ install_extension() {
         return 1
     fi
     rm -f "$build_log"
+    install_old_install_scripts
+}
+
+# The crate's version (the root Cargo.toml's [package] version): the version `cargo pgrx
+# install` generates `crdt--<version>.sql` for.
+extension_version() {
+    sed -n '/^\[package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' "$REPO_ROOT/Cargo.toml" | head -n 1
+}
+
+# Copies the frozen install scripts of released versions (sql/crdt--<old>.sql) into
+# PostgreSQL's extension directory, so that `CREATE EXTENSION crdt VERSION '<old>'` installs
+# exactly what was released. `cargo pgrx install` copies only the upgrade scripts
+# (sql/crdt--A--B.sql) and generates the current version's install script; it never copies an
+# old version's. Idempotent: files already identical are left alone.
+install_old_install_scripts() {
+    local current extension_dir script version
+    current="$(extension_version)"
+    extension_dir="$("$PG_CONFIG" --sharedir)/extension"
+    for script in "$REPO_ROOT"/sql/crdt--*.sql; do
+        [ -e "$script" ] || continue
+        version="${script##*/crdt--}"
+        version="${version%.sql}"
+        # Upgrade scripts (crdt--A--B.sql) are cargo pgrx's; the current version's is generated.
+        case "$version" in *--*) continue ;; esac
+        [ "$version" = "$current" ] && continue
+        if ! cmp -s "$script" "$extension_dir/${script##*/}"; then
+            $SUDO install -m 644 "$script" "$extension_dir/${script##*/}"
+        fi
+    done
 }
 
 # Prints a loopback TCP port that no socket uses, starting the search at $1. Callers start
