@@ -211,12 +211,7 @@ impl Property {
     /// tombstone. (Honest replicas never give one stamp to a value and a tombstone; ranking
     /// them anyway keeps merge commutative on any decodable state.)
     fn precedence(&self) -> (Stamp, u8) {
-        let rank = match self {
-            Property::Tombstone { .. } => 0,
-            Property::Value { .. } => 1,
-            Property::Counter(_) => 2,
-        };
-        (self.stamp(), rank)
+        precedence(self.stamp(), self.kind())
     }
 
     /// The merge rule of one property; the only place it is written down.
@@ -238,6 +233,17 @@ impl Property {
             },
         }
     }
+}
+
+/// The order in which entries win (see [`Property::precedence`]); shared with the in-place
+/// merge of the binary form, so both rank entries alike.
+fn precedence(stamp: Stamp, kind: StampKind) -> (Stamp, u8) {
+    let rank = match kind {
+        StampKind::Tombstone | StampKind::Replaced => 0,
+        StampKind::Value => 1,
+        StampKind::Counter => 2,
+    };
+    (stamp, rank)
 }
 
 impl CounterProperty {

@@ -271,6 +271,12 @@ proptest! {
         let mut out = Vec::new();
         prop_assert!(merge_encoded(&a.encode(), &b.encode(), &mut out).is_ok());
         prop_assert_eq!(out, ab.encode());
+        // The in-place path, where one side already holds the merge, gives the same bytes.
+        for (x, y) in [(&ab, &a), (&b, &ab), (&ab, &ab)] {
+            let mut out = Vec::new();
+            prop_assert!(merge_encoded(&x.encode(), &y.encode(), &mut out).is_ok());
+            prop_assert_eq!(out, ab.encode());
+        }
     }
 
     #[test]

@@ -121,9 +121,21 @@ impl Doc {
 
 /// Merges two encoded docs into `out` (appended). Both inputs are validated completely first;
 /// on error `out` is unchanged.
+///
+/// When one side already holds the merge — the usual case when replicas exchange a newer
+/// version of a record — its bytes are the result (the encoding is canonical), and nothing
+/// is built; otherwise both are decoded, merged and encoded.
 pub fn merge_encoded(a: &[u8], b: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    let mut merged = Doc::decode(a)?;
-    merged.merge(&Doc::decode(b)?);
+    let (a, b) = (DocView::parse(a)?, DocView::parse(b)?);
+    let absorbing = [(a, b), (b, a)]
+        .into_iter()
+        .find_map(|(x, y)| x.absorbs(&y).then_some(x));
+    if let Some(merged) = absorbing {
+        out.extend_from_slice(merged.as_bytes());
+        return Ok(());
+    }
+    let mut merged = a.to_doc();
+    merged.merge(&b.to_doc());
     merged.encode_into(out);
     Ok(())
 }
@@ -753,6 +765,38 @@ impl<'a> DocView<'a> {
                 kind: raw.kind(),
                 stamp: raw.stamp,
             }))
+    }
+
+    /// Whether merging `other` into this doc leaves it unchanged: its watermark is not older,
+    /// and each entry of `other` is covered by that watermark or loses to (or equals) this
+    /// doc's entry of the same key under the one precedence rule of [`Property`]. Undecided
+    /// ties (equal precedence, different content) answer `false`.
+    fn absorbs(&self, other: &DocView<'_>) -> bool {
+        if self.header.replaced < other.header.replaced {
+            return false;
+        }
+        let mut mine = self.entries().peekable();
+        other.entries().all(|theirs| {
+            if self.header.replaced.is_some_and(|watermark| theirs.stamp < watermark) {
+                return true;
+            }
+            while mine.next_if(|m| m.key.as_bytes() < theirs.key.as_bytes()).is_some() {}
+            let Some(m) = mine.next_if(|m| m.key == theirs.key) else {
+                return false;
+            };
+            let (m_rank, theirs_rank) = (
+                super::precedence(m.stamp, m.kind()),
+                super::precedence(theirs.stamp, theirs.kind()),
+            );
+            match m_rank.cmp(&theirs_rank) {
+                std::cmp::Ordering::Greater => true,
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal => matches!(
+                    (m.into_property(), theirs.into_property()),
+                    (Ok(x), Ok(y)) if x == y
+                ),
+            }
+        })
     }
 
     /// The owned doc.
