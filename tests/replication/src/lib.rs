@@ -85,6 +85,11 @@ pub const PEER_DOWN_LOG_NOISE: &[&str] = &[
     // "replication slot ... is active for PID ...": the walsender serving the subscriber before
     // it restarted has not noticed yet.
     "is active for PID",
+    // "replication origin with ID ... is already active for PID ...": the launcher started a new
+    // apply worker while the one that just exited on a lost connection still held the origin
+    // (PostgreSQL 15 frees the worker slot before the origin). Always follows another worker's
+    // ERROR, which is reported on its own.
+    "is already active for PID",
 ];
 
 /// Directory of the PostgreSQL binaries (`CRDT_PG_BIN`, default `/usr/lib/postgresql/15/bin`).
