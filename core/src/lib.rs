@@ -21,6 +21,8 @@ pub mod codec;
 pub mod counter;
 pub mod decimal;
 pub mod doc;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod hlc;
 pub mod json;
 pub mod node;
@@ -36,6 +38,6 @@ pub use doc::{CounterProperty, Doc, DocError, DocView, NodeSums, Property, Stamp
 pub use hlc::{
     ahead_of_wall_ms, hlc_from_parts, hlc_logical, hlc_wall_ms, ClockError, HybridClock, Stamp,
 };
-pub use row_clock::{value_fingerprint, ColumnChoice, ColumnStamp, RowClock};
 pub use node::{NodeId, NodeIdParseError, NODE_ID_NAMESPACE};
+pub use row_clock::{value_fingerprint, ColumnChoice, ColumnStamp, RowClock};
 pub use text::TextError;

@@ -2,6 +2,7 @@
 //! in-place and byte-level paths, exact round trips, robustness on hostile input, and
 //! convergence of replicas exchanging states.
 
+use crdt_core::fuzz_checks;
 use crdt_core::{merge_encoded, CounterView, NodeId, PnCounter};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -122,30 +123,27 @@ proptest! {
 
 }
 
-// Hostile-input checks are cheap per case, so they get more cases.
+// Hostile input: random and mutated encodings and texts, through the same invariants the fuzz
+// targets check (crdt_core::fuzz_checks: never a panic, decode and view agree, what is accepted
+// is canonical, reads the same in every form, and merges). Cheap per case, so many cases.
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
-    /// Whatever is accepted is canonical: it re-encodes to the very same bytes. Decoding and
-    /// in-place parsing accept exactly the same inputs.
     #[test]
-    fn arbitrary_bytes_never_panic(
+    fn arbitrary_bytes_keep_the_invariants(
         mut bytes in proptest::collection::vec(any::<u8>(), 0..200),
         versioned in any::<bool>(),
     ) {
         if versioned && !bytes.is_empty() {
             bytes[0] = 1; // get past the version byte more often
         }
-        let decoded = PnCounter::decode(&bytes);
-        prop_assert_eq!(decoded.is_ok(), CounterView::parse(&bytes).is_ok());
-        if let Ok(counter) = decoded {
-            prop_assert_eq!(counter.encode(), bytes);
-        }
+        fuzz_checks::counter_binary(&bytes);
     }
 
     #[test]
-    fn mutated_encodings_never_panic(
+    fn mutated_encodings_keep_the_invariants(
         a in arb_state(),
+        b in arb_state(),
         flips in proptest::collection::vec((any::<Index>(), 0u8..8), 0..4),
         cut in any::<Index>(),
         truncate in any::<bool>(),
@@ -158,34 +156,24 @@ proptest! {
         if truncate {
             bytes.truncate(cut.index(bytes.len() + 1));
         }
-        let decoded = PnCounter::decode(&bytes);
-        prop_assert_eq!(decoded.is_ok(), CounterView::parse(&bytes).is_ok());
-        if let Ok(counter) = decoded {
-            prop_assert_eq!(counter.encode(), bytes.clone());
-            // Accepted bytes merge like any other state.
-            let mut out = Vec::new();
-            prop_assert!(merge_encoded(&bytes, &a.encode(), &mut out).is_ok());
-            prop_assert_eq!(out, merged(&counter, &a).encode());
-        }
+        fuzz_checks::counter_binary(&bytes);
+        // Accepted or not, merging it with a valid state either fails cleanly or is the merge.
+        fuzz_checks::counter_merge(&fuzz_checks::join_pair(&bytes, &b.encode()));
     }
 
     #[test]
-    fn arbitrary_text_never_panics(text in any::<String>()) {
-        if let Ok(counter) = PnCounter::from_text(&text) {
-            prop_assert_eq!(PnCounter::from_text(&counter.to_text()), Ok(counter));
-        }
+    fn arbitrary_text_keeps_the_invariants(text in any::<String>()) {
+        fuzz_checks::counter_text(text.as_bytes());
     }
 
     /// JSON-shaped noise reaches deeper into the parser than arbitrary strings.
     #[test]
-    fn json_like_text_never_panics(text in r#"[{}\[\]",: 0-9a-fA-F\-.eE\\u]{0,120}"#) {
-        if let Ok(counter) = PnCounter::from_text(&text) {
-            prop_assert_eq!(PnCounter::from_text(&counter.to_text()), Ok(counter));
-        }
+    fn json_like_text_keeps_the_invariants(text in r#"[{}\[\]",: 0-9a-fA-F\-.eE\\u]{0,120}"#) {
+        fuzz_checks::counter_text(text.as_bytes());
     }
 
     #[test]
-    fn mutated_text_never_panics(
+    fn mutated_text_keeps_the_invariants(
         a in arb_state(),
         edits in proptest::collection::vec((any::<Index>(), any::<char>(), any::<bool>()), 1..4),
     ) {
@@ -195,11 +183,8 @@ proptest! {
             if replace { chars[i] = c } else { chars.remove(i); }
         }
         let text: String = chars.into_iter().collect();
-        if let Ok(counter) = PnCounter::from_text(&text) {
-            prop_assert_eq!(PnCounter::from_text(&counter.to_text()), Ok(counter));
-        }
+        fuzz_checks::counter_text(text.as_bytes());
     }
-
 }
 
 proptest! {

@@ -3,6 +3,7 @@
 //! in-place view, convergence of replicas exchanging states, and robustness on hostile input.
 
 use crdt_core::doc::merge_encoded;
+use crdt_core::fuzz_checks;
 use crdt_core::{Decimal, Doc, DocError, DocView, HybridClock, NodeId, Stamp};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -355,48 +356,35 @@ proptest! {
     }
 }
 
-// Hostile-input checks are cheap per case, so they get more cases.
+// Hostile input: random and mutated encodings and texts, through the same invariants the fuzz
+// targets check (crdt_core::fuzz_checks: never a panic, decode and view agree, what is accepted
+// is canonical, reads the same in every form, merges, and can still be written to).
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
-    /// Whatever is accepted is canonical: it re-encodes to the very same bytes. Decoding and
-    /// in-place parsing accept exactly the same inputs.
     #[test]
-    fn arbitrary_bytes_never_panic(
+    fn arbitrary_bytes_keep_the_invariants(
         mut bytes in prop::collection::vec(any::<u8>(), 0..200),
         versioned in any::<bool>(),
     ) {
         if versioned && !bytes.is_empty() {
             bytes[0] = 1;
         }
-        let decoded = Doc::decode(&bytes);
-        prop_assert_eq!(decoded.is_ok(), DocView::parse(&bytes).is_ok());
-        if let Ok(doc) = decoded {
-            prop_assert_eq!(doc.encode(), bytes);
-        }
+        fuzz_checks::doc_binary(&bytes);
+        fuzz_checks::row_clock_binary(&bytes);
     }
 
     #[test]
-    fn arbitrary_text_never_panics(text in any::<String>()) {
-        if let Ok(doc) = Doc::from_text(&text) {
-            prop_assert_eq!(Doc::from_text(&doc.to_text()), Ok(doc));
-        }
-        let mut doc = Doc::new();
-        let _ = doc.patch(&text, Stamp::new(1, pool_node(0)));
-        prop_assert!(Doc::decode(&doc.encode()).is_ok());
+    fn arbitrary_text_keeps_the_invariants(text in any::<String>()) {
+        fuzz_checks::doc_text(text.as_bytes());
+        fuzz_checks::json_text(text.as_bytes());
     }
 
     /// JSON-shaped noise reaches deeper into the parsers than arbitrary strings.
     #[test]
-    fn json_like_text_never_panics(text in r#"[{}\[\]",: 0-9a-f\-.eE\\utrnl]{0,120}"#) {
-        if let Ok(doc) = Doc::from_text(&text) {
-            prop_assert_eq!(Doc::from_text(&doc.to_text()), Ok(doc));
-        }
-        let mut doc = Doc::new();
-        if doc.patch(&text, Stamp::new(1, pool_node(0))).is_ok() {
-            prop_assert!(Doc::decode(&doc.encode()).is_ok());
-            prop_assert_eq!(Doc::from_text(&doc.to_text()), Ok(doc));
-        }
+    fn json_like_text_keeps_the_invariants(text in r#"[{}\[\]",: 0-9a-f\-.eE\\utrnl]{0,120}"#) {
+        fuzz_checks::doc_text(text.as_bytes());
+        fuzz_checks::json_text(text.as_bytes());
     }
 }
 
@@ -404,7 +392,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn mutated_encodings_never_panic(
+    fn mutated_encodings_keep_the_invariants(
         doc in arb_doc(),
         flips in prop::collection::vec((any::<Index>(), 0u8..8), 0..4),
         cut in any::<Index>(),
@@ -419,19 +407,13 @@ proptest! {
         if truncate {
             bytes.truncate(cut.index(bytes.len() + 1));
         }
-        let decoded = Doc::decode(&bytes);
-        prop_assert_eq!(decoded.is_ok(), DocView::parse(&bytes).is_ok());
-        if let Ok(decoded) = decoded {
-            prop_assert_eq!(decoded.encode(), bytes.clone());
-            // Accepted bytes merge like any other state.
-            let mut out = Vec::new();
-            prop_assert!(merge_encoded(&bytes, &original, &mut out).is_ok());
-            prop_assert_eq!(out, merged(&decoded, &doc).encode());
-        }
+        fuzz_checks::doc_binary(&bytes);
+        // Accepted or not, merging it with a valid state either fails cleanly or is the merge.
+        fuzz_checks::doc_merge(&fuzz_checks::join_pair(&bytes, &original));
     }
 
     #[test]
-    fn mutated_text_never_panics(
+    fn mutated_text_keeps_the_invariants(
         doc in arb_doc(),
         edits in prop::collection::vec((any::<Index>(), any::<char>(), any::<bool>()), 1..4),
     ) {
@@ -441,8 +423,6 @@ proptest! {
             if replace { chars[i] = c } else { chars.remove(i); }
         }
         let text: String = chars.into_iter().collect();
-        if let Ok(parsed) = Doc::from_text(&text) {
-            prop_assert_eq!(Doc::from_text(&parsed.to_text()), Ok(parsed));
-        }
+        fuzz_checks::doc_text(text.as_bytes());
     }
 }
