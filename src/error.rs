@@ -43,6 +43,15 @@ pub fn corrupt_datum(type_name: &str, detail: impl std::fmt::Display) -> ErrorRe
     .set_detail(detail.to_string())
 }
 
+/// `54000`: `what` would take `bytes` bytes, beyond the 1 GB PostgreSQL allows for one value.
+pub fn too_large(what: &str, bytes: usize) -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        format!("{what} would take {bytes} bytes, more than the 1 GB a PostgreSQL value can hold"),
+        "crdt",
+    )
+}
+
 /// `XX000` for a failed SPI query of the extension's own: never caused by user input.
 pub fn spi_failed(err: pgrx::spi::Error) -> ErrorReport {
     ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("crdt query failed: {err}"), "crdt")

@@ -78,10 +78,17 @@ macro_rules! crdt_sql_type {
             }
 
             fn output(&self, buffer: &mut ::pgrx::StringInfo) {
-                match self.state() {
-                    Ok(state) => buffer.push_str(&$crate::types::StoredState::to_text(&state)),
+                let text = match self.state() {
+                    Ok(state) => $crate::types::StoredState::to_text(&state),
                     Err(report) => $crate::error::raise(report),
+                };
+                // The text form is larger than the stored one: past 1 GB (with its NUL) it is
+                // a 54000, never pgrx's XX000 panic beyond 2 GB.
+                if text.len() >= $crate::types::MAX_ALLOC_SIZE {
+                    let what = concat!("the text form of a ", $sql_name, " value");
+                    $crate::error::raise($crate::error::too_large(what, text.len()));
                 }
+                buffer.push_str(&text);
             }
         }
 
@@ -203,9 +210,20 @@ macro_rules! call_abi_via_datum {
 }
 pub(crate) use call_abi_via_datum;
 
+/// PostgreSQL's `MaxAllocSize` (1 GB − 1, not exported by pgrx): no datum and no text form can
+/// be larger.
+pub const MAX_ALLOC_SIZE: usize = 0x3fff_ffff;
+
 /// Copies `bytes` into a new palloc'd varlena with a 4-byte header.
+///
+/// A value beyond PostgreSQL's 1 GB limit (the merge of two docs of 600 MB each, say) is a
+/// `54000` error, as for PostgreSQL's own types; unchecked, palloc would refuse it with an
+/// `XX000` "invalid memory alloc request size".
 pub fn bytes_into_varlena_datum(bytes: &[u8]) -> pgrx::pg_sys::Datum {
     let total = pgrx::pg_sys::VARHDRSZ + bytes.len();
+    if total > MAX_ALLOC_SIZE {
+        crate::error::raise(crate::error::too_large("a crdt value", total));
+    }
     // SAFETY: palloc either returns `total` writable bytes or raises an ERROR; the copy stays
     // inside them, and the header written is the length PostgreSQL reads back.
     unsafe {
