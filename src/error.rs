@@ -57,8 +57,9 @@ pub fn spi_failed(err: pgrx::spi::Error) -> ErrorReport {
     ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("crdt query failed: {err}"), "crdt")
 }
 
-/// Raises `report` as an ERROR. Only for paths that cannot return a `Result` (pgrx's
-/// `InOutFuncs::input`); everything else returns `Result<_, ErrorReport>`.
+/// Raises `report` as an ERROR. Only for paths where pgrx would not keep the SQLSTATE of a
+/// returned error: `InOutFuncs::input`, and triggers (pgrx turns their `Err` into a panic,
+/// `XX000`); everything else returns `Result<_, ErrorReport>`.
 pub fn raise(report: ErrorReport) -> ! {
     report.report(pgrx::PgLogLevel::ERROR);
     unreachable!("ERROR does not return")

@@ -4,6 +4,7 @@
 //! here. One module per SQL feature.
 
 mod aggregates;
+mod catalog_cache;
 mod clock;
 mod error;
 mod gucs;
@@ -17,6 +18,7 @@ pgrx::pg_module_magic!();
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    catalog_cache::init();
 }
 
 /// Hooks `cargo pgrx test` needs: no extra setup, no extra server settings.

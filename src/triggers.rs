@@ -11,24 +11,28 @@
 //! datums in and out. Everything reached from here is schema-qualified or catalog-driven,
 //! because apply workers run with an empty `search_path`.
 
+use std::borrow::Cow;
+use std::convert::Infallible;
 use std::ffi::CStr;
+use std::rc::Rc;
 
 use crdt_core::{value_fingerprint, ColumnChoice, NodeId, PnCounter, RowClock};
-use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
+use pgrx::datum::{DatumWithOid, IntoDatum};
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::quote_qualified_identifier;
 use pgrx::{AllocatedByPostgres, PgTupleDesc};
 
+use crate::catalog_cache::CachedByOid;
 use crate::clock::{local_node_id, stamp_after, warn_if_far_ahead};
-use crate::error::{corrupt_datum, out_of_range, spi_failed};
+use crate::error::{corrupt_datum, out_of_range, raise, spi_failed};
 use crate::gucs::{WriteMode, WRITE_MODE};
 use crate::tables::CLOCK_COLUMN;
 use crate::types::counter::Counter;
 use crate::types::doc::Doc;
 use crate::types::row_clock::row_clock;
-use crate::types::{bytes_into_varlena_datum, varlena_datum_bytes};
+use crate::types::{bytes_into_varlena_datum, varlena_datum_slice};
 
 thread_local! {
     /// Set while `crdt.merge_row` writes: local writes are then merged like replicated ones.
@@ -82,9 +86,31 @@ struct Column {
 struct TableShape {
     columns: Vec<Column>,
     clock_index: usize,
+    /// Descriptor indexes of the primary key's columns (none if the key was dropped).
+    key_indexes: Vec<usize>,
+    /// Locks the row whose key equals that of the row passed as `$1` (composite).
+    lock_existing_sql: String,
+    /// Updates that row with the values of `$1`.
+    update_existing_sql: String,
 }
 
-fn table_shape(tupdesc: &PgTupleDesc<'_>) -> Result<TableShape, ErrorReport> {
+thread_local! {
+    static TABLE_SHAPES: CachedByOid<TableShape> = CachedByOid::new();
+}
+
+/// The shape of the trigger's table, read from its descriptor once per relation (and again
+/// after it or a type changes), not once per row.
+fn table_shape(trigger: &PgTrigger<'_>, tupdesc: &PgTupleDesc<'_>) -> Result<Rc<TableShape>, ErrorReport> {
+    // SAFETY: tg_relation is open for the duration of the trigger call.
+    let relid = unsafe { (*trigger.trigger_data().tg_relation).rd_id };
+    TABLE_SHAPES.with(|shapes| shapes.get_or_try(relid, || read_table_shape(trigger, relid, tupdesc)))
+}
+
+fn read_table_shape(
+    trigger: &PgTrigger<'_>,
+    relid: pg_sys::Oid,
+    tupdesc: &PgTupleDesc<'_>,
+) -> Result<TableShape, ErrorReport> {
     let (counter_oid, doc_oid, clock_oid) =
         (Counter::type_oid(), Doc::type_oid(), row_clock::type_oid());
     let mut columns = Vec::new();
@@ -117,7 +143,37 @@ fn table_shape(tupdesc: &PgTupleDesc<'_>) -> Result<TableShape, ErrorReport> {
         )
         .set_hint("Run SELECT crdt.enable('your_table') again.")
     })?;
-    Ok(TableShape { columns, clock_index })
+    let key = primary_key(relid)?;
+    let key_indexes = key
+        .iter()
+        .map(|column| usize::try_from(column.attnum - 1).unwrap_or(usize::MAX))
+        .collect();
+    let table = quote_qualified_identifier(
+        trigger.table_schema().unwrap_or_default(),
+        trigger.table_name().unwrap_or_default(),
+    );
+    // Each key column is compared with its index's own equality operator, named with its
+    // schema: nothing here depends on the search_path.
+    let key_match = key
+        .iter()
+        .map(|column| format!("t.{name} OPERATOR({op}) ($1).{name}", name = column.name, op = column.equality))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let assignments = columns
+        .iter()
+        .map(|column| pgrx::spi::quote_identifier(&column.name))
+        .filter(|name| !key.iter().any(|k| &k.name == name))
+        .chain(std::iter::once(CLOCK_COLUMN.to_owned()))
+        .map(|name| format!("{name} = ($1).{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(TableShape {
+        columns,
+        clock_index,
+        key_indexes,
+        lock_existing_sql: format!("SELECT true FROM {table} t WHERE {key_match} FOR UPDATE"),
+        update_existing_sql: format!("UPDATE {table} t SET {assignments} WHERE {key_match}"),
+    })
 }
 
 /// A row's column values, deformed.
@@ -150,24 +206,37 @@ impl Row {
     }
 
     /// The value's bytes as PostgreSQL holds them (detoasted), the same on every node of one
-    /// architecture; `None` for NULL.
-    fn value_bytes(&self, column: &Column) -> Option<Vec<u8>> {
+    /// architecture; `None` for NULL. Borrowed from the datum unless it is passed by value.
+    fn value_bytes(&self, column: &Column) -> Option<Cow<'_, [u8]>> {
         if self.is_null(column) {
             return None;
         }
         let datum = self.values[column.index];
         let bytes = match (column.byval, column.typlen) {
-            (true, len) => datum.value().to_ne_bytes()[..usize::try_from(len).unwrap_or(0).min(8)].to_vec(),
+            (true, len) => {
+                Cow::Owned(datum.value().to_ne_bytes()[..usize::try_from(len).unwrap_or(0).min(8)].to_vec())
+            }
             // SAFETY: a non-null by-reference datum of a fixed-length type points at len bytes.
-            (false, len) if len > 0 => unsafe {
-                std::slice::from_raw_parts(datum.cast_mut_ptr::<u8>(), len as usize).to_vec()
-            },
-            // SAFETY: a non-null varlena datum.
-            (false, -1) => unsafe { varlena_datum_bytes(datum) },
+            (false, len) if len > 0 => {
+                Cow::Borrowed(unsafe { std::slice::from_raw_parts(datum.cast_mut_ptr::<u8>(), len as usize) })
+            }
+            // SAFETY: a non-null varlena datum, alive (with any detoasted copy) for the
+            // trigger call, which outlives this row.
+            (false, -1) => Cow::Borrowed(unsafe { varlena_datum_slice(datum) }),
             // SAFETY: a non-null cstring datum.
-            _ => unsafe { CStr::from_ptr(datum.cast_mut_ptr()) }.to_bytes().to_vec(),
+            _ => Cow::Borrowed(unsafe { CStr::from_ptr(datum.cast_mut_ptr()) }.to_bytes()),
         };
         Some(bytes)
+    }
+
+    /// The row clock's bytes, `None` if the row has none.
+    fn clock_bytes(&self, shape: &TableShape) -> Option<&[u8]> {
+        if self.nulls[shape.clock_index] {
+            return None;
+        }
+        // SAFETY: the clock column holds a non-null crdt.row_clock (a varlena), alive for the
+        // trigger call.
+        Some(unsafe { varlena_datum_slice(self.values[shape.clock_index]) })
     }
 
     fn fingerprint(&self, column: &Column) -> u32 {
@@ -188,12 +257,7 @@ impl Row {
     }
 
     fn clock(&self, shape: &TableShape) -> Result<Option<RowClock>, ErrorReport> {
-        if self.nulls[shape.clock_index] {
-            return Ok(None);
-        }
-        // SAFETY: the clock column holds a non-null crdt.row_clock.
-        let clock = unsafe { row_clock::from_datum(self.values[shape.clock_index], false) };
-        clock.map(|clock| clock.state()).transpose()
+        self.clock_bytes(shape).map(row_clock::decode_stored).transpose()
     }
 
     fn set_clock(&mut self, shape: &TableShape, clock: &RowClock) {
@@ -215,7 +279,7 @@ impl Row {
 /// Returns the merged bytes, or `None` if `ours` already is the merge.
 fn merge_crdt_value(ours: &Row, theirs: &Row, column: &Column) -> Result<Option<Vec<u8>>, ErrorReport> {
     let (Some(local), Some(remote)) = (ours.value_bytes(column), theirs.value_bytes(column)) else {
-        return Ok(if ours.is_null(column) { theirs.value_bytes(column) } else { None });
+        return Ok(if ours.is_null(column) { theirs.value_bytes(column).map(Cow::into_owned) } else { None });
     };
     let mut merged = Vec::with_capacity(local.len().max(remote.len()));
     let result = match column.kind {
@@ -223,7 +287,7 @@ fn merge_crdt_value(ours: &Row, theirs: &Row, column: &Column) -> Result<Option<
         _ => crdt_core::doc::merge_encoded(&local, &remote, &mut merged),
     };
     result.map_err(|err| corrupt_datum(&column.name, err))?;
-    Ok((merged != local).then_some(merged))
+    Ok((merged != *local).then_some(merged))
 }
 
 fn trigger_tuple<'a>(
@@ -241,19 +305,35 @@ fn relation_tupdesc<'a>(trigger: &PgTrigger<'a>) -> PgTupleDesc<'a> {
     unsafe { PgTupleDesc::from_pg_unchecked((*data.tg_relation).rd_att) }
 }
 
-/// Stamps a local INSERT or UPDATE (DESIGN §5): changed columns get a fresh stamp, newer than
-/// every stamp of the row; `crdt.write_mode = put` stamps every column.
+/// What a trigger returns: the row to write, or `None` to skip the write.
+type TriggerResult<'a> = Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, ErrorReport>;
+
+/// The local-write trigger (`zz_crdt_stamp`).
 #[pg_trigger]
 fn stamp_local_write<'a>(
     trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, ErrorReport> {
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, Infallible> {
+    Ok(stamp_local(trigger).unwrap_or_else(|report| raise(report)))
+}
+
+/// The merge trigger (`zz_crdt_merge`, `ENABLE REPLICA`).
+#[pg_trigger]
+fn merge_replicated_row<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, Infallible> {
+    Ok(merge_replicated(trigger).unwrap_or_else(|report| raise(report)))
+}
+
+/// Stamps a local INSERT or UPDATE (DESIGN §5): changed columns get a fresh stamp, newer than
+/// every stamp of the row; `crdt.write_mode = put` stamps every column.
+fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     if MERGING_REMOTE_ROW.get() {
         // crdt.merge_row: this session writes a row from elsewhere, exactly as an apply worker.
-        return merge_replicated_row(trigger);
+        return merge_replicated(trigger);
     }
     let data = trigger.trigger_data();
     let tupdesc = relation_tupdesc(trigger);
-    let shape = table_shape(&tupdesc)?;
+    let shape = table_shape(trigger, &tupdesc)?;
     let is_update = trigger.op().is_ok_and(|op| matches!(op, PgTriggerOperation::Update));
     // SAFETY: for UPDATE, tg_trigtuple is OLD and tg_newtuple NEW; for INSERT tg_trigtuple is NEW.
     let (old, mut new) = unsafe {
@@ -263,6 +343,9 @@ fn stamp_local_write<'a>(
             (None, Row::deform(data.tg_trigtuple, &tupdesc))
         }
     };
+    if old.is_none() {
+        lock_key(trigger, &shape, &new);
+    }
     let old_clock = match &old {
         Some(old) => old.clock(&shape)?,
         None => None,
@@ -305,20 +388,17 @@ fn write_counter_locally(old: &Row, new: &mut Row, column: &Column, node: NodeId
     let written = PnCounter::write_local(&decode(&old_bytes)?, &decode(&new_bytes)?, node)
         .map_err(|_| out_of_range(format!("crdt.counter column {} out of range", column.name)))?;
     let encoded = written.encode();
-    if encoded != new_bytes {
+    if encoded != *new_bytes {
         new.set_bytes(column.index, &encoded);
     }
     Ok(())
 }
 
 /// Merges a replicated INSERT or UPDATE into the local row (apply workers only).
-#[pg_trigger]
-fn merge_replicated_row<'a>(
-    trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, ErrorReport> {
+fn merge_replicated<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     let data = trigger.trigger_data();
     let tupdesc = relation_tupdesc(trigger);
-    let shape = table_shape(&tupdesc)?;
+    let shape = table_shape(trigger, &tupdesc)?;
     if trigger.op().is_ok_and(|op| matches!(op, PgTriggerOperation::Insert)) {
         // For INSERT, tg_trigtuple is the incoming row.
         return if merge_insert_into_existing_row(trigger, &tupdesc, &shape, data.tg_trigtuple)? {
@@ -349,105 +429,157 @@ fn merge_rows(
     remote: &Row,
     table: impl FnOnce() -> String,
 ) -> Result<Option<Row>, ErrorReport> {
-    let local_clock = local.clock(shape)?.unwrap_or_default();
-    let Some(remote_clock) = remote.clock(shape)? else {
+    let Some(remote_stamps) = remote.clock_bytes(shape) else {
         // A row without stamps was not written through crdt: nothing in it can be newer.
         return Ok(None);
     };
-    warn_if_far_ahead(remote_clock.max_hlc(), table);
-    let registers: Vec<&Column> = shape.columns.iter().filter(|c| c.kind == ColumnKind::Register).collect();
-    let named: Vec<(&str, u32)> =
-        registers.iter().map(|column| (column.name.as_str(), remote.fingerprint(column))).collect();
-    let mut clock = local_clock.clone();
-    let choices = clock.merge_replicated(&remote_clock, &named);
-
     let mut merged = Row { values: local.values.clone(), nulls: local.nulls.clone() };
-    for (column, choice) in registers.iter().zip(&choices) {
-        if *choice == ColumnChoice::Remote {
-            merged.take(remote, column);
+    let mut changed = false;
+    // Identical clocks (the remote change touched only counters or docs, or it is an echo):
+    // no stamp moves, so every stamped column keeps its local value; nothing to decode.
+    if local.clock_bytes(shape) != Some(remote_stamps) {
+        let local_clock = local.clock(shape)?.unwrap_or_default();
+        let remote_clock = row_clock::decode_stored(remote_stamps)?;
+        warn_if_far_ahead(remote_clock.max_hlc(), table);
+        let registers: Vec<&Column> = shape.columns.iter().filter(|c| c.kind == ColumnKind::Register).collect();
+        let named: Vec<(&str, u32)> =
+            registers.iter().map(|column| (column.name.as_str(), remote.fingerprint(column))).collect();
+        let mut clock = local_clock.clone();
+        let choices = clock.merge_replicated(&remote_clock, &named);
+        for (column, choice) in registers.iter().zip(&choices) {
+            if *choice == ColumnChoice::Remote {
+                merged.take(remote, column);
+            }
+        }
+        if clock != local_clock {
+            merged.set_clock(shape, &clock);
+            changed = true;
         }
     }
-    let mut changed = clock != local_clock;
     for column in shape.columns.iter().filter(|c| c.kind != ColumnKind::Register) {
         if let Some(bytes) = merge_crdt_value(local, remote, column)? {
             merged.set_bytes(column.index, &bytes);
             changed = true;
         }
     }
-    if !changed {
-        return Ok(None);
-    }
-    merged.set_clock(shape, &clock);
-    Ok(Some(merged))
+    Ok(changed.then_some(merged))
 }
 
 /// A replicated INSERT of a key that exists locally is merged into the existing row instead of
 /// failing with a unique violation (which would stop the subscription for good). Returns
 /// whether the row existed.
 ///
-/// The existing row is locked first, then updated with the incoming values through SQL, so the
-/// update takes the ordinary path: this same trigger merges it as a replicated UPDATE.
+/// The key is locked first (see [`lock_key`]), so a concurrent insert of the same key — a
+/// local one, or the same row arriving from another node through another apply worker — has
+/// committed and is seen. The existing row is then locked and updated with the incoming
+/// values through SQL, so the update takes the ordinary path: this same trigger merges it as
+/// a replicated UPDATE.
 fn merge_insert_into_existing_row(
     trigger: &PgTrigger<'_>,
     tupdesc: &PgTupleDesc<'_>,
     shape: &TableShape,
     incoming: pg_sys::HeapTuple,
 ) -> Result<bool, ErrorReport> {
-    let relation = trigger.trigger_data().tg_relation;
+    if shape.key_indexes.is_empty() {
+        // Only possible if the key was dropped after crdt.enable.
+        return Err(ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "a CRDT table needs a primary key",
+            "crdt",
+        ));
+    }
+    // SAFETY: a valid tuple of this relation.
+    let row = unsafe { Row::deform(incoming, tupdesc) };
+    lock_key(trigger, shape, &row);
     // SAFETY: the relation is open during the trigger call.
-    let (relid, rowtype) = unsafe { ((*relation).rd_id, (*(*relation).rd_rel).reltype) };
-    let table = quote_qualified_identifier(
-        trigger.table_schema().unwrap_or_default(),
-        trigger.table_name().unwrap_or_default(),
-    );
-    let key_columns = primary_key_columns(relid)?;
-    let key_match = key_columns
-        .iter()
-        .map(|name| format!("t.{name} = ($1).{name}"))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    let assignments = shape
-        .columns
-        .iter()
-        .map(|column| pgrx::spi::quote_identifier(&column.name))
-        .filter(|name| !key_columns.contains(name))
-        .chain(std::iter::once(CLOCK_COLUMN.to_owned()))
-        .map(|name| format!("{name} = ($1).{name}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let rowtype = unsafe { (*(*trigger.trigger_data().tg_relation).rd_rel).reltype };
     // SAFETY: a valid tuple of this relation; the datum is a composite of the table's row type.
-    let row = unsafe { pg_sys::heap_copy_tuple_as_datum(incoming, tupdesc.as_ptr()) };
-    // SAFETY: `row` is a datum of type `rowtype`, alive until the trigger returns.
-    let arg = || unsafe { DatumWithOid::new(RawDatum(row), rowtype) };
+    let composite = unsafe { pg_sys::heap_copy_tuple_as_datum(incoming, tupdesc.as_ptr()) };
+    // SAFETY: `composite` is a datum of type `rowtype`, alive until the trigger returns.
+    let arg = || unsafe { DatumWithOid::new(RawDatum(composite), rowtype) };
     let exists = Spi::connect_mut(|client| {
-        client
-            .update(&format!("SELECT true FROM {table} t WHERE {key_match} FOR UPDATE"), None, &[arg()])
-            .map(|rows| !rows.is_empty())
+        client.update(&shape.lock_existing_sql, None, &[arg()]).map(|rows| !rows.is_empty())
     })
     .map_err(spi_failed)?;
     if exists {
-        Spi::run_with_args(&format!("UPDATE {table} t SET {assignments} WHERE {key_match}"), &[arg()])
-            .map_err(spi_failed)?;
+        Spi::run_with_args(&shape.update_existing_sql, &[arg()]).map_err(spi_failed)?;
     }
     Ok(exists)
 }
 
-fn primary_key_columns(relid: pg_sys::Oid) -> Result<Vec<String>, ErrorReport> {
-    Spi::get_one_with_args::<Vec<String>>(
-        "SELECT array_agg(pg_catalog.quote_ident(a.attname) ORDER BY a.attnum)
-         FROM pg_catalog.pg_index i
-         JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-         WHERE i.indrelid = $1 AND i.indisprimary",
-        &[relid.into()],
-    )
-    .map_err(spi_failed)?
-    .ok_or_else(|| {
-        ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "a CRDT table needs a primary key",
-            "crdt",
-        )
+/// Takes a transaction-long lock on the row's key in this table. Every INSERT into a CRDT
+/// table takes it (local ones in the stamping trigger, replicated ones before looking for an
+/// existing row), so two inserts of one key never both miss each other: the second waits for
+/// the first to commit, then finds its row and merges into it.
+fn lock_key(trigger: &PgTrigger<'_>, shape: &TableShape, row: &Row) {
+    let mut hash = 0x811c_9dc5_u32;
+    for &index in &shape.key_indexes {
+        let column = shape.columns.iter().find(|column| column.index == index);
+        let bytes = column.and_then(|column| row.value_bytes(column));
+        hash = hash.rotate_left(5) ^ value_fingerprint(bytes.as_deref());
+    }
+    // SAFETY: tg_relation is open for the duration of the trigger call.
+    let relid = unsafe { (*trigger.trigger_data().tg_relation).rd_id };
+    let tag = pg_sys::LOCKTAG {
+        // SAFETY: MyDatabaseId is set for the whole life of a backend connected to a database.
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: relid.to_u32(),
+        locktag_field3: hash,
+        // An advisory lock in a space of its own: SQL's pg_advisory_lock uses 1 and 2 here.
+        locktag_field4: KEY_LOCK_SPACE,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+    };
+    // SAFETY: a valid tag; the lock is released at the end of the transaction.
+    unsafe { pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, false, false) };
+}
+
+/// `locktag_field4` of the key locks ("CR").
+const KEY_LOCK_SPACE: u16 = 0x4352;
+
+/// A primary key column: its name (quoted) and number, and the schema-qualified equality
+/// operator of its index.
+struct KeyColumn {
+    name: String,
+    attnum: i16,
+    equality: String,
+}
+
+fn primary_key(relid: pg_sys::Oid) -> Result<Vec<KeyColumn>, ErrorReport> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT pg_catalog.quote_ident(a.attname::text), a.attnum,
+                        pg_catalog.quote_ident(n.nspname::text) OPERATOR(pg_catalog.||) '.'
+                            OPERATOR(pg_catalog.||) o.oprname::text
+                 FROM pg_catalog.pg_index i
+                 CROSS JOIN LATERAL pg_catalog.generate_subscripts(i.indkey, 1) AS k
+                 JOIN pg_catalog.pg_attribute a
+                   ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+                  AND a.attnum OPERATOR(pg_catalog.=) i.indkey[k]
+                 JOIN pg_catalog.pg_opclass c ON c.oid OPERATOR(pg_catalog.=) i.indclass[k]
+                 JOIN pg_catalog.pg_amop m
+                   ON m.amopfamily OPERATOR(pg_catalog.=) c.opcfamily
+                  AND m.amoplefttype OPERATOR(pg_catalog.=) c.opcintype
+                  AND m.amoprighttype OPERATOR(pg_catalog.=) c.opcintype
+                  AND m.amopstrategy OPERATOR(pg_catalog.=) 3
+                 JOIN pg_catalog.pg_operator o ON o.oid OPERATOR(pg_catalog.=) m.amopopr
+                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) o.oprnamespace
+                 WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary
+                 ORDER BY k",
+                None,
+                &[relid.into()],
+            )?
+            .map(|row| {
+                Ok(KeyColumn {
+                    name: row.get::<String>(1)?.unwrap_or_default(),
+                    attnum: row.get::<i16>(2)?.unwrap_or_default(),
+                    equality: row.get::<String>(3)?.unwrap_or_default(),
+                })
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::SpiError>>()
     })
+    .map_err(spi_failed)
 }
 
 /// A datum already built, passed to SPI with an explicit type.

@@ -9,17 +9,25 @@ pub mod row_clock;
 /// encoding (on disk, `send`/`recv`) and the canonical text (`in`/`out`, pg_dump).
 pub trait StoredState: Sized {
     fn decode(bytes: &[u8]) -> Result<Self, crdt_core::DecodeError>;
+    /// Checks `bytes` as completely as `decode` does, building as little as the type allows.
+    /// Decoders accept only the canonical encoding, so valid bytes are stored as they came.
+    fn validate(bytes: &[u8]) -> Result<(), crdt_core::DecodeError> {
+        Self::decode(bytes).map(drop)
+    }
     fn encode(&self) -> Vec<u8>;
     fn from_text(text: &str) -> Result<Self, crdt_core::TextError>;
     fn to_text(&self) -> String;
 }
 
 macro_rules! stored_state_by_core {
-    ($($state:ty),*) => {$(
+    ($($state:ty $(, validated by $view:ty)?);*) => {$(
         impl StoredState for $state {
             fn decode(bytes: &[u8]) -> Result<Self, crdt_core::DecodeError> {
                 <$state>::decode(bytes)
             }
+            $(fn validate(bytes: &[u8]) -> Result<(), crdt_core::DecodeError> {
+                <$view>::parse(bytes).map(drop)
+            })?
             fn encode(&self) -> Vec<u8> {
                 <$state>::encode(self)
             }
@@ -32,7 +40,11 @@ macro_rules! stored_state_by_core {
         }
     )*};
 }
-stored_state_by_core!(crdt_core::PnCounter, crdt_core::Doc, crdt_core::RowClock);
+stored_state_by_core!(
+    crdt_core::PnCounter, validated by crdt_core::CounterView<'_>;
+    crdt_core::Doc, validated by crdt_core::DocView<'_>;
+    crdt_core::RowClock
+);
 
 /// Everything a SQL type `$ty { encoded: Vec<u8> }` holding a core `$state` needs besides its
 /// own operations: conversions, pgrx's datum traits, text input/output, and the binary
@@ -55,7 +67,14 @@ macro_rules! crdt_sql_type {
 
             /// The stored state (`XX001` if the datum is not one this extension wrote).
             pub(crate) fn state(&self) -> Result<$state, ::pgrx::pg_sys::panic::ErrorReport> {
-                <$state as $crate::types::StoredState>::decode(&self.encoded)
+                Self::decode_stored(&self.encoded)
+            }
+
+            /// The state in the bytes of a stored datum (`XX001` if this extension did not
+            /// write them).
+            #[allow(dead_code)]
+            pub(crate) fn decode_stored(bytes: &[u8]) -> Result<$state, ::pgrx::pg_sys::panic::ErrorReport> {
+                <$state as $crate::types::StoredState>::decode(bytes)
                     .map_err(|err| $crate::error::corrupt_datum($sql_name, err))
             }
         }
@@ -96,9 +115,9 @@ macro_rules! crdt_sql_type {
         #[::pgrx::pg_extern(immutable, strict, parallel_safe)]
         fn $recv(mut internal: ::pgrx::Internal) -> Result<$ty, ::pgrx::pg_sys::panic::ErrorReport> {
             let bytes = $crate::types::unread_message_bytes(&mut internal, $sql_name)?;
-            let state = <$state as $crate::types::StoredState>::decode(bytes)
+            <$state as $crate::types::StoredState>::validate(bytes)
                 .map_err(|err| $crate::error::invalid_binary($sql_name, err))?;
-            Ok($ty::from_state(&state))
+            Ok($ty::from_stored(bytes.to_vec()))
         }
 
         #[doc = concat!("Binary output of ", $sql_name, ": the compact encoding.")]
@@ -123,17 +142,12 @@ macro_rules! stored_as_varlena {
 
             fn type_oid() -> ::pgrx::pg_sys::Oid {
                 thread_local! {
-                    static OID: ::std::cell::Cell<Option<::pgrx::pg_sys::Oid>> =
-                        const { ::std::cell::Cell::new(None) };
+                    static OID: $crate::catalog_cache::Cached<::pgrx::pg_sys::Oid> =
+                        const { $crate::catalog_cache::Cached::new() };
                 }
-                OID.with(|cell| {
-                    cell.get().unwrap_or_else(|| {
-                        // Qualified, so it resolves with the apply worker's empty search_path.
-                        let oid = ::pgrx::wrappers::regtypein($sql_name);
-                        cell.set(Some(oid));
-                        oid
-                    })
-                })
+                // Qualified, so it resolves with the apply worker's empty search_path; read
+                // again after DROP and CREATE EXTENSION give the type a new OID.
+                OID.with(|oid| oid.get_or(|| ::pgrx::wrappers::regtypein($sql_name)))
             }
         }
 
@@ -243,11 +257,21 @@ pub fn bytes_into_varlena_datum(bytes: &[u8]) -> pgrx::pg_sys::Datum {
 /// # Safety
 /// `datum` must be a non-null varlena datum.
 pub unsafe fn varlena_datum_bytes(datum: pgrx::pg_sys::Datum) -> Vec<u8> {
+    // SAFETY: per the contract.
+    unsafe { varlena_datum_slice(datum) }.to_vec()
+}
+
+/// The payload of a varlena datum, detoasted and decompressed, in place.
+///
+/// # Safety
+/// `datum` must be a non-null varlena datum, and the slice must not outlive it nor the
+/// current memory context (where a detoasted copy lives).
+pub unsafe fn varlena_datum_slice<'a>(datum: pgrx::pg_sys::Datum) -> &'a [u8] {
     // SAFETY: per the contract; pg_detoast_datum_packed returns the value itself when it is
-    // neither toasted nor compressed, so short values are not copied twice.
+    // neither toasted nor compressed, so short values are not copied at all.
     unsafe {
         let varlena = pgrx::pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
-        pgrx::varlena_to_byte_slice(varlena).to_vec()
+        pgrx::varlena_to_byte_slice(varlena)
     }
 }
 
