@@ -10,4 +10,33 @@
 -- search_path = crdt. Once 0.2.0 is released this file is frozen.
 \echo Use "ALTER EXTENSION crdt UPDATE TO '0.2.0'" to load this file. \quit
 
--- No change to the SQL surface yet.
+-- Deletes with tombstones (DESIGN §5): the trigger functions, crdt.deletions and its trigger.
+-- Tables enabled under 0.1.0 get the two delete triggers when crdt.enable is run on them again.
+CREATE FUNCTION "record_local_delete"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'record_local_delete_wrapper';
+
+CREATE FUNCTION "skip_replicated_delete"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'skip_replicated_delete_wrapper';
+
+CREATE FUNCTION "apply_replicated_deletion"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'apply_replicated_deletion_wrapper';
+
+CREATE TABLE deletions (
+    table_name text NOT NULL,
+    key jsonb NOT NULL,
+    hlc numeric(20, 0) NOT NULL CHECK (hlc >= 0 AND hlc <= 18446744073709551615),
+    node uuid NOT NULL,
+    PRIMARY KEY (table_name, key, hlc, node)
+);
+COMMENT ON TABLE deletions IS 'Tombstones of rows deleted from CRDT tables; publish it with them.';
+REVOKE ALL ON deletions FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('deletions', '');
+CREATE TRIGGER zz_crdt_apply_deletion BEFORE INSERT ON deletions
+    FOR EACH ROW EXECUTE FUNCTION apply_replicated_deletion();
+ALTER TABLE deletions ENABLE REPLICA TRIGGER zz_crdt_apply_deletion;

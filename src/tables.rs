@@ -17,6 +17,10 @@ pub const CLOCK_COLUMN: &str = "crdt_clock";
 pub const STAMP_TRIGGER: &str = "zz_crdt_stamp";
 /// The trigger that merges replicated rows (`ENABLE REPLICA`: fires in apply workers).
 pub const MERGE_TRIGGER: &str = "zz_crdt_merge";
+/// The trigger that records a tombstone in `crdt.deletions` for each local delete.
+pub const DELETE_TRIGGER: &str = "zz_crdt_delete";
+/// The trigger that skips replicated deletes (`ENABLE REPLICA`): the tombstone decides.
+pub const REPLICATED_DELETE_TRIGGER: &str = "zz_crdt_replicated_delete";
 
 pub(crate) struct TableFacts {
     /// `schema.table`, quoted where needed.
@@ -87,8 +91,9 @@ fn checked_table(table: &PgRelation) -> Result<TableFacts, ErrorReport> {
     Ok(facts)
 }
 
-/// Makes `table` mergeable: adds the `crdt_clock` column, the stamping trigger and the merge
-/// trigger (`ENABLE REPLICA`), and stamps existing rows as of now. Calling it again is harmless.
+/// Makes `table` mergeable: adds the `crdt_clock` column, the stamping trigger, the merge
+/// trigger (`ENABLE REPLICA`) and the two delete triggers, and stamps existing rows as of now.
+/// Calling it again is harmless (and adds what an older version did not install).
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn enable(table: PgRelation) -> Result<(), ErrorReport> {
     let facts = checked_table(&table)?;
@@ -151,6 +156,27 @@ fn enable(table: PgRelation) -> Result<(), ErrorReport> {
         ))?;
         run(&format!("ALTER TABLE {name} ENABLE REPLICA TRIGGER {MERGE_TRIGGER}"))?;
     }
+    // Deletes (added by enable since 0.2.0; enabling a table again adds them to tables enabled
+    // before). Not while the extension's SQL objects are still those of 0.1.0 (this library
+    // is loaded by every version): run enable again after ALTER EXTENSION crdt UPDATE.
+    let has_tombstones = Spi::get_one::<bool>(
+        "SELECT pg_catalog.to_regclass('crdt.deletions') IS NOT NULL             AND pg_catalog.to_regprocedure('crdt.record_local_delete()') IS NOT NULL             AND pg_catalog.to_regprocedure('crdt.skip_replicated_delete()') IS NOT NULL",
+    )
+    .map_err(spi_failed)?
+    .unwrap_or(false);
+    if has_tombstones && !trigger_exists(relid, DELETE_TRIGGER)? {
+        run(&format!(
+            "CREATE TRIGGER {DELETE_TRIGGER} AFTER DELETE ON {name} \
+             FOR EACH ROW EXECUTE FUNCTION crdt.record_local_delete()"
+        ))?;
+    }
+    if has_tombstones && !trigger_exists(relid, REPLICATED_DELETE_TRIGGER)? {
+        run(&format!(
+            "CREATE TRIGGER {REPLICATED_DELETE_TRIGGER} BEFORE DELETE ON {name} \
+             FOR EACH ROW EXECUTE FUNCTION crdt.skip_replicated_delete()"
+        ))?;
+        run(&format!("ALTER TABLE {name} ENABLE REPLICA TRIGGER {REPLICATED_DELETE_TRIGGER}"))?;
+    }
     // Rows that predate enable get every column stamped now, by the stamping trigger itself.
     run(&format!(
         "UPDATE {name} SET {CLOCK_COLUMN} = NULL WHERE {CLOCK_COLUMN} IS NULL"
@@ -164,7 +190,7 @@ fn disable(table: PgRelation) -> Result<(), ErrorReport> {
     let facts = checked_table(&table)?;
     let name = &facts.qualified_name;
     drop(table);
-    for trigger in [STAMP_TRIGGER, MERGE_TRIGGER] {
+    for trigger in [STAMP_TRIGGER, MERGE_TRIGGER, DELETE_TRIGGER, REPLICATED_DELETE_TRIGGER] {
         run(&format!("DROP TRIGGER IF EXISTS {} ON {name}", quote_identifier(trigger)))?;
     }
     run(&format!("ALTER TABLE {name} DROP COLUMN IF EXISTS {CLOCK_COLUMN}"))
@@ -176,4 +202,32 @@ extension_sql!(
      GRANT USAGE ON SCHEMA crdt TO PUBLIC;",
     name = "schema_usage",
     finalize
+);
+
+extension_sql!(
+    r#"-- Tombstones: one row per delete of a row of a CRDT table (DESIGN §5). A local DELETE
+-- writes one (trigger zz_crdt_delete); replicated, it decides whether the row goes on the
+-- subscriber (trigger zz_crdt_apply_deletion below). Publications of CRDT tables must include
+-- this table. Kept for good (no garbage collection yet).
+CREATE TABLE deletions (
+    -- the table, schema-qualified and quoted as quote_ident does: the same on every node
+    table_name text NOT NULL,
+    -- the primary key's columns, as a jsonb object by column name
+    key jsonb NOT NULL,
+    -- the delete's stamp: hybrid logical clock (an unsigned 64-bit number) and node
+    hlc numeric(20, 0) NOT NULL CHECK (hlc >= 0 AND hlc <= 18446744073709551615),
+    node uuid NOT NULL,
+    PRIMARY KEY (table_name, key, hlc, node)
+);
+COMMENT ON TABLE deletions IS 'Tombstones of rows deleted from CRDT tables; publish it with them.';
+-- Nobody but its owner has privileges on it: whoever can insert into it can delete rows of
+-- every CRDT table on the nodes it replicates to. The triggers write it as its owner.
+REVOKE ALL ON deletions FROM PUBLIC;
+-- pg_dump keeps the tombstones.
+SELECT pg_catalog.pg_extension_config_dump('deletions', '');
+CREATE TRIGGER zz_crdt_apply_deletion BEFORE INSERT ON deletions
+    FOR EACH ROW EXECUTE FUNCTION apply_replicated_deletion();
+ALTER TABLE deletions ENABLE REPLICA TRIGGER zz_crdt_apply_deletion;"#,
+    name = "deletions",
+    requires = [triggers::apply_replicated_deletion]
 );

@@ -16,7 +16,7 @@ use std::convert::Infallible;
 use std::ffi::CStr;
 use std::rc::Rc;
 
-use crdt_core::{value_fingerprint, ColumnChoice, NodeId, PnCounter, RowClock};
+use crdt_core::{value_fingerprint, ColumnChoice, NodeId, PnCounter, RowClock, Stamp};
 use pgrx::datum::{DatumWithOid, IntoDatum};
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -24,7 +24,7 @@ use pgrx::prelude::*;
 use pgrx::spi::quote_qualified_identifier;
 use pgrx::{AllocatedByPostgres, PgTupleDesc};
 
-use crate::catalog_cache::CachedByOid;
+use crate::catalog_cache::{Cached, CachedByOid};
 use crate::clock::{local_node_id, stamp_after, warn_if_far_ahead};
 use crate::error::{corrupt_datum, out_of_range, raise, spi_failed};
 use crate::gucs::{WriteMode, WRITE_MODE};
@@ -37,7 +37,17 @@ use crate::types::{bytes_into_varlena_datum, varlena_datum_slice};
 thread_local! {
     /// Set while `crdt.merge_row` writes: local writes are then merged like replicated ones.
     static MERGING_REMOTE_ROW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set while a replicated tombstone deletes the row it names: the replicated-delete trigger
+    /// lets that delete through (it skips every other delete in apply workers).
+    static DELETING_FOR_TOMBSTONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
+
+/// The row-clock entry recording the newest delete of the row's key this node had seen when the
+/// row was (re)inserted here. No column can have this name: PostgreSQL forbids empty
+/// identifiers. It merges like any stamp of a column the table does not have (last writer wins).
+pub const SEEN_DELETE: &str = "";
+/// The fingerprint kept with the [`SEEN_DELETE`] entry (it stands for no value).
+const SEEN_DELETE_FINGERPRINT: u32 = 0;
 
 /// Merges a row from another node — e.g. fetched by a sync path other than logical
 /// replication, as `jsonb` with its `crdt_clock` — into `table` exactly as the merge trigger of
@@ -90,8 +100,26 @@ struct TableShape {
     key_indexes: Vec<usize>,
     /// Locks the row whose key equals that of the row passed as `$1` (composite).
     lock_existing_sql: String,
+    /// Waits for writers of that row, locking it in the weakest mode that waits for a deleter.
+    share_existing_sql: String,
     /// Updates that row with the values of `$1`.
     update_existing_sql: String,
+    /// `schema.table`, quoted where needed: the table's name in `crdt.deletions`, the same on
+    /// every node.
+    qualified_name: String,
+    /// The tombstones (`hlc` as text, `node`) of the key of the row passed as `$1` (composite),
+    /// in the table named `$2`.
+    tombstones_sql: String,
+    /// Records a tombstone of the key of the row `$1` (composite) of the table named `$2`,
+    /// stamped `$3` (hlc, text) and `$4` (node).
+    record_deletion_sql: String,
+    /// The row of this table whose key is given as a `jsonb` object `$1` (as in
+    /// `crdt.deletions`), as a composite of the table's row type.
+    key_row_sql: String,
+    /// Locks the row whose key is the `jsonb` object `$1` and returns its clock.
+    lock_by_key_json_sql: String,
+    /// Deletes the row whose key is the `jsonb` object `$1`.
+    delete_by_key_json_sql: String,
 }
 
 thread_local! {
@@ -103,14 +131,24 @@ thread_local! {
 fn table_shape(trigger: &PgTrigger<'_>, tupdesc: &PgTupleDesc<'_>) -> Result<Rc<TableShape>, ErrorReport> {
     // SAFETY: tg_relation is open for the duration of the trigger call.
     let relid = unsafe { (*trigger.trigger_data().tg_relation).rd_id };
-    TABLE_SHAPES.with(|shapes| shapes.get_or_try(relid, || read_table_shape(trigger, relid, tupdesc)))
+    TABLE_SHAPES.with(|shapes| {
+        shapes.get_or_try(relid, || {
+            let table = quote_qualified_identifier(
+                trigger.table_schema().unwrap_or_default(),
+                trigger.table_name().unwrap_or_default(),
+            );
+            read_table_shape(table, relid, tupdesc)
+        })
+    })
 }
 
-fn read_table_shape(
-    trigger: &PgTrigger<'_>,
-    relid: pg_sys::Oid,
-    tupdesc: &PgTupleDesc<'_>,
-) -> Result<TableShape, ErrorReport> {
+/// The shape of CRDT table `relid` (open, with descriptor `tupdesc`), when the caller is not one
+/// of its triggers.
+fn table_shape_of(relid: pg_sys::Oid, table: String, tupdesc: &PgTupleDesc<'_>) -> Result<Rc<TableShape>, ErrorReport> {
+    TABLE_SHAPES.with(|shapes| shapes.get_or_try(relid, || read_table_shape(table, relid, tupdesc)))
+}
+
+fn read_table_shape(table: String, relid: pg_sys::Oid, tupdesc: &PgTupleDesc<'_>) -> Result<TableShape, ErrorReport> {
     let (counter_oid, doc_oid, clock_oid) =
         (Counter::type_oid(), Doc::type_oid(), row_clock::type_oid());
     let mut columns = Vec::new();
@@ -148,17 +186,26 @@ fn read_table_shape(
         .iter()
         .map(|column| usize::try_from(column.attnum - 1).unwrap_or(usize::MAX))
         .collect();
-    let table = quote_qualified_identifier(
-        trigger.table_schema().unwrap_or_default(),
-        trigger.table_name().unwrap_or_default(),
-    );
     // Each key column is compared with its index's own equality operator, named with its
     // schema: nothing here depends on the search_path.
-    let key_match = key
-        .iter()
-        .map(|column| format!("t.{name} OPERATOR({op}) ($1).{name}", name = column.name, op = column.equality))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let key_match_with = |row: &str| {
+        key.iter()
+            .map(|column| format!("t.{name} OPERATOR({op}) ({row}).{name}", name = column.name, op = column.equality))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let key_match = key_match_with("$1");
+    let row_of_key_json = format!("pg_catalog.jsonb_populate_record(NULL::{table}, $1)");
+    let key_match_json = key_match_with(&row_of_key_json);
+    // The key as a jsonb object of its columns, by name: the same on every node for one key,
+    // and what jsonb_populate_record turns back into the key's values.
+    let key_json = format!(
+        "pg_catalog.jsonb_build_object({})",
+        key.iter()
+            .map(|column| format!("{}::pg_catalog.text, ($1).{}", pgrx::spi::quote_literal(&column.raw_name), column.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let assignments = columns
         .iter()
         .map(|column| pgrx::spi::quote_identifier(&column.name))
@@ -172,7 +219,20 @@ fn read_table_shape(
         clock_index,
         key_indexes,
         lock_existing_sql: format!("SELECT true FROM {table} t WHERE {key_match} FOR UPDATE"),
+        share_existing_sql: format!("SELECT true FROM {table} t WHERE {key_match} FOR KEY SHARE"),
         update_existing_sql: format!("UPDATE {table} t SET {assignments} WHERE {key_match}"),
+        tombstones_sql: format!(
+            "SELECT d.hlc::pg_catalog.text, d.node FROM crdt.deletions d \
+             WHERE d.table_name OPERATOR(pg_catalog.=) $2 AND d.key OPERATOR(pg_catalog.=) {key_json}"
+        ),
+        record_deletion_sql: format!(
+            "INSERT INTO crdt.deletions (table_name, key, hlc, node) \
+             VALUES ($2, {key_json}, $3::pg_catalog.numeric, $4)"
+        ),
+        key_row_sql: format!("SELECT {row_of_key_json}"),
+        lock_by_key_json_sql: format!("SELECT t.{CLOCK_COLUMN} FROM {table} t WHERE {key_match_json} FOR UPDATE"),
+        delete_by_key_json_sql: format!("DELETE FROM {table} t WHERE {key_match_json}"),
+        qualified_name: table,
     })
 }
 
@@ -324,6 +384,230 @@ fn merge_replicated_row<'a>(
     Ok(merge_replicated(trigger).unwrap_or_else(|report| raise(report)))
 }
 
+/// The local-delete trigger (`zz_crdt_delete`, `AFTER DELETE`): writes the tombstone.
+#[pg_trigger]
+fn record_local_delete<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, Infallible> {
+    Ok(record_delete(trigger).unwrap_or_else(|report| raise(report)))
+}
+
+/// The replicated-delete trigger (`zz_crdt_replicated_delete`, `BEFORE DELETE`, `ENABLE
+/// REPLICA`): skips every replicated DELETE. A replicated DELETE carries only the key, so it
+/// can't say which writes it had seen; the tombstone that follows it in the same transaction
+/// (an INSERT into `crdt.deletions`) can, and decides.
+#[pg_trigger]
+fn skip_replicated_delete<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, Infallible> {
+    if DELETING_FOR_TOMBSTONE.get() {
+        let tupdesc = relation_tupdesc(trigger);
+        // For DELETE, tg_trigtuple is the row being deleted: returning it lets the delete go on.
+        return Ok(trigger_tuple(tupdesc, trigger.trigger_data().tg_trigtuple));
+    }
+    Ok(None)
+}
+
+/// The tombstone trigger of `crdt.deletions` (`zz_crdt_apply_deletion`, `BEFORE INSERT`,
+/// `ENABLE REPLICA`): applies a replicated delete.
+#[pg_trigger]
+fn apply_replicated_deletion<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, Infallible> {
+    Ok(apply_deletion(trigger).unwrap_or_else(|report| raise(report)))
+}
+
+/// A local DELETE of a row of a CRDT table: records the tombstone `(table, key, D)`, `D` a
+/// fresh stamp after every stamp of the row. Being an AFTER trigger, its INSERT into
+/// `crdt.deletions` follows the DELETE in the transaction's WAL, so subscribers apply both
+/// together.
+fn record_delete<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
+    if DELETING_FOR_TOMBSTONE.get() {
+        // The delete of a replicated tombstone: that tombstone is recorded already.
+        return Ok(None);
+    }
+    let data = trigger.trigger_data();
+    let tupdesc = relation_tupdesc(trigger);
+    let shape = table_shape(trigger, &tupdesc)?;
+    // No key lock: the DELETE holds the row lock, which every insert of the key waits for
+    // (see `lock_key`), so none misses this tombstone.
+    // SAFETY: for DELETE, tg_trigtuple is the deleted row, a tuple of this relation.
+    let old = unsafe { Row::deform(data.tg_trigtuple, &tupdesc) };
+    let clock = old.clock(&shape)?.unwrap_or_default();
+    let deleted = stamp_after(clock.max_hlc())?;
+    // SAFETY: as above.
+    let (composite, rowtype) = unsafe { row_composite(trigger, &tupdesc, data.tg_trigtuple) };
+    as_deletions_owner(|| {
+        // SAFETY: `composite` is a datum of type `rowtype`, alive until the trigger returns.
+        let row = unsafe { DatumWithOid::new(RawDatum(composite), rowtype) };
+        Spi::run_with_args(
+            &shape.record_deletion_sql,
+            &[
+                row,
+                shape.qualified_name.as_str().into(),
+                deleted.hlc.to_string().into(),
+                pgrx::Uuid::from_bytes(*deleted.node.as_bytes()).into(),
+            ],
+        )
+        .map_err(spi_failed)
+    })?;
+    Ok(None)
+}
+
+/// Columns of `crdt.deletions`, in order.
+const DELETION_TABLE: usize = 0;
+const DELETION_KEY: usize = 1;
+const DELETION_HLC: usize = 2;
+const DELETION_NODE: usize = 3;
+
+/// A replicated tombstone `(table, key, D)`. Known already: skipped (this ends the echo of
+/// tombstones). Otherwise the row with that key is deleted unless it was inserted after this
+/// node had seen a delete at least as new as `D` (its clock's [`SEEN_DELETE`] entry), and the
+/// tombstone is stored.
+fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
+    let data = trigger.trigger_data();
+    let tupdesc = relation_tupdesc(trigger);
+    let tuple = data.tg_trigtuple;
+    // SAFETY: for INSERT, tg_trigtuple is the incoming tombstone, a tuple of crdt.deletions.
+    let tombstone = unsafe { Row::deform(tuple, &tupdesc) };
+    let columns = [DELETION_TABLE, DELETION_KEY, DELETION_HLC, DELETION_NODE];
+    if tombstone.nulls.len() < columns.len() || columns.iter().any(|&index| tombstone.nulls[index]) {
+        // Let the NOT NULL constraints say what is wrong.
+        return Ok(trigger_tuple(tupdesc, tuple));
+    }
+    let value = |index: usize, type_oid: pg_sys::Oid| {
+        // SAFETY: a non-null datum of crdt.deletions' column `index`, whose type is `type_oid`.
+        unsafe { DatumWithOid::new(RawDatum(tombstone.values[index]), type_oid) }
+    };
+    let key = || value(DELETION_KEY, pg_sys::JSONBOID);
+    // SAFETY: a non-null text datum.
+    let table_name = String::from_utf8_lossy(unsafe { varlena_datum_slice(tombstone.values[DELETION_TABLE]) }).into_owned();
+    // SAFETY: a non-null uuid datum: 16 bytes by reference.
+    let node = unsafe { std::slice::from_raw_parts(tombstone.values[DELETION_NODE].cast_mut_ptr::<u8>(), 16) };
+    let node = NodeId::from_bytes(node.try_into().unwrap_or([0; 16]));
+    let (relid, hlc) = Spi::connect(|client| {
+        let row = client
+            .select(
+                "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid, $2::pg_catalog.text",
+                None,
+                &[value(DELETION_TABLE, pg_sys::TEXTOID), value(DELETION_HLC, pg_sys::NUMERICOID)],
+            )?
+            .first()
+            .get_two::<pg_sys::Oid, String>()?;
+        Ok::<_, pgrx::spi::Error>(row)
+    })
+    .map_err(spi_failed)?;
+    let deleted = hlc.and_then(|hlc| hlc.parse::<u64>().ok()).map(|hlc| Stamp::new(hlc, node));
+
+    // The CRDT table the tombstone is of, if this node has it.
+    let relation = relid
+        .filter(|relid| *relid != pg_sys::InvalidOid)
+        // SAFETY: an existing relation, locked as any write to it would.
+        .map(|relid| unsafe { pgrx::PgRelation::with_lock(relid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE) });
+    let target = relation.as_ref().and_then(|relation| {
+        let tupdesc = relation.tuple_desc();
+        let name = quote_qualified_identifier(relation.namespace(), relation.name());
+        // Only a table with this name as crdt names it, and a CRDT table.
+        (name == table_name).then(|| table_shape_of(relation.oid(), name, &tupdesc).ok()).flatten()
+    });
+
+    // The row locked FOR UPDATE; if there is none, the key (see `lock_key`), and a row inserted
+    // meanwhile is seen once the key lock is ours.
+    let lock_row = |shape: &TableShape| {
+        Spi::connect_mut(|client| {
+            let rows = client.update(&shape.lock_by_key_json_sql, None, &[key()])?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let clock = match rows.first().get_datum_by_ordinal(1)? {
+                // SAFETY: a non-null crdt.row_clock datum, read before SPI's memory goes.
+                Some(datum) => Some(row_clock::decode_stored(unsafe { varlena_datum_slice(datum) })),
+                None => None,
+            };
+            Ok::<_, pgrx::spi::Error>(Some(clock))
+        })
+        .map_err(spi_failed)
+    };
+    let mut row_clock = None;
+    if let Some(shape) = &target {
+        row_clock = lock_row(shape)?;
+    }
+    match (&relation, &target) {
+        (Some(_), Some(_)) if row_clock.is_some() => {}
+        (Some(relation), Some(shape)) => {
+            let tupdesc = relation.tuple_desc();
+            Spi::connect(|client| {
+                let rows = client.select(&shape.key_row_sql, None, &[key()])?;
+                if let Some(datum) = rows.first().get_datum_by_ordinal(1)? {
+                    // SAFETY: a composite datum of the table's row type, alive in SPI's memory
+                    // until the connection closes.
+                    let row = unsafe { composite_row(datum, &tupdesc) };
+                    lock_key(relation.oid(), shape, &row);
+                }
+                Ok::<_, pgrx::spi::Error>(())
+            })
+            .map_err(spi_failed)?;
+            row_clock = lock_row(shape)?;
+        }
+        _ => {
+            // A table this node does not have (or not as a CRDT table): the tombstone is only
+            // stored; lock it against the same tombstone arriving through another subscription.
+            // SAFETY: a non-null jsonb datum.
+            let bytes = unsafe { varlena_datum_slice(tombstone.values[DELETION_KEY]) };
+            lock_hash(relation_id(trigger), value_fingerprint(Some(bytes)));
+        }
+    }
+
+    let known = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM crdt.deletions d \
+         WHERE d.table_name OPERATOR(pg_catalog.=) $1 AND d.key OPERATOR(pg_catalog.=) $2 \
+           AND d.hlc OPERATOR(pg_catalog.=) $3 AND d.node OPERATOR(pg_catalog.=) $4)",
+        &[
+            value(DELETION_TABLE, pg_sys::TEXTOID),
+            key(),
+            value(DELETION_HLC, pg_sys::NUMERICOID),
+            value(DELETION_NODE, pg_sys::UUIDOID),
+        ],
+    )
+    .map_err(spi_failed)?
+    .unwrap_or(false);
+    if known {
+        return Ok(None);
+    }
+    if let (Some(shape), Some(deleted), Some(clock)) = (&target, deleted, row_clock) {
+        // A clock that can't be read has seen nothing.
+        let seen = clock.transpose().ok().flatten().and_then(|clock| clock.column(SEEN_DELETE));
+        if seen.is_none_or(|seen| deleted > seen.stamp) {
+            struct Reset;
+            impl Drop for Reset {
+                fn drop(&mut self) {
+                    DELETING_FOR_TOMBSTONE.set(false);
+                }
+            }
+            DELETING_FOR_TOMBSTONE.set(true);
+            let _reset = Reset;
+            Spi::run_with_args(&shape.delete_by_key_json_sql, &[key()]).map_err(spi_failed)?;
+        }
+    }
+    Ok(trigger_tuple(tupdesc, tuple))
+}
+
+/// The values of a composite datum of a table's row type, deformed with the table's descriptor.
+///
+/// # Safety
+/// `datum` must be a composite of the row type `tupdesc` describes; the row borrows it.
+unsafe fn composite_row(datum: pg_sys::Datum, tupdesc: &PgTupleDesc<'_>) -> Row {
+    // SAFETY: per the contract, `datum` points at a HeapTupleHeader (detoasted if needed).
+    unsafe {
+        let header = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as pg_sys::HeapTupleHeader;
+        let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
+        tuple.t_len = pgrx::varsize_any(header as *const pg_sys::varlena) as u32;
+        tuple.t_tableOid = pg_sys::InvalidOid;
+        tuple.t_data = header;
+        Row::deform(&mut tuple, tupdesc)
+    }
+}
+
 /// Stamps a local INSERT or UPDATE (DESIGN §5): changed columns get a fresh stamp, newer than
 /// every stamp of the row; `crdt.write_mode = put` stamps every column.
 fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
@@ -343,8 +627,30 @@ fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
             (None, Row::deform(data.tg_trigtuple, &tupdesc))
         }
     };
+    let mut seen_delete = None;
     if old.is_none() {
-        lock_key(trigger, &shape, &new);
+        // SAFETY: for INSERT, tg_trigtuple is the new row, a tuple of this relation.
+        let (composite, rowtype) = unsafe { row_composite(trigger, &tupdesc, data.tg_trigtuple) };
+        // A transaction deleting the key right now has written its tombstone when it commits:
+        // wait for it (the row lock, then the key lock — see `lock_key`). As the table's owner,
+        // as foreign-key checks do: the lock needs more than the INSERT privilege.
+        // SAFETY: the relation is open during the trigger call.
+        let owner = unsafe { (*(*data.tg_relation).rd_rel).relowner };
+        let exists = as_role(owner, || {
+            // SAFETY: `composite` is a datum of type `rowtype`, alive until the trigger returns.
+            let row = unsafe { DatumWithOid::new(RawDatum(composite), rowtype) };
+            Spi::connect_mut(|client| {
+                client.update(&shape.share_existing_sql, None, &[row]).map(|rows| !rows.is_empty())
+            })
+            .map_err(spi_failed)
+        })?;
+        if !exists {
+            lock_key(relation_id(trigger), &shape, &new);
+        }
+        // A key deleted before (here, or elsewhere and replicated here): the row is inserted
+        // after that delete, and says so, so the delete's tombstone does not remove it on the
+        // nodes it reaches (DESIGN §5).
+        seen_delete = latest_tombstone(&shape, composite, rowtype)?;
     }
     let old_clock = match &old {
         Some(old) => old.clock(&shape)?,
@@ -354,6 +660,10 @@ fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     // column stamped; so does a PUT-style update.
     let stamp_all = old_clock.is_none() || WRITE_MODE.get() == WriteMode::Put;
     let mut clock = old_clock.unwrap_or_default();
+    if let Some(deleted) = seen_delete {
+        // Recorded before stamping, so every column's stamp comes after the delete.
+        clock.stamp(SEEN_DELETE, SEEN_DELETE_FINGERPRINT, deleted);
+    }
     let stamp = stamp_after(clock.max_hlc())?;
     let node = local_node_id();
     for column in &shape.columns {
@@ -401,11 +711,10 @@ fn merge_replicated<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     let shape = table_shape(trigger, &tupdesc)?;
     if trigger.op().is_ok_and(|op| matches!(op, PgTriggerOperation::Insert)) {
         // For INSERT, tg_trigtuple is the incoming row.
-        return if merge_insert_into_existing_row(trigger, &tupdesc, &shape, data.tg_trigtuple)? {
-            Ok(None)
-        } else {
+        return match merge_insert_into_existing_row(trigger, &tupdesc, &shape, data.tg_trigtuple)? {
+            ReplicatedInsert::Merged | ReplicatedInsert::Deleted => Ok(None),
             // SAFETY: hand the incoming row back unchanged.
-            Ok(trigger_tuple(tupdesc, data.tg_trigtuple))
+            ReplicatedInsert::New => Ok(trigger_tuple(tupdesc, data.tg_trigtuple)),
         };
     }
     // SAFETY: for UPDATE, tg_trigtuple is the local row (OLD) and tg_newtuple the replicated one.
@@ -465,9 +774,21 @@ fn merge_rows(
     Ok(changed.then_some(merged))
 }
 
+/// What became of a replicated INSERT.
+enum ReplicatedInsert {
+    /// The key existed here: the row was merged into the existing one.
+    Merged,
+    /// The key was deleted here by a delete the row had not seen: it stays deleted.
+    Deleted,
+    /// A new row: insert it.
+    New,
+}
+
 /// A replicated INSERT of a key that exists locally is merged into the existing row instead of
-/// failing with a unique violation (which would stop the subscription for good). Returns
-/// whether the row existed.
+/// failing with a unique violation (which would stop the subscription for good). A key that
+/// does not exist here but has a tombstone newer than the newest delete the row had seen stays
+/// deleted: the INSERT is an echo of a row deleted since, or concurrent with the delete, and a
+/// delete wins over every write its node had not seen (DESIGN §5).
 ///
 /// The key is locked first (see [`lock_key`]), so a concurrent insert of the same key — a
 /// local one, or the same row arriving from another node through another apply worker — has
@@ -479,7 +800,7 @@ fn merge_insert_into_existing_row(
     tupdesc: &PgTupleDesc<'_>,
     shape: &TableShape,
     incoming: pg_sys::HeapTuple,
-) -> Result<bool, ErrorReport> {
+) -> Result<ReplicatedInsert, ErrorReport> {
     if shape.key_indexes.is_empty() {
         // Only possible if the key was dropped after crdt.enable.
         return Err(ErrorReport::new(
@@ -490,36 +811,166 @@ fn merge_insert_into_existing_row(
     }
     // SAFETY: a valid tuple of this relation.
     let row = unsafe { Row::deform(incoming, tupdesc) };
-    lock_key(trigger, shape, &row);
-    // SAFETY: the relation is open during the trigger call.
-    let rowtype = unsafe { (*(*trigger.trigger_data().tg_relation).rd_rel).reltype };
-    // SAFETY: a valid tuple of this relation; the datum is a composite of the table's row type.
-    let composite = unsafe { pg_sys::heap_copy_tuple_as_datum(incoming, tupdesc.as_ptr()) };
+    // SAFETY: a valid tuple of this relation.
+    let (composite, rowtype) = unsafe { row_composite(trigger, tupdesc, incoming) };
     // SAFETY: `composite` is a datum of type `rowtype`, alive until the trigger returns.
     let arg = || unsafe { DatumWithOid::new(RawDatum(composite), rowtype) };
-    let exists = Spi::connect_mut(|client| {
-        client.update(&shape.lock_existing_sql, None, &[arg()]).map(|rows| !rows.is_empty())
-    })
-    .map_err(spi_failed)?;
+    let lock_existing = || {
+        Spi::connect_mut(|client| {
+            client.update(&shape.lock_existing_sql, None, &[arg()]).map(|rows| !rows.is_empty())
+        })
+        .map_err(spi_failed)
+    };
+    // The row lock first, then the key lock (the order every path takes both in, see
+    // `lock_key`); a row inserted meanwhile is seen once the key lock is ours.
+    let mut exists = lock_existing()?;
+    if !exists {
+        lock_key(relation_id(trigger), shape, &row);
+        exists = lock_existing()?;
+    }
     if exists {
         Spi::run_with_args(&shape.update_existing_sql, &[arg()]).map_err(spi_failed)?;
+        return Ok(ReplicatedInsert::Merged);
     }
-    Ok(exists)
+    if let Some(deleted) = latest_tombstone(shape, composite, rowtype)? {
+        let seen = row.clock(shape)?.and_then(|clock| clock.column(SEEN_DELETE)).map(|entry| entry.stamp);
+        if seen.is_none_or(|seen| deleted > seen) {
+            return Ok(ReplicatedInsert::Deleted);
+        }
+    }
+    Ok(ReplicatedInsert::New)
+}
+
+/// The OID of the trigger's relation.
+fn relation_id(trigger: &PgTrigger<'_>) -> pg_sys::Oid {
+    // SAFETY: tg_relation is open for the duration of the trigger call.
+    unsafe { (*trigger.trigger_data().tg_relation).rd_id }
+}
+
+/// `tuple` as a composite datum of the trigger's table row type, and that type.
+///
+/// # Safety
+/// `tuple` must be a valid tuple of the trigger's relation, described by `tupdesc`.
+unsafe fn row_composite(
+    trigger: &PgTrigger<'_>,
+    tupdesc: &PgTupleDesc<'_>,
+    tuple: pg_sys::HeapTuple,
+) -> (pg_sys::Datum, pg_sys::Oid) {
+    // SAFETY: the relation is open during the trigger call; the tuple is one of its tuples.
+    unsafe {
+        let rowtype = (*(*trigger.trigger_data().tg_relation).rd_rel).reltype;
+        (pg_sys::heap_copy_tuple_as_datum(tuple, tupdesc.as_ptr()), rowtype)
+    }
+}
+
+/// The newest tombstone of the key of the row `composite` (of type `rowtype`), if the key was
+/// ever deleted.
+fn latest_tombstone(shape: &TableShape, composite: pg_sys::Datum, rowtype: pg_sys::Oid) -> Result<Option<Stamp>, ErrorReport> {
+    as_deletions_owner(|| {
+        Spi::connect(|client| {
+            // SAFETY: `composite` is a datum of type `rowtype`, alive until the trigger returns.
+            let row = unsafe { DatumWithOid::new(RawDatum(composite), rowtype) };
+            let rows = client.select(&shape.tombstones_sql, None, &[row, shape.qualified_name.as_str().into()])?;
+            let mut latest: Option<Stamp> = None;
+            for tombstone in rows {
+                let hlc = tombstone.get::<String>(1)?.and_then(|hlc| hlc.parse::<u64>().ok());
+                let node = tombstone.get::<pgrx::Uuid>(2)?;
+                if let (Some(hlc), Some(node)) = (hlc, node) {
+                    let stamp = Stamp::new(hlc, NodeId::from_bytes(*node.as_bytes()));
+                    latest = latest.max(Some(stamp));
+                }
+            }
+            Ok::<_, pgrx::spi::Error>(latest)
+        })
+        .map_err(spi_failed)
+    })
+    .map(Option::flatten)
+}
+
+thread_local! {
+    /// The owner of `crdt.deletions` (the role that created the extension).
+    static DELETIONS_OWNER: Cached<pg_sys::Oid> = const { Cached::new() };
+}
+
+/// Runs `work` — reads and writes of `crdt.deletions` — as the owner of `crdt.deletions`.
+///
+/// Why not a grant: whoever can insert into `crdt.deletions` can delete any row of any CRDT
+/// table on every node the tombstone replicates to. So nobody but its owner has any privilege
+/// on it, and the triggers — which run as whoever writes the CRDT table — switch to the owner
+/// for exactly their own statements on it, the way PostgreSQL's foreign-key triggers switch to
+/// the table owner (`SECURITY_LOCAL_USERID_CHANGE`, and `SECURITY_RESTRICTED_OPERATION` so
+/// nothing run meanwhile can change session state). No SQL-callable function gets the owner's
+/// rights. An error inside is fine: transaction and subtransaction abort restore the user.
+///
+/// `None` without running `work` if there is no `crdt.deletions`: the library of a newer
+/// version runs with the SQL objects of an older one until `ALTER EXTENSION crdt UPDATE`.
+fn as_deletions_owner<T>(work: impl FnOnce() -> Result<T, ErrorReport>) -> Result<Option<T>, ErrorReport> {
+    let owner = DELETIONS_OWNER.with(|owner| {
+        owner.get_or(|| {
+            Spi::get_one::<pg_sys::Oid>(
+                "SELECT c.relowner FROM pg_catalog.pg_class c \
+                 WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('crdt.deletions')",
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(pg_sys::InvalidOid)
+        })
+    });
+    if owner == pg_sys::InvalidOid {
+        return Ok(None);
+    }
+    as_role(owner, work).map(Some)
+}
+
+/// Runs `work` as `role` (see [`as_deletions_owner`]).
+fn as_role<T>(role: pg_sys::Oid, work: impl FnOnce() -> Result<T, ErrorReport>) -> Result<T, ErrorReport> {
+    let (mut user, mut context) = (pg_sys::InvalidOid, 0);
+    // SAFETY: reads the backend's current user and security context.
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
+    struct Restore(pg_sys::Oid, std::ffi::c_int);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: puts back what GetUserIdAndSecContext returned.
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) };
+        }
+    }
+    let _restore = Restore(user, context);
+    let switched = context
+        | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int
+        | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int;
+    // SAFETY: a role that exists (it owns a relation); restored when `_restore` drops.
+    unsafe { pg_sys::SetUserIdAndSecContext(role, switched) };
+    work()
 }
 
 /// Takes a transaction-long lock on the row's key in this table. Every INSERT into a CRDT
 /// table takes it (local ones in the stamping trigger, replicated ones before looking for an
 /// existing row), so two inserts of one key never both miss each other: the second waits for
 /// the first to commit, then finds its row and merges into it.
-fn lock_key(trigger: &PgTrigger<'_>, shape: &TableShape, row: &Row) {
+///
+/// Deletes are serialized with inserts too, so an insert and a delete of one key never miss
+/// each other: the insert sees the tombstone, or the tombstone sees the row.
+///
+/// The key lock stands in for the row lock of a row that does not exist (yet), and is taken
+/// only then, after looking for the row — it is held to the end of the transaction, and the
+/// fewer keys a transaction holds, the fewer lock cycles between transactions writing several
+/// keys (apply workers of different subscriptions included). So: a local INSERT first waits
+/// for writers of an existing row with the key (`FOR KEY SHARE`, which waits for a deleter),
+/// and takes the key lock only if there is none; a replicated INSERT or tombstone locks the row
+/// `FOR UPDATE`, and if there is none, takes the key lock and looks again; a local DELETE holds
+/// the row lock, which is enough, and takes no key lock.
+fn lock_key(relid: pg_sys::Oid, shape: &TableShape, row: &Row) {
     let mut hash = 0x811c_9dc5_u32;
     for &index in &shape.key_indexes {
         let column = shape.columns.iter().find(|column| column.index == index);
         let bytes = column.and_then(|column| row.value_bytes(column));
         hash = hash.rotate_left(5) ^ value_fingerprint(bytes.as_deref());
     }
-    // SAFETY: tg_relation is open for the duration of the trigger call.
-    let relid = unsafe { (*trigger.trigger_data().tg_relation).rd_id };
+    lock_hash(relid, hash);
+}
+
+/// Takes the transaction-long key lock `hash` of relation `relid` (see [`lock_key`]).
+fn lock_hash(relid: pg_sys::Oid, hash: u32) {
     let tag = pg_sys::LOCKTAG {
         // SAFETY: MyDatabaseId is set for the whole life of a backend connected to a database.
         locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
@@ -541,6 +992,8 @@ const KEY_LOCK_SPACE: u16 = 0x4352;
 /// operator of its index.
 struct KeyColumn {
     name: String,
+    /// The name as it is (unquoted): the key's field name in `crdt.deletions`.
+    raw_name: String,
     attnum: i16,
     equality: String,
 }
@@ -551,7 +1004,8 @@ fn primary_key(relid: pg_sys::Oid) -> Result<Vec<KeyColumn>, ErrorReport> {
             .select(
                 "SELECT pg_catalog.quote_ident(a.attname::text), a.attnum,
                         pg_catalog.quote_ident(n.nspname::text) OPERATOR(pg_catalog.||) '.'
-                            OPERATOR(pg_catalog.||) o.oprname::text
+                            OPERATOR(pg_catalog.||) o.oprname::text,
+                        a.attname::text
                  FROM pg_catalog.pg_index i
                  CROSS JOIN LATERAL pg_catalog.generate_subscripts(i.indkey, 1) AS k
                  JOIN pg_catalog.pg_attribute a
@@ -575,6 +1029,7 @@ fn primary_key(relid: pg_sys::Oid) -> Result<Vec<KeyColumn>, ErrorReport> {
                     name: row.get::<String>(1)?.unwrap_or_default(),
                     attnum: row.get::<i16>(2)?.unwrap_or_default(),
                     equality: row.get::<String>(3)?.unwrap_or_default(),
+                    raw_name: row.get::<String>(4)?.unwrap_or_default(),
                 })
             })
             .collect::<Result<Vec<_>, pgrx::spi::SpiError>>()

@@ -89,6 +89,69 @@ UPDATE product SET name = 'stale' WHERE id = 2;   -- same clock: nothing newer, 
 SELECT id, name FROM product WHERE id = 2;
 RESET session_replication_role;
 
+-- deletes (DESIGN §5): a local DELETE records a tombstone in crdt.deletions — the table, the key
+-- as a jsonb object, and a stamp after every stamp of the row
+SET crdt.node_id = 'aaaaaaaa-0000-4000-8000-000000000001';
+CREATE TEMP TABLE gone AS SELECT crdt_clock FROM product WHERE id = 2;
+DELETE FROM product WHERE id = 2;
+SELECT table_name, key, left(node::text, 8) AS node FROM crdt.deletions;
+SELECT d.hlc > stamp_of(g.crdt_clock, 'name') AS after_the_row FROM crdt.deletions d, gone g;
+-- a row inserted again after the delete was seen records it (the entry "", which no column can
+-- be named) and is stamped after it
+INSERT INTO product (id, name) VALUES (2, 'back');
+SELECT * FROM writers((SELECT crdt_clock FROM product WHERE id = 2));
+SELECT stamp_of(p.crdt_clock, '') = d.hlc AS marks_the_delete,
+       stamp_of(p.crdt_clock, 'name') > d.hlc AS stamped_after
+FROM product p, crdt.deletions d WHERE p.id = 2;
+-- the apply worker's path for deletes
+SET session_replication_role = replica;
+DELETE FROM product WHERE id = 2;                 -- a replicated DELETE alone does nothing:
+SELECT count(*) AS still_there FROM product WHERE id = 2;  -- the tombstone after it decides
+INSERT INTO crdt.deletions SELECT * FROM crdt.deletions;   -- a known tombstone (an echo): skipped
+SELECT count(*) AS tombstones FROM crdt.deletions;
+-- a delete on C older than the one the row was inserted after: the row stays, the tombstone is kept
+INSERT INTO crdt.deletions SELECT table_name, key, hlc - 1, 'cccccccc-0000-4000-8000-000000000003'
+FROM crdt.deletions;
+SELECT count(*) AS still_there FROM product WHERE id = 2;
+-- a delete on C the row had not seen: the row goes
+INSERT INTO crdt.deletions SELECT table_name, key, stamp_of(p.crdt_clock, 'name') + 1000,
+  'cccccccc-0000-4000-8000-000000000003' FROM crdt.deletions d, product p WHERE p.id = 2 LIMIT 1;
+SELECT count(*) AS deleted FROM product WHERE id = 2;
+SELECT key, left(node::text, 8) AS node FROM crdt.deletions ORDER BY hlc;
+-- an INSERT replicated from a node that had not seen that delete (an echo of the old row, or an
+-- insert concurrent with the delete): the delete wins
+INSERT INTO product (id, name, crdt_clock) SELECT 2, 'echo', crdt_clock FROM gone;
+SELECT count(*) AS deleted FROM product WHERE id = 2;
+-- one from a node that had seen it: inserted
+INSERT INTO product (id, name, crdt_clock)
+SELECT 2, 'after the delete', jsonb_set(jsonb_set(g.crdt_clock::text::jsonb, ARRAY['value', ''], '0'),
+  ARRAY['stamps', ''], jsonb_build_array(d.hlc, d.node))::text::crdt.row_clock
+FROM gone g, (SELECT * FROM crdt.deletions ORDER BY hlc DESC LIMIT 1) d;
+SELECT id, name FROM product WHERE id = 2;
+-- a tombstone of a table this node does not have is kept
+INSERT INTO crdt.deletions VALUES ('elsewhere.t', '{"k": 1}', 1, 'cccccccc-0000-4000-8000-000000000003');
+SELECT count(*) AS kept FROM crdt.deletions WHERE table_name = 'elsewhere.t';
+RESET session_replication_role;
+-- a table owner who is not a superuser deletes rows of their CRDT table: the trigger writes the
+-- tombstone, though the owner has no privilege on crdt.deletions (nobody but its owner has)
+CREATE ROLE crdt_owner;
+GRANT CREATE, USAGE ON SCHEMA tables_test TO crdt_owner;
+SET ROLE crdt_owner;
+CREATE TABLE owned (id int PRIMARY KEY, v text);
+SELECT crdt.enable('owned');
+INSERT INTO owned VALUES (1, 'a');
+DELETE FROM owned;
+INSERT INTO owned VALUES (1, 'again');
+SELECT count(*) FROM crdt.deletions;  -- refused: tombstones name keys of every CRDT table
+INSERT INTO crdt.deletions VALUES ('tables_test.owned', '{"id": 1}', 1, crdt.node_id());
+RESET ROLE;
+SELECT table_name, key FROM crdt.deletions WHERE table_name = 'tables_test.owned';
+SELECT id, v FROM owned;
+DROP TABLE owned;
+DROP OWNED BY crdt_owner;
+DROP ROLE crdt_owner;
+SET crdt.node_id = 'cccccccc-0000-4000-8000-000000000003';
+
 -- refusals
 CREATE TABLE no_key (a int);
 SELECT crdt.enable('no_key');

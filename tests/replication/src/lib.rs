@@ -795,6 +795,16 @@ pub fn subscription_name(from: &Cluster, to: &Cluster) -> String {
 /// Note: tables added to a publication after a subscription was created reach that subscriber
 /// only after `ALTER SUBSCRIPTION ... REFRESH PUBLICATION` there.
 pub fn ensure_publication(node: &Cluster, db: &str, publication: &str, tables: &[&str]) {
+    // Deletes of CRDT tables replicate as tombstones in crdt.deletions: every publication of a
+    // database with the extension (0.2.0 or later) carries it.
+    let mut tables: Vec<&str> = tables.to_vec();
+    if !tables.is_empty()
+        && !tables.contains(&"crdt.deletions")
+        && node.query_value(db, "SELECT to_regclass('crdt.deletions') IS NOT NULL") == "t"
+    {
+        tables.push("crdt.deletions");
+    }
+    let tables = &tables[..];
     let exists = node.query_value(
         db,
         &format!(

@@ -186,7 +186,9 @@ fn converged_rows_are_not_rewritten() {
     assert_converged(&nodes);
 }
 
-/// A delete wins over a concurrent update (DESIGN §5: documented, tombstones come later).
+const TOMBSTONES: &str = "SELECT table_name, key::text, hlc, node FROM crdt.deletions ORDER BY 1, 2, 3, 4";
+
+/// A delete wins over a concurrent update (DESIGN §5: over every write its node had not seen).
 #[test]
 fn delete_wins_over_a_concurrent_update() {
     let nodes = two_nodes(&SubscriptionOptions::default());
@@ -196,6 +198,50 @@ fn delete_wins_over_a_concurrent_update() {
         "UPDATE product SET name = 'updated on B' WHERE id = 1",
     );
     assert_eq!(both(&nodes, "SELECT count(*) FROM product"), ("0".to_owned(), "0".to_owned()));
+    assert_converged(&nodes);
+}
+
+/// A row inserted again on B after B saw A's delete of its key is a new row: it survives, on
+/// both nodes, and the echo of the delete does not take it.
+#[test]
+fn reinsert_after_a_replicated_delete_survives_everywhere() {
+    let nodes = two_nodes(&SubscriptionOptions::default());
+    nodes[0].sql(DB, "DELETE FROM product WHERE id = 1");
+    settle(&nodes);
+    assert_eq!(both(&nodes, "SELECT count(*) FROM product"), ("0".to_owned(), "0".to_owned()));
+    nodes[1].sql(DB, "INSERT INTO product (id, name, inventory) VALUES (1, 'again on B', 2)");
+    settle(&nodes);
+    let query = "SELECT name || '|' || inventory::bigint FROM product WHERE id = 1";
+    assert_eq!(both(&nodes, query), ("again on B|2".to_owned(), "again on B|2".to_owned()));
+    let refs: Vec<&Cluster> = nodes.iter().collect();
+    assert_same_snapshot(&refs, DB, TOMBSTONES);
+    assert_eq!(nodes[0].query_value(DB, "SELECT count(*) FROM crdt.deletions"), "1");
+    assert_converged(&nodes);
+}
+
+/// B inserts a key while A, not having seen that insert, inserts and deletes the same key: the
+/// delete wins over the concurrent insert, on both nodes.
+#[test]
+fn delete_wins_over_a_concurrent_insert() {
+    let nodes = two_nodes(&SubscriptionOptions::default());
+    concurrently(
+        &nodes,
+        "INSERT INTO product (id, name) VALUES (2, 'on A'); DELETE FROM product WHERE id = 2",
+        "INSERT INTO product (id, name, inventory) VALUES (2, 'on B', 4)",
+    );
+    assert_eq!(
+        both(&nodes, "SELECT count(*) FROM product WHERE id = 2"),
+        ("0".to_owned(), "0".to_owned())
+    );
+    // Replication still runs, and the key can be used again.
+    nodes[1].sql(DB, "INSERT INTO product (id, name) VALUES (2, 'after it')");
+    settle(&nodes);
+    assert_eq!(
+        both(&nodes, "SELECT name FROM product WHERE id = 2"),
+        ("after it".to_owned(), "after it".to_owned())
+    );
+    let refs: Vec<&Cluster> = nodes.iter().collect();
+    assert_same_snapshot(&refs, DB, TOMBSTONES);
     assert_converged(&nodes);
 }
 
