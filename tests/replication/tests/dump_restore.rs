@@ -30,7 +30,8 @@ fn dump_and_restore_keeps_values_and_stamps_and_merges_afterwards() {
            INSERT INTO product SELECT i, 'p' || i, i, crdt.patch(NULL, jsonb_build_object('i', i))
              FROM generate_series(1, 50) i;
            UPDATE product SET inventory = inventory OPERATOR(crdt.+) 5, name = name || ' v2' WHERE id % 2 = 0;
-           UPDATE product SET attrs = crdt.add(attrs, 'sold', 3) WHERE id % 3 = 0;"#,
+           UPDATE product SET attrs = crdt.add(attrs, 'sold', 3) WHERE id % 3 = 0;
+           DELETE FROM product WHERE id = 50;"#,
     );
     let dump = origin.dir().join("app.dump");
     let dump = dump.to_str().expect("utf-8 path");
@@ -40,11 +41,15 @@ fn dump_and_restore_keeps_values_and_stamps_and_merges_afterwards() {
     run("pg_restore", &["-h", "127.0.0.1", "-p", &restored_port, "-U", "postgres", "-d", DB, "--exit-on-error", dump]);
 
     assert_same_snapshot(&[origin, restored], DB, ROWS);
-    // The triggers came back as they were: stamping in ordinary sessions, merging in replicas.
+    // The triggers came back as they were: stamping and recording deletes in ordinary sessions,
+    // merging and skipping deletes (the tombstone decides) in replicas.
     assert_eq!(
         restored.sql(DB, "SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'product'::regclass"),
-        "zz_crdt_merge:R,zz_crdt_stamp:O"
+        "zz_crdt_delete:O,zz_crdt_merge:R,zz_crdt_replicated_delete:R,zz_crdt_stamp:O"
     );
+    // The tombstones too (crdt.deletions is a configuration table of the extension).
+    assert_same_snapshot(&[origin, restored], DB, "SELECT table_name, key::text, hlc, node FROM crdt.deletions");
+    assert_eq!(restored.query_value(DB, "SELECT key::text FROM crdt.deletions"), r#"{"id": 50}"#);
 
     // The restored node is a node of its own and merges with the original both ways.
     assert_ne!(
