@@ -151,6 +151,18 @@ DROP TABLE owned;
 DROP OWNED BY crdt_owner;
 DROP ROLE crdt_owner;
 SET crdt.node_id = 'cccccccc-0000-4000-8000-000000000003';
+-- a key of several columns, one of them needing quotes: the tombstone's key names each column
+CREATE TABLE pair (a int, "B c" text, v text, PRIMARY KEY (a, "B c"));
+SELECT crdt.enable('pair');
+INSERT INTO pair VALUES (1, 'x', 'one'), (2, 'y', 'two');
+DELETE FROM pair WHERE a = 1;
+SELECT table_name, key FROM crdt.deletions WHERE table_name = 'tables_test.pair';
+SET session_replication_role = replica;
+INSERT INTO crdt.deletions VALUES ('tables_test.pair', '{"a": 2, "B c": "y"}',
+  (SELECT stamp_of(crdt_clock, 'v') + 1 FROM pair WHERE a = 2), 'dddddddd-0000-4000-8000-000000000004');
+RESET session_replication_role;
+SELECT count(*) AS deleted FROM pair;
+DROP TABLE pair;
 
 -- refusals
 CREATE TABLE no_key (a int);

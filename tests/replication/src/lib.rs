@@ -791,7 +791,8 @@ pub fn subscription_name(from: &Cluster, to: &Cluster) -> String {
 }
 
 /// Creates publication `publication` on `node` in `db` for `tables` (`FOR ALL TABLES` when
-/// `tables` is empty); when it exists already, adds the tables it does not have yet.
+/// `tables` is empty), plus `crdt.deletions` when the database has it; when it exists already,
+/// adds the tables it does not have yet.
 /// Note: tables added to a publication after a subscription was created reach that subscriber
 /// only after `ALTER SUBSCRIPTION ... REFRESH PUBLICATION` there.
 pub fn ensure_publication(node: &Cluster, db: &str, publication: &str, tables: &[&str]) {
