@@ -1,8 +1,11 @@
 //! `crdt.enable` / `crdt.disable`: making an ordinary table mergeable (DESIGN §5).
 //!
-//! Enabling adds the `crdt_clock` column and two row triggers. Both are named `zz_crdt_*` on
-//! purpose: PostgreSQL fires BEFORE triggers in name order, and stamping must see the row as the
-//! user's own BEFORE triggers (`updated_at = now()` and the like) left it.
+//! Enabling adds the `crdt_clock` column and four row triggers: stamping and merging (BEFORE
+//! INSERT OR UPDATE), recording tombstones (AFTER DELETE) and skipping replicated deletes
+//! (BEFORE DELETE, the tombstone decides). All are named `zz_crdt_*` on purpose: PostgreSQL
+//! fires triggers in name order, and stamping must see the row as the user's own BEFORE
+//! triggers (`updated_at = now()` and the like) left it. `crdt.deletions`, the tombstones, is
+//! created here too.
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;

@@ -1,11 +1,17 @@
-//! The two row triggers of a CRDT table (DESIGN §5).
+//! The row triggers of a CRDT table and of its tombstones (DESIGN §5).
 //!
 //! - `stamp_local_write` (ordinary sessions): stamps exactly the columns a local INSERT or
 //!   UPDATE changed, turns numbers assigned to counter columns into differences, and merges
 //!   documents assigned to doc columns into the stored ones.
 //! - `merge_replicated_row` (`ENABLE REPLICA`: apply workers): merges a replicated row into the
 //!   local one column by column, and skips the write when nothing changes — which is what ends
-//!   the echo of bidirectional replication on PostgreSQL 15.
+//!   the echo of bidirectional replication on PostgreSQL 15. A replicated INSERT of a key with a
+//!   tombstone the row had not seen is dropped.
+//! - `record_local_delete` (AFTER DELETE, ordinary sessions): writes the tombstone of a deleted
+//!   row into `crdt.deletions`.
+//! - `skip_replicated_delete` (`ENABLE REPLICA`): skips replicated DELETEs.
+//! - `apply_replicated_deletion` (on `crdt.deletions`, `ENABLE REPLICA`): applies a replicated
+//!   tombstone — deletes the row unless it was inserted after a delete at least as new.
 //!
 //! Every decision is the core's (`RowClock`, `PnCounter`, the doc merge); this module moves
 //! datums in and out. Everything reached from here is schema-qualified or catalog-driven,
@@ -519,11 +525,11 @@ fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
             if rows.is_empty() {
                 return Ok(None);
             }
-            let clock = match rows.first().get_datum_by_ordinal(1)? {
-                // SAFETY: a non-null crdt.row_clock datum, read before SPI's memory goes.
-                Some(datum) => Some(row_clock::decode_stored(unsafe { varlena_datum_slice(datum) })),
-                None => None,
-            };
+            // SAFETY: a non-null crdt.row_clock datum, read before SPI's memory goes.
+            let clock = rows
+                .first()
+                .get_datum_by_ordinal(1)?
+                .map(|datum| row_clock::decode_stored(unsafe { varlena_datum_slice(datum) }));
             Ok::<_, pgrx::spi::Error>(Some(clock))
         })
         .map_err(spi_failed)
