@@ -463,6 +463,24 @@ fn check_upgraded_database(node: &Cluster, db: &str) {
         ),
         "20 [11, 0]"
     );
+
+    // crdt.enable run again adds what the new version installs on a CRDT table (0.2.0: the
+    // delete triggers) and changes no row; deletes then leave tombstones.
+    let triggers = "SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname) \
+                    FROM pg_trigger WHERE tgrelid = 'product'::regclass";
+    let rows = "SELECT string_agg(p::text, ';' ORDER BY id) FROM product p";
+    let rows_before = node.query_value(db, rows);
+    node.sql(db, "SELECT crdt.enable('product')");
+    assert_eq!(
+        node.query_value(db, triggers),
+        "zz_crdt_delete:O,zz_crdt_merge:R,zz_crdt_replicated_delete:R,zz_crdt_stamp:O"
+    );
+    assert_eq!(node.query_value(db, rows), rows_before, "crdt.enable after the upgrade changed rows");
+    node.sql(db, "INSERT INTO product (id, name) VALUES (99, 'short-lived'); DELETE FROM product WHERE id = 99");
+    assert_eq!(
+        node.query_value(db, "SELECT table_name || ' ' || key::text FROM crdt.deletions"),
+        r#"public.product {"id": 99}"#
+    );
 }
 
 /// A fresh install of the new version takes the rows written before the upgrade as they are,
