@@ -40,10 +40,12 @@ pub(crate) fn table_facts(relid: pg_sys::Oid) -> Result<TableFacts, ErrorReport>
             "SELECT n.nspname::text, c.relname::text, c.relkind::text,
                     pg_catalog.pg_has_role(c.relowner, 'USAGE'),
                     EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
-                            WHERE k.conrelid = c.oid AND k.contype = 'p'),
+                            WHERE k.conrelid OPERATOR(pg_catalog.=) c.oid
+                              AND k.contype OPERATOR(pg_catalog.=) 'p'),
                     c.relreplident::text
-             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.oid = $1",
+             FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+             WHERE c.oid OPERATOR(pg_catalog.=) $1",
             Some(1),
             &[relid.into()],
         )?;
@@ -63,7 +65,8 @@ pub(crate) fn table_facts(relid: pg_sys::Oid) -> Result<TableFacts, ErrorReport>
 
 fn trigger_exists(relid: pg_sys::Oid, name: &str) -> Result<bool, ErrorReport> {
     Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2)",
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+                        WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND tgname OPERATOR(pg_catalog.=) $2)",
         &[relid.into(), name.into()],
     )
     .map(|exists| exists.unwrap_or(false))
@@ -127,10 +130,11 @@ fn enable(table: PgRelation) -> Result<(), ErrorReport> {
 
     // NULL: no such column; '': ours already; anything else: someone else's column.
     let clock_type = Spi::get_one_with_args::<String>(
-        "SELECT (SELECT CASE WHEN atttypid = 'crdt.row_clock'::pg_catalog.regtype THEN ''
+        "SELECT (SELECT CASE WHEN atttypid OPERATOR(pg_catalog.=) 'crdt.row_clock'::pg_catalog.regtype THEN ''
                              ELSE pg_catalog.format_type(atttypid, atttypmod) END
                  FROM pg_catalog.pg_attribute
-                 WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped)",
+                 WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attname OPERATOR(pg_catalog.=) $2
+                   AND NOT attisdropped)",
         &[relid.into(), CLOCK_COLUMN.into()],
     )
     .map_err(spi_failed)?;
