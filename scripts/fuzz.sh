@@ -47,6 +47,7 @@ for target in "${TARGETS[@]}"; do
     corpora=("$FUZZ_DIR/corpus/$target")
     [ -d "$REGRESSIONS/$target" ] && corpora+=("$REGRESSIONS/$target")
     status=0
+    started=$SECONDS
     cargo +nightly fuzz run "${FUZZ_FLAGS[@]}" "$target" "${corpora[@]}" -- \
         -max_total_time="$FUZZ_SECONDS" -timeout=30 -rss_limit_mb=2048 -max_len=4096 \
         -print_final_stats=1 >"$LOGS/$target.log" 2>&1 || status=$?
@@ -55,21 +56,26 @@ for target in "${TARGETS[@]}"; do
         | sed -E 's/.*cov: ([0-9]+) ft: ([0-9]+)/\1 \2/' || true)"
     corpus="$(find "$FUZZ_DIR/corpus/$target" -type f | wc -l)"
     summary+=("$(printf '%-18s %6s s %12s execs   cov %-6s ft %-6s corpus %s' \
-        "$target" "$FUZZ_SECONDS" "$execs" "${cov%% *}" "${cov##* }" "$corpus")")
+        "$target" "$((SECONDS - started))" "$execs" "${cov%% *}" "${cov##* }" "$corpus")")
     if [ "$status" -ne 0 ]; then
         failed+=("$target")
         tail -n 60 "$LOGS/$target.log"
-        artifact="$(grep -oE "(Test unit|artifact_prefix).*written to [^ ]+" "$LOGS/$target.log" | tail -1 || true)"
-        echo "!! $target broke an invariant (exit $status). ${artifact:-see fuzz/artifacts/$target/}"
-        echo "!! replay: cargo +nightly fuzz run ${FUZZ_FLAGS[*]} $target <file>"
+        # libFuzzer names the input it saved ("Test unit written to fuzz/artifacts/...").
+        artifact="$(grep -oE "Test unit written to [^ ]+" "$LOGS/$target.log" | tail -1 || true)"
+        if [ -n "$artifact" ]; then
+            echo "!! $target broke an invariant (exit $status). $artifact"
+            echo "!! replay: cargo +nightly fuzz run ${FUZZ_FLAGS[*]} $target <file>"
+        else
+            echo "!! $target did not finish (exit $status) and saved no input: see the log above"
+        fi
     fi
 done
 
-printf '\n%s\n' "fuzz summary (${FUZZ_SECONDS} s per target):"
+printf '\n%s\n' "fuzz summary (FUZZ_SECONDS=${FUZZ_SECONDS} per target; seconds as run):"
 printf '  %s\n' "${summary[@]}"
 if [ "${#failed[@]}" -gt 0 ]; then
-    echo "FAILED: ${failed[*]} — crashers are in fuzz/artifacts/<target>/; keep each one as" \
-        "core/tests/fuzz_regressions/<target>/crash-<what it broke> once fixed"
+    echo "FAILED: ${failed[*]} — crashers are in fuzz/artifacts/<target>/; once fixed, keep each" \
+        "one as core/tests/fuzz_regressions/<target>/crash-<what it broke>"
     exit 1
 fi
 echo "no invariant broken"
