@@ -16,14 +16,55 @@ use crate::error::spi_failed;
 
 /// The column holding each row's stamps.
 pub const CLOCK_COLUMN: &str = "crdt_clock";
-/// The trigger that stamps local writes (fires in ordinary sessions).
-pub const STAMP_TRIGGER: &str = "zz_crdt_stamp";
-/// The trigger that merges replicated rows (`ENABLE REPLICA`: fires in apply workers).
-pub const MERGE_TRIGGER: &str = "zz_crdt_merge";
-/// The trigger that records a tombstone in `crdt.deletions` for each local delete.
-pub const DELETE_TRIGGER: &str = "zz_crdt_delete";
-/// The trigger that skips replicated deletes (`ENABLE REPLICA`): the tombstone decides.
-pub const REPLICATED_DELETE_TRIGGER: &str = "zz_crdt_replicated_delete";
+/// A row trigger `crdt.enable` installs.
+struct RowTrigger {
+    name: &'static str,
+    /// `BEFORE INSERT OR UPDATE`, ...
+    fires: &'static str,
+    /// The trigger function, schema-qualified.
+    function: &'static str,
+    /// `ENABLE REPLICA`: fires in apply workers (and `session_replication_role = replica`)
+    /// instead of ordinary sessions.
+    replica: bool,
+    /// Needs the delete objects of 0.2.0 (`crdt.deletions` and the delete trigger functions).
+    for_deletes: bool,
+}
+
+/// The triggers of a CRDT table, in the order `crdt.enable` installs them.
+const ROW_TRIGGERS: [RowTrigger; 4] = [
+    // Stamps local writes.
+    RowTrigger {
+        name: "zz_crdt_stamp",
+        fires: "BEFORE INSERT OR UPDATE",
+        function: "crdt.stamp_local_write()",
+        replica: false,
+        for_deletes: false,
+    },
+    // Merges replicated rows.
+    RowTrigger {
+        name: "zz_crdt_merge",
+        fires: "BEFORE INSERT OR UPDATE",
+        function: "crdt.merge_replicated_row()",
+        replica: true,
+        for_deletes: false,
+    },
+    // Records a tombstone in `crdt.deletions` for each local delete.
+    RowTrigger {
+        name: "zz_crdt_delete",
+        fires: "AFTER DELETE",
+        function: "crdt.record_local_delete()",
+        replica: false,
+        for_deletes: true,
+    },
+    // Skips replicated deletes: the tombstone decides.
+    RowTrigger {
+        name: "zz_crdt_replicated_delete",
+        fires: "BEFORE DELETE",
+        function: "crdt.skip_replicated_delete()",
+        replica: true,
+        for_deletes: true,
+    },
+];
 
 pub(crate) struct TableFacts {
     /// `schema.table`, quoted where needed.
@@ -150,39 +191,26 @@ fn enable(table: PgRelation) -> Result<(), ErrorReport> {
             .set_hint(format!("crdt.enable adds {CLOCK_COLUMN} crdt.row_clock; rename the existing column.")))
         }
     }
-    if !trigger_exists(relid, STAMP_TRIGGER)? {
-        run(&format!(
-            "CREATE TRIGGER {STAMP_TRIGGER} BEFORE INSERT OR UPDATE ON {name} \
-             FOR EACH ROW EXECUTE FUNCTION crdt.stamp_local_write()"
-        ))?;
-    }
-    if !trigger_exists(relid, MERGE_TRIGGER)? {
-        run(&format!(
-            "CREATE TRIGGER {MERGE_TRIGGER} BEFORE INSERT OR UPDATE ON {name} \
-             FOR EACH ROW EXECUTE FUNCTION crdt.merge_replicated_row()"
-        ))?;
-        run(&format!("ALTER TABLE {name} ENABLE REPLICA TRIGGER {MERGE_TRIGGER}"))?;
-    }
-    // Deletes (added by enable since 0.2.0; enabling a table again adds them to tables enabled
-    // before). Not while the extension's SQL objects are still those of 0.1.0 (this library
-    // is loaded by every version): run enable again after ALTER EXTENSION crdt UPDATE.
+    // The delete triggers (since 0.2.0; enabling a table again adds them to tables enabled
+    // before) are not installed while the extension's SQL objects are still those of 0.1.0
+    // (this library is loaded by every version): run enable again after ALTER EXTENSION crdt
+    // UPDATE.
     let has_tombstones = Spi::get_one::<bool>(
-        "SELECT pg_catalog.to_regclass('crdt.deletions') IS NOT NULL             AND pg_catalog.to_regprocedure('crdt.record_local_delete()') IS NOT NULL             AND pg_catalog.to_regprocedure('crdt.skip_replicated_delete()') IS NOT NULL",
+        "SELECT pg_catalog.to_regclass('crdt.deletions') IS NOT NULL
+            AND pg_catalog.to_regprocedure('crdt.record_local_delete()') IS NOT NULL
+            AND pg_catalog.to_regprocedure('crdt.skip_replicated_delete()') IS NOT NULL",
     )
     .map_err(spi_failed)?
     .unwrap_or(false);
-    if has_tombstones && !trigger_exists(relid, DELETE_TRIGGER)? {
-        run(&format!(
-            "CREATE TRIGGER {DELETE_TRIGGER} AFTER DELETE ON {name} \
-             FOR EACH ROW EXECUTE FUNCTION crdt.record_local_delete()"
-        ))?;
-    }
-    if has_tombstones && !trigger_exists(relid, REPLICATED_DELETE_TRIGGER)? {
-        run(&format!(
-            "CREATE TRIGGER {REPLICATED_DELETE_TRIGGER} BEFORE DELETE ON {name} \
-             FOR EACH ROW EXECUTE FUNCTION crdt.skip_replicated_delete()"
-        ))?;
-        run(&format!("ALTER TABLE {name} ENABLE REPLICA TRIGGER {REPLICATED_DELETE_TRIGGER}"))?;
+    for trigger in &ROW_TRIGGERS {
+        if (trigger.for_deletes && !has_tombstones) || trigger_exists(relid, trigger.name)? {
+            continue;
+        }
+        let RowTrigger { name: trigger_name, fires, function, .. } = trigger;
+        run(&format!("CREATE TRIGGER {trigger_name} {fires} ON {name} FOR EACH ROW EXECUTE FUNCTION {function}"))?;
+        if trigger.replica {
+            run(&format!("ALTER TABLE {name} ENABLE REPLICA TRIGGER {trigger_name}"))?;
+        }
     }
     // Rows that predate enable get every column stamped now, by the stamping trigger itself.
     run(&format!(
@@ -197,7 +225,7 @@ fn disable(table: PgRelation) -> Result<(), ErrorReport> {
     let facts = checked_table(&table)?;
     let name = &facts.qualified_name;
     drop(table);
-    for trigger in [STAMP_TRIGGER, MERGE_TRIGGER, DELETE_TRIGGER, REPLICATED_DELETE_TRIGGER] {
+    for trigger in ROW_TRIGGERS.iter().map(|trigger| trigger.name) {
         run(&format!("DROP TRIGGER IF EXISTS {} ON {name}", quote_identifier(trigger)))?;
     }
     run(&format!("ALTER TABLE {name} DROP COLUMN IF EXISTS {CLOCK_COLUMN}"))

@@ -51,7 +51,7 @@ thread_local! {
 /// The row-clock entry recording the newest delete of the row's key this node had seen when the
 /// row was (re)inserted here. No column can have this name: PostgreSQL forbids empty
 /// identifiers. It merges like any stamp of a column the table does not have (last writer wins).
-pub const SEEN_DELETE: &str = "";
+const SEEN_DELETE: &str = "";
 /// The fingerprint kept with the [`SEEN_DELETE`] entry (it stands for no value).
 const SEEN_DELETE_FINGERPRINT: u32 = 0;
 
@@ -135,23 +135,20 @@ thread_local! {
 /// The shape of the trigger's table, read from its descriptor once per relation (and again
 /// after it or a type changes), not once per row.
 fn table_shape(trigger: &PgTrigger<'_>, tupdesc: &PgTupleDesc<'_>) -> Result<Rc<TableShape>, ErrorReport> {
-    // SAFETY: tg_relation is open for the duration of the trigger call.
-    let relid = unsafe { (*trigger.trigger_data().tg_relation).rd_id };
-    TABLE_SHAPES.with(|shapes| {
-        shapes.get_or_try(relid, || {
-            let table = quote_qualified_identifier(
-                trigger.table_schema().unwrap_or_default(),
-                trigger.table_name().unwrap_or_default(),
-            );
-            read_table_shape(table, relid, tupdesc)
-        })
-    })
+    let name = || {
+        quote_qualified_identifier(trigger.table_schema().unwrap_or_default(), trigger.table_name().unwrap_or_default())
+    };
+    table_shape_of(relation_id(trigger), name, tupdesc)
 }
 
-/// The shape of CRDT table `relid` (open, with descriptor `tupdesc`), when the caller is not one
-/// of its triggers.
-fn table_shape_of(relid: pg_sys::Oid, table: String, tupdesc: &PgTupleDesc<'_>) -> Result<Rc<TableShape>, ErrorReport> {
-    TABLE_SHAPES.with(|shapes| shapes.get_or_try(relid, || read_table_shape(table, relid, tupdesc)))
+/// The shape of CRDT table `relid` (open, with descriptor `tupdesc`), named (quoted and
+/// schema-qualified) by `name` when it has to be read.
+fn table_shape_of(
+    relid: pg_sys::Oid,
+    name: impl FnOnce() -> String,
+    tupdesc: &PgTupleDesc<'_>,
+) -> Result<Rc<TableShape>, ErrorReport> {
+    TABLE_SHAPES.with(|shapes| shapes.get_or_try(relid, || read_table_shape(name(), relid, tupdesc)))
 }
 
 fn read_table_shape(table: String, relid: pg_sys::Oid, tupdesc: &PgTupleDesc<'_>) -> Result<TableShape, ErrorReport> {
@@ -514,7 +511,7 @@ fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
         let tupdesc = relation.tuple_desc();
         let name = quote_qualified_identifier(relation.namespace(), relation.name());
         // Only a table with this name as crdt names it, and a CRDT table.
-        (name == table_name).then(|| table_shape_of(relation.oid(), name, &tupdesc).ok()).flatten()
+        (name == table_name).then(|| table_shape_of(relation.oid(), || name, &tupdesc).ok()).flatten()
     });
 
     // The row locked FOR UPDATE; if there is none, the key (see `lock_key`), and a row inserted

@@ -72,7 +72,6 @@ macro_rules! crdt_sql_type {
 
             /// The state in the bytes of a stored datum (`XX001` if this extension did not
             /// write them).
-            #[allow(dead_code)]
             pub(crate) fn decode_stored(bytes: &[u8]) -> Result<$state, ::pgrx::pg_sys::panic::ErrorReport> {
                 <$state as $crate::types::StoredState>::decode(bytes)
                     .map_err(|err| $crate::error::corrupt_datum($sql_name, err))
