@@ -303,6 +303,29 @@ impl Decimal {
     }
 }
 
+impl Decimal {
+    /// Whether `text` is the plain text [`Display`](fmt::Display) writes for some decimal
+    /// (limits aside): `0`, or an optional `-`, digits without a leading zero (or a lone `0`
+    /// before a fraction), and a fraction without trailing zeros. Checks stored text without
+    /// rendering the parsed value again.
+    pub(crate) fn is_canonical_text(text: &str) -> bool {
+        let unsigned = text.strip_prefix('-').unwrap_or(text);
+        let (integer, fraction) = match unsigned.split_once('.') {
+            Some((integer, fraction)) => (integer, Some(fraction)),
+            None => (unsigned, None),
+        };
+        let all_digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if !all_digits(integer) || (integer.len() > 1 && integer.starts_with('0')) {
+            return false;
+        }
+        match fraction {
+            // `0` is never negative.
+            None => !(integer == "0" && unsigned.len() != text.len()),
+            Some(fraction) => all_digits(fraction) && !fraction.ends_with('0'),
+        }
+    }
+}
+
 impl FromStr for Decimal {
     type Err = DecimalError;
 
@@ -345,34 +368,53 @@ impl PartialOrd for Decimal {
 
 impl fmt::Display for Decimal {
     /// Plain notation, no exponent, no trailing fractional zeros: `0`, `-12`, `1000`, `0.05`.
+    /// Written in runs straight to the formatter (encoders call this for every counter sum).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_zero() {
             return f.write_str("0");
         }
-        let mut out = String::with_capacity(self.digits.len() + 4);
         if self.negative {
-            out.push('-');
+            f.write_str("-")?;
         }
-        let digit = |d: &u8| char::from(b'0' + d);
         let integer_len = self.magnitude_rank();
         if integer_len <= 0 {
-            out.push_str("0.");
-            out.extend((0..-integer_len).map(|_| '0'));
-            out.extend(self.digits.iter().map(digit));
+            f.write_str("0.")?;
+            write_zeros(f, integer_len.unsigned_abs())?;
+            write_digits(f, &self.digits)
+        } else if integer_len as usize >= self.digits.len() {
+            write_digits(f, &self.digits)?;
+            write_zeros(f, integer_len as u64 - self.digits.len() as u64)
         } else {
-            let integer_len = integer_len as usize;
-            if integer_len >= self.digits.len() {
-                out.extend(self.digits.iter().map(digit));
-                out.extend((self.digits.len()..integer_len).map(|_| '0'));
-            } else {
-                let (integer, fraction) = self.digits.split_at(integer_len);
-                out.extend(integer.iter().map(digit));
-                out.push('.');
-                out.extend(fraction.iter().map(digit));
-            }
+            let (integer, fraction) = self.digits.split_at(integer_len as usize);
+            write_digits(f, integer)?;
+            f.write_str(".")?;
+            write_digits(f, fraction)
         }
-        f.write_str(&out)
     }
+}
+
+/// Writes digit values (0–9) as text, a stack buffer at a time.
+fn write_digits(f: &mut fmt::Formatter<'_>, digits: &[u8]) -> fmt::Result {
+    let mut buffer = [0u8; 64];
+    for chunk in digits.chunks(buffer.len()) {
+        for (text, digit) in buffer.iter_mut().zip(chunk) {
+            *text = b'0' + digit;
+        }
+        // ASCII digits are UTF-8.
+        f.write_str(std::str::from_utf8(&buffer[..chunk.len()]).map_err(|_| fmt::Error)?)?;
+    }
+    Ok(())
+}
+
+fn write_zeros(f: &mut fmt::Formatter<'_>, count: u64) -> fmt::Result {
+    const ZEROS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+    let mut left = count;
+    while left > 0 {
+        let run = left.min(ZEROS.len() as u64);
+        f.write_str(&ZEROS[..run as usize])?;
+        left -= run;
+    }
+    Ok(())
 }
 
 /// Consumes an optional `+` or `-` at `pos`; true for `-`.
@@ -443,6 +485,29 @@ mod tests {
                 Err(DecimalError::Invalid),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn canonical_text_is_what_display_writes() {
+        for text in [
+            "0", "-0", "00", "1", "-1", "10", "100", "007", "0.5", "-0.5", "0.50", ".5", "5.",
+            "1.05", "-12.25", "1e3", "+1", "", "-", "0.0", "1.0", "12.30", "1.2.3", "0.000001",
+        ] {
+            let shown = text.parse::<Decimal>().map(|value| value.to_string());
+            assert_eq!(
+                Decimal::is_canonical_text(text),
+                shown.as_deref() == Ok(text),
+                "{text:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_text_agrees_with_display_on_random_text(text in "[-+0-9.e]{0,7}") {
+            let shown = text.parse::<Decimal>().map(|value| value.to_string());
+            proptest::prop_assert_eq!(Decimal::is_canonical_text(&text), shown.as_deref() == Ok(text.as_str()));
         }
     }
 

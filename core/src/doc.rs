@@ -207,43 +207,84 @@ impl Property {
         }
     }
 
-    /// Which entry wins: the larger stamp, and at equal stamps a counter over a value over a
-    /// tombstone. (Honest replicas never give one stamp to a value and a tombstone; ranking
-    /// them anyway keeps merge commutative on any decodable state.)
-    fn precedence(&self) -> (Stamp, u8) {
-        precedence(self.stamp(), self.kind())
+    /// This entry by reference, as the binary merge also holds entries.
+    fn entry(&self) -> Entry<'_> {
+        Entry {
+            stamp: self.stamp(),
+            body: match self {
+                Property::Value { json, .. } => EntryBody::Value(json),
+                Property::Tombstone { .. } => EntryBody::Tombstone,
+                Property::Counter(counter) => EntryBody::Counter(counter),
+            },
+        }
     }
 
-    /// The merge rule of one property; the only place it is written down.
+    /// The merge of one property, applied to the owned entry (the rule is [`resolve`]).
     fn merge(&mut self, other: &Property) {
-        match self.precedence().cmp(&other.precedence()) {
-            std::cmp::Ordering::Less => *self = other.clone(),
-            std::cmp::Ordering::Greater => {}
-            std::cmp::Ordering::Equal => match (self, other) {
-                (Property::Counter(mine), Property::Counter(theirs)) => {
-                    mine.merge_same_base(theirs)
+        match resolve(self.entry(), other.entry()) {
+            Resolution::Mine => {}
+            Resolution::Theirs => *self = other.clone(),
+            Resolution::CombinedCounters => {
+                if let (Property::Counter(mine), Property::Counter(theirs)) = (self, other) {
+                    mine.merge_same_base(theirs);
                 }
-                // Same stamp, different text only in forged states: pick one deterministically.
-                (Property::Value { json: mine, .. }, Property::Value { json: theirs, .. })
-                    if *theirs > *mine =>
-                {
-                    mine.clone_from(theirs);
-                }
-                _ => {}
-            },
+            }
         }
     }
 }
 
-/// The order in which entries win (see [`Property::precedence`]); shared with the in-place
-/// merge of the binary form, so both rank entries alike.
-fn precedence(stamp: Stamp, kind: StampKind) -> (Stamp, u8) {
-    let rank = match kind {
-        StampKind::Tombstone | StampKind::Replaced => 0,
-        StampKind::Value => 1,
-        StampKind::Counter => 2,
-    };
-    (stamp, rank)
+/// One property's entry by reference: what the owned doc and the binary merge both resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry<'a> {
+    stamp: Stamp,
+    body: EntryBody<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryBody<'a> {
+    Value(&'a str),
+    Tombstone,
+    Counter(&'a CounterProperty),
+}
+
+impl Entry<'_> {
+    /// Which entry wins: the larger stamp, and at equal stamps a counter over a value over a
+    /// tombstone. (Honest replicas never give one stamp to a value and a tombstone; ranking
+    /// them anyway keeps merge commutative on any decodable state.)
+    fn precedence(&self) -> (Stamp, u8) {
+        let rank = match self.body {
+            EntryBody::Tombstone => 0,
+            EntryBody::Value(_) => 1,
+            EntryBody::Counter(_) => 2,
+        };
+        (self.stamp, rank)
+    }
+}
+
+/// What merging two entries of one property gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resolution {
+    Mine,
+    Theirs,
+    /// Two counters on the same base: per node the larger of each sum
+    /// ([`CounterProperty::merge_same_base`]).
+    CombinedCounters,
+}
+
+/// The merge rule of one property; the only place it is written down.
+fn resolve(mine: Entry<'_>, theirs: Entry<'_>) -> Resolution {
+    match mine.precedence().cmp(&theirs.precedence()) {
+        std::cmp::Ordering::Less => Resolution::Theirs,
+        std::cmp::Ordering::Greater => Resolution::Mine,
+        std::cmp::Ordering::Equal => match (mine.body, theirs.body) {
+            (EntryBody::Counter(_), EntryBody::Counter(_)) => Resolution::CombinedCounters,
+            // Same stamp, different text only in forged states: pick one deterministically.
+            (EntryBody::Value(mine), EntryBody::Value(theirs)) if theirs > mine => {
+                Resolution::Theirs
+            }
+            _ => Resolution::Mine,
+        },
+    }
 }
 
 impl CounterProperty {

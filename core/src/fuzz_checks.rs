@@ -716,10 +716,20 @@ pub fn decimal_text(data: &[u8]) {
         return;
     };
     let Ok(value) = text.parse::<Decimal>() else {
+        // Canonical-looking text fails only beyond the limits.
+        assert!(
+            !Decimal::is_canonical_text(text) || text.parse::<Decimal>() == Err(DecimalError::OutOfRange),
+            "canonical text refused"
+        );
         return;
     };
     assert!(value.is_within_limits());
     let shown = value.to_string();
+    assert_eq!(
+        Decimal::is_canonical_text(text),
+        shown == text,
+        "is_canonical_text disagrees with Display"
+    );
     assert_eq!(
         shown.parse::<Decimal>().as_ref(),
         Ok(&value),

@@ -37,6 +37,31 @@ pub fn canonical_json(text: &str) -> Result<String, TextError> {
 /// allocates only a small entry per nesting level and the unescaped form of strings that
 /// contain escapes.
 pub fn is_canonical_json(text: &str) -> bool {
+    scalar_is_canonical(text).unwrap_or_else(|| transcribes_to_itself(text))
+}
+
+/// The common scalars decided at a glance (stored values are checked on every read, so this
+/// is a hot path): `true`, `false`, `null`, a number (always kept as written) and a string
+/// with nothing to escape. `None` for anything else.
+fn scalar_is_canonical(text: &str) -> Option<bool> {
+    match text.as_bytes() {
+        b"true" | b"false" | b"null" => Some(true),
+        [b'-' | b'0'..=b'9', ..] => Some(
+            JsonReader::new(text)
+                .number("a JSON value")
+                .is_ok_and(|number| number.text.len() == text.len()),
+        ),
+        [b'"', inner @ .., b'"']
+            if inner.iter().all(|&b| b >= b' ' && b != b'"' && b != b'\\') =>
+        {
+            Some(true)
+        }
+        _ => None,
+    }
+}
+
+/// [`is_canonical_json`] the long way, by transcribing against the text itself.
+fn transcribes_to_itself(text: &str) -> bool {
     let mut reader = JsonReader::new(text);
     let mut expect = Expect { text, pos: 0 };
     transcribe(&mut reader, &mut expect).is_ok() && expect.pos == text.len()
@@ -432,6 +457,29 @@ impl Iterator for Unescape<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scalar_shortcut_agrees_with_transcribing() {
+        let cases = [
+            "true", "false", "null", "nul", "truex", "0", "-0", "01", "-", "1.", "1.5", "1e5",
+            "1E+5", "-1.25e-3", "1 ", " 1", "12a", "\"\"", "\"a\"", "\"é ü\"", "\"a\\\"b\"",
+            "\"a\\\\b\"", "\"\\u0041\"", "\"\t\"", "\"\\t\"", "\"", "\"a\" ", "\"\u{7f}\"",
+        ];
+        for text in cases {
+            if let Some(quick) = scalar_is_canonical(text) {
+                assert_eq!(quick, transcribes_to_itself(text), "{text:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scalar_shortcut_agrees_on_random_scalars(text in r#"[-0-9.eE+ ]{0,8}|"[a-z\\"\t é\u{1}]{0,6}"?|[a-z]{0,6}"#) {
+            if let Some(quick) = scalar_is_canonical(&text) {
+                proptest::prop_assert_eq!(quick, transcribes_to_itself(&text), "{:?}", text);
+            }
+        }
+    }
 
     fn canon(text: &str) -> String {
         canonical_json(text).unwrap_or_else(|e| panic!("{text}: {e}"))

@@ -28,9 +28,13 @@
 //! the input is trusted before the bytes it describes are known to be there.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::collections::BTreeMap;
 
-use super::{text_of, write_plain_object, CounterProperty, Doc, NodeSums, Property, StampInfo};
+use super::{
+    resolve, text_of, write_plain_object, CounterProperty, Doc, Entry, EntryBody, NodeSums,
+    Property, Resolution, StampInfo,
+};
 use crate::codec::{varint_len, write_varint, DecodeError, Reader, FORMAT_VERSION};
 use crate::decimal::Decimal;
 use crate::hlc::Stamp;
@@ -88,20 +92,27 @@ impl Doc {
     /// The binary form's size in bytes.
     pub fn encoded_len(&self) -> usize {
         let mut measure = Measure(0);
-        write_doc(self, &mut measure);
+        write_entries(self.replaced, self.entries(), &mut measure);
         measure.0
     }
 
     /// The binary form (on-disk payload and send/recv payload).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
-        write_doc(self, &mut out);
+        self.encode_into(&mut out);
         out
     }
 
     /// Appends the binary form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        write_doc(self, out);
+        write_entries(self.replaced, self.entries(), out);
+    }
+
+    /// Every entry by reference, in key order (what the encoder writes).
+    fn entries(&self) -> impl ExactSizeIterator<Item = (&str, Entry<'_>)> + Clone {
+        self.properties
+            .iter()
+            .map(|(key, property)| (key.as_str(), property.entry()))
     }
 
     /// Reads the binary form, validating it completely (see the module docs).
@@ -122,72 +133,177 @@ impl Doc {
 /// Merges two encoded docs into `out` (appended). Both inputs are validated completely first;
 /// on error `out` is unchanged.
 ///
-/// When one side already holds the merge — the usual case when replicas exchange a newer
-/// version of a record — its bytes are the result (the encoding is canonical), and nothing
-/// is built; otherwise both are decoded, merged and encoded.
+/// The merge runs on the bytes: the entries of both docs are walked in key order, each key
+/// resolved by the rule of [`Property`], and the winners written out. Nothing is built but
+/// the combination of two counters on the same base.
 pub fn merge_encoded(a: &[u8], b: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    let (a, b) = (DocView::parse(a)?, DocView::parse(b)?);
-    let absorbing = [(a, b), (b, a)]
-        .into_iter()
-        .find_map(|(x, y)| x.absorbs(&y).then_some(x));
-    if let Some(merged) = absorbing {
-        out.extend_from_slice(merged.as_bytes());
-        return Ok(());
+    let (a_replaced, a) = parse_entries(a)?;
+    let (b_replaced, b) = parse_entries(b)?;
+    let replaced = a_replaced.max(b_replaced);
+    let mut merged: Vec<MergedEntry<'_>> = Vec::with_capacity(a.len() + b.len());
+    let (mut mine, mut theirs) = (a.iter().peekable(), b.iter().peekable());
+    loop {
+        // The smaller key next; both sides' entries when they share it.
+        let x = mine.next_if(|x| theirs.peek().is_none_or(|y| x.key <= y.key));
+        let y = theirs.next_if(|y| x.is_none_or(|x| x.key == y.key));
+        let next = match (x, y) {
+            (Some(x), Some(y)) => match resolve(x.entry(), y.entry()) {
+                Resolution::Mine => MergedEntry::Kept(x),
+                Resolution::Theirs => MergedEntry::Kept(y),
+                Resolution::CombinedCounters => match (&x.body, &y.body) {
+                    (ParsedBody::Counter(m), ParsedBody::Counter(t)) => {
+                        let mut combined = m.clone();
+                        combined.merge_same_base(t);
+                        MergedEntry::Combined(x.key, combined)
+                    }
+                    _ => MergedEntry::Kept(x),
+                },
+            },
+            (Some(only), None) | (None, Some(only)) => MergedEntry::Kept(only),
+            (None, None) => break,
+        };
+        // The later watermark drops what it covers, as in [`Doc::merge`].
+        if replaced.is_none_or(|watermark| next.entry().1.stamp >= watermark) {
+            merged.push(next);
+        }
     }
-    let mut merged = a.to_doc();
-    merged.merge(&b.to_doc());
-    merged.encode_into(out);
+    write_entries(replaced, merged.iter().map(MergedEntry::entry), out);
     Ok(())
 }
 
+/// An entry of a validated binary doc: name and value borrowed, a counter decoded.
+struct ParsedEntry<'a> {
+    key: &'a str,
+    stamp: Stamp,
+    body: ParsedBody<'a>,
+}
+
+enum ParsedBody<'a> {
+    Value(&'a str),
+    Tombstone,
+    Counter(CounterProperty),
+}
+
+impl ParsedEntry<'_> {
+    fn entry(&self) -> Entry<'_> {
+        Entry {
+            stamp: self.stamp,
+            body: match &self.body {
+                ParsedBody::Value(json) => EntryBody::Value(json),
+                ParsedBody::Tombstone => EntryBody::Tombstone,
+                ParsedBody::Counter(counter) => EntryBody::Counter(counter),
+            },
+        }
+    }
+}
+
+/// One entry of a merge's result: one side's, or two counters combined.
+enum MergedEntry<'e> {
+    Kept(&'e ParsedEntry<'e>),
+    Combined(&'e str, CounterProperty),
+}
+
+impl MergedEntry<'_> {
+    fn entry(&self) -> (&str, Entry<'_>) {
+        match self {
+            MergedEntry::Kept(parsed) => (parsed.key, parsed.entry()),
+            MergedEntry::Combined(key, counter) => (
+                key,
+                Entry {
+                    stamp: counter.stamp,
+                    body: EntryBody::Counter(counter),
+                },
+            ),
+        }
+    }
+}
+
+/// Validates a binary doc completely (as [`Doc::decode`]) and lists its entries.
+fn parse_entries(bytes: &[u8]) -> Result<(Option<Stamp>, Vec<ParsedEntry<'_>>), DecodeError> {
+    let mut decoder = PropertyDecoder::start(bytes, true)?;
+    // The count was checked against the bytes present, so this allocation is bounded.
+    let mut entries = Vec::with_capacity(decoder.header.count);
+    while let Some(raw) = decoder.next_property()? {
+        let body = match raw.body {
+            RawBody::Value(json) => ParsedBody::Value(json),
+            RawBody::Tombstone => ParsedBody::Tombstone,
+            RawBody::Counter(counter) => ParsedBody::Counter(counter.decode()?),
+        };
+        entries.push(ParsedEntry {
+            key: raw.key,
+            stamp: raw.stamp,
+            body,
+        });
+    }
+    decoder.finish()?;
+    Ok((decoder.header.replaced, entries))
+}
+
 /// The sorted node table: every node named by a stamp or a counter slot.
-fn node_table(doc: &Doc) -> Vec<NodeId> {
-    let mut nodes: BTreeSet<NodeId> = doc.metadata().map(|info| info.stamp.node).collect();
-    for property in doc.properties.values() {
-        if let Property::Counter(counter) = property {
+fn node_table<'e>(
+    replaced: Option<Stamp>,
+    entries: impl ExactSizeIterator<Item = (&'e str, Entry<'e>)>,
+) -> Vec<NodeId> {
+    let mut nodes = Vec::with_capacity(entries.len() + 4);
+    nodes.extend(replaced.map(|stamp| stamp.node));
+    for (_, entry) in entries {
+        nodes.push(entry.stamp.node);
+        if let EntryBody::Counter(counter) = entry.body {
             nodes.extend(counter.sums.keys().copied());
         }
     }
-    nodes.into_iter().collect()
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
 }
 
-/// The one encoder (see the module docs for the layout).
-fn write_doc<S: ByteSink>(doc: &Doc, sink: &mut S) {
-    let nodes = node_table(doc);
-    // Every node is in the table (it was built from this doc), so the search always hits.
+/// The one encoder (see the module docs for the layout), of a watermark and entries in key
+/// order.
+fn write_entries<'e, S: ByteSink>(
+    replaced: Option<Stamp>,
+    entries: impl ExactSizeIterator<Item = (&'e str, Entry<'e>)> + Clone,
+    sink: &mut S,
+) {
+    let nodes = node_table(replaced, entries.clone());
+    // Every node is in the table (it was built from these entries), so the search always hits.
     let index = |node: NodeId| nodes.binary_search(&node).unwrap_or_else(|at| at) as u64;
-    let max_hlc = doc.max_hlc();
+    let max_hlc = entries
+        .clone()
+        .map(|(_, entry)| entry.stamp.hlc)
+        .chain(replaced.map(|stamp| stamp.hlc))
+        .max()
+        .unwrap_or(0);
     sink.put(&[FORMAT_VERSION]);
     sink.varint(max_hlc);
     sink.varint(nodes.len() as u64);
     for node in &nodes {
         sink.put(node.as_bytes());
     }
-    match doc.replaced {
+    match replaced {
         None => sink.varint(0),
         Some(stamp) => {
             sink.varint(index(stamp.node) + 1);
             sink.varint(max_hlc - stamp.hlc);
         }
     }
-    sink.varint(doc.properties.len() as u64);
-    for (key, property) in &doc.properties {
+    sink.varint(entries.len() as u64);
+    for (key, entry) in entries {
         sink.varint(key.len() as u64);
         sink.put(key.as_bytes());
-        let (kind, stamp) = match property {
-            Property::Value { stamp, .. } => (KIND_VALUE, *stamp),
-            Property::Tombstone { stamp } => (KIND_TOMBSTONE, *stamp),
-            Property::Counter(counter) => (KIND_COUNTER, counter.stamp),
+        let kind = match entry.body {
+            EntryBody::Value(_) => KIND_VALUE,
+            EntryBody::Tombstone => KIND_TOMBSTONE,
+            EntryBody::Counter(_) => KIND_COUNTER,
         };
-        sink.varint(index(stamp.node) * KINDS + kind);
-        sink.varint(max_hlc - stamp.hlc);
-        match property {
-            Property::Value { json, .. } => {
+        sink.varint(index(entry.stamp.node) * KINDS + kind);
+        sink.varint(max_hlc - entry.stamp.hlc);
+        match entry.body {
+            EntryBody::Value(json) => {
                 sink.varint(json.len() as u64);
                 sink.put(json.as_bytes());
             }
-            Property::Tombstone { .. } => {}
-            Property::Counter(counter) => {
+            EntryBody::Tombstone => {}
+            EntryBody::Counter(counter) => {
                 let mut measure = Measure(0);
                 write_counter_body(counter, &index, &mut measure);
                 sink.varint(measure.0 as u64);
@@ -212,9 +328,21 @@ fn write_counter_body<S: ByteSink>(
 }
 
 fn write_decimal<S: ByteSink>(value: &Decimal, sink: &mut S) {
-    let text = value.to_string();
-    sink.varint(text.len() as u64);
-    sink.put(text.as_bytes());
+    let mut length = Measure(0);
+    // Neither sink fails, so neither `write!` can.
+    let _ = write!(SinkText(&mut length), "{value}");
+    sink.varint(length.0 as u64);
+    let _ = write!(SinkText(sink), "{value}");
+}
+
+/// Formats text into a sink (no intermediate string).
+struct SinkText<'s, S: ByteSink>(&'s mut S);
+
+impl<S: ByteSink> std::fmt::Write for SinkText<'_, S> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.0.put(text.as_bytes());
+        Ok(())
+    }
 }
 
 /// The node table of an encoded doc.
@@ -650,12 +778,15 @@ fn read_decimal(reader: &mut Reader<'_>, signed: bool) -> Result<Decimal, Decode
     let invalid = |problem| DecodeError::Invalid { offset, problem };
     let text = std::str::from_utf8(read_len_prefixed(reader)?)
         .map_err(|_| invalid("decimal is not valid UTF-8"))?;
+    if !Decimal::is_canonical_text(text) {
+        return Err(invalid(match text.parse::<Decimal>() {
+            Ok(_) => "decimal not in canonical form",
+            Err(_) => "not a decimal within the limits",
+        }));
+    }
     let value: Decimal = text
         .parse()
         .map_err(|_| invalid("not a decimal within the limits"))?;
-    if value.to_string() != text {
-        return Err(invalid("decimal not in canonical form"));
-    }
     if !signed && value.is_negative() {
         return Err(invalid("negative counter sum"));
     }
@@ -765,38 +896,6 @@ impl<'a> DocView<'a> {
                 kind: raw.kind(),
                 stamp: raw.stamp,
             }))
-    }
-
-    /// Whether merging `other` into this doc leaves it unchanged: its watermark is not older,
-    /// and each entry of `other` is covered by that watermark or loses to (or equals) this
-    /// doc's entry of the same key under the one precedence rule of [`Property`]. Undecided
-    /// ties (equal precedence, different content) answer `false`.
-    fn absorbs(&self, other: &DocView<'_>) -> bool {
-        if self.header.replaced < other.header.replaced {
-            return false;
-        }
-        let mut mine = self.entries().peekable();
-        other.entries().all(|theirs| {
-            if self.header.replaced.is_some_and(|watermark| theirs.stamp < watermark) {
-                return true;
-            }
-            while mine.next_if(|m| m.key.as_bytes() < theirs.key.as_bytes()).is_some() {}
-            let Some(m) = mine.next_if(|m| m.key == theirs.key) else {
-                return false;
-            };
-            let (m_rank, theirs_rank) = (
-                super::precedence(m.stamp, m.kind()),
-                super::precedence(theirs.stamp, theirs.kind()),
-            );
-            match m_rank.cmp(&theirs_rank) {
-                std::cmp::Ordering::Greater => true,
-                std::cmp::Ordering::Less => false,
-                std::cmp::Ordering::Equal => matches!(
-                    (m.into_property(), theirs.into_property()),
-                    (Ok(x), Ok(y)) if x == y
-                ),
-            }
-        })
     }
 
     /// The owned doc.
