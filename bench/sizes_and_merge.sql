@@ -29,7 +29,7 @@ INSERT INTO bench_figure VALUES
   ('size', 'crdt.doc overhead per property (target <= 24)',
    round((pg_column_size(crdt.patch(NULL, :'obj'::jsonb)) - pg_column_size(:'obj'::jsonb)) / 10.0, 1), 'bytes');
 
-\echo '== 50,000 merges of two 10-property docs, and jsonb || jsonb on the same objects (interleaved rounds)'
+\echo '== 50,000 merges of two 10-property docs, one newer in every property, and jsonb || jsonb on the same objects (interleaved rounds)'
 SET crdt.node_id = 'aaaaaaaa-0000-4000-8000-000000000001';
 CREATE TABLE doc_pairs AS
   SELECT crdt.patch(NULL, :'obj'::jsonb) AS a, :'obj'::jsonb AS ja FROM generate_series(1, 50000);
@@ -38,6 +38,6 @@ ALTER TABLE doc_pairs ADD COLUMN b crdt.doc, ADD COLUMN jb jsonb;
 UPDATE doc_pairs SET b = crdt.patch(a, replace(:'obj', 'value', 'other')::jsonb),
                      jb = replace(:'obj', 'value', 'other')::jsonb;
 VACUUM ANALYZE doc_pairs;
-SELECT bench_rounds('doc merge, 50,000 pairs of 10-property docs', 5,
+SELECT bench_rounds('doc merge, one side newer, 50,000 pairs of 10-property docs', 5,
   'crdt.merge(doc, doc)', 'SELECT count(crdt.merge(a, b)) FROM doc_pairs',
   'jsonb || jsonb', 'SELECT count(ja || jb) FROM doc_pairs');

@@ -90,6 +90,13 @@ fn counter_benches(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("view_value", format!("{nodes}_nodes")), |bench| {
             bench.iter(|| CounterView::parse(black_box(&merged_bytes)).expect("valid").value())
         });
+        let text = merged.to_text();
+        group.bench_function(BenchmarkId::new("to_text", format!("{nodes}_nodes")), |bench| {
+            bench.iter(|| black_box(&merged).to_text())
+        });
+        group.bench_function(BenchmarkId::new("from_text_and_encode", format!("{nodes}_nodes")), |bench| {
+            bench.iter(|| PnCounter::from_text(black_box(&text)).expect("valid").encode())
+        });
     }
     group.finish();
 }
@@ -200,6 +207,13 @@ fn row_clock_benches(c: &mut Criterion) {
             |mine| mine.merge_replicated(black_box(&remote), black_box(&columns)),
             BatchSize::SmallInput,
         )
+    });
+    // Text-mode logical replication carries the row clock as text: the publisher writes it,
+    // the subscriber reads it (and stores the binary form) for every replicated row.
+    let text = remote.to_text();
+    group.bench_function("to_text/6_columns", |bench| bench.iter(|| black_box(&remote).to_text()));
+    group.bench_function("from_text_and_encode/6_columns", |bench| {
+        bench.iter(|| RowClock::from_text(black_box(&text)).expect("valid").encode())
     });
     group.finish();
 }

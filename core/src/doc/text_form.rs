@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fmt::Write as _;
 
 use super::{read_json_value, read_keyed, CounterProperty, Doc, NodeSums, Property};
 use crate::decimal::{Decimal, MAX_INTEGER_DIGITS};
@@ -40,7 +41,9 @@ const VALUE_INTEGER_DIGITS: usize = MAX_INTEGER_DIGITS + 20;
 impl Doc {
     /// The canonical text form (see the module docs). Same as `to_string()`.
     pub fn to_text(&self) -> String {
-        self.to_string()
+        let mut out = String::with_capacity(128);
+        self.write_text(&mut out);
+        out
     }
 
     /// Reads the text form, validating it completely: every section present once, no unknown
@@ -135,23 +138,30 @@ impl std::str::FromStr for Doc {
 impl fmt::Display for Doc {
     /// The canonical text form (see [`Doc::to_text`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = String::from("{\"value\": ");
+        f.write_str(&self.to_text())
+    }
+}
+
+impl Doc {
+    /// Appends the text form to `out`.
+    fn write_text(&self, out: &mut String) {
+        out.push_str("{\"value\": ");
         out.push_str(&self.to_json());
         out.push_str(", \"replaced\": ");
         match self.replaced {
             None => out.push_str("null"),
-            Some(stamp) => write_stamp(&mut out, stamp),
+            Some(stamp) => write_stamp(out, stamp),
         }
         let entries = || self.properties.iter();
         out.push_str(", \"stamps\": ");
         write_section(
-            &mut out,
+            out,
             entries().filter(|(_, p)| !matches!(p, Property::Tombstone { .. })),
             |out, p| write_stamp(out, p.stamp()),
         );
         out.push_str(", \"counters\": ");
         write_section(
-            &mut out,
+            out,
             entries().filter_map(|(key, p)| match p {
                 Property::Counter(counter) => Some((key, counter)),
                 _ => None,
@@ -160,12 +170,11 @@ impl fmt::Display for Doc {
         );
         out.push_str(", \"removed\": ");
         write_section(
-            &mut out,
+            out,
             entries().filter(|(_, p)| matches!(p, Property::Tombstone { .. })),
             |out, p| write_stamp(out, p.stamp()),
         );
         out.push('}');
-        f.write_str(&out)
     }
 }
 
@@ -189,18 +198,17 @@ fn write_section<'a, T>(
 
 /// `[<hlc>, "<node>"]`.
 fn write_stamp(out: &mut String, stamp: Stamp) {
-    out.push_str(&format!("[{}, \"{}\"]", stamp.hlc, stamp.node));
+    // Writing to a String cannot fail.
+    let _ = write!(out, "[{}, \"{}\"]", stamp.hlc, stamp.node);
 }
 
 /// `{"base": <number>, "nodes": {"<node>": [<inc>, <dec>], ...}}`.
 fn write_counter(out: &mut String, counter: &CounterProperty) {
-    out.push_str(&format!("{{\"base\": {}, \"nodes\": {{", counter.base));
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{{\"base\": {}, \"nodes\": {{", counter.base);
     for (i, (node, sums)) in counter.sums.iter().enumerate() {
         let separator = if i == 0 { "" } else { ", " };
-        out.push_str(&format!(
-            "{separator}\"{node}\": [{}, {}]",
-            sums.inc, sums.dec
-        ));
+        let _ = write!(out, "{separator}\"{node}\": [{}, {}]", sums.inc, sums.dec);
     }
     out.push_str("}}");
 }
