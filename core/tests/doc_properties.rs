@@ -272,7 +272,7 @@ proptest! {
         let mut out = Vec::new();
         prop_assert!(merge_encoded(&a.encode(), &b.encode(), &mut out).is_ok());
         prop_assert_eq!(out, ab.encode());
-        // The in-place path, where one side already holds the merge, gives the same bytes.
+        // Merging with a side the result already holds changes nothing, through bytes too.
         for (x, y) in [(&ab, &a), (&b, &ab), (&ab, &ab)] {
             let mut out = Vec::new();
             prop_assert!(merge_encoded(&x.encode(), &y.encode(), &mut out).is_ok());
