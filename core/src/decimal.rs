@@ -94,6 +94,27 @@ impl Decimal {
         self.fits(MAX_INTEGER_DIGITS, MAX_FRACTION_DIGITS)
     }
 
+    /// Whether `text` is the plain text [`Display`](fmt::Display) writes for some decimal
+    /// (limits aside): `0`, or an optional `-`, digits without a leading zero (or a lone `0`
+    /// before a fraction), and a fraction without trailing zeros. Checks stored text without
+    /// rendering the parsed value again.
+    pub(crate) fn is_canonical_text(text: &str) -> bool {
+        let unsigned = text.strip_prefix('-').unwrap_or(text);
+        let (integer, fraction) = match unsigned.split_once('.') {
+            Some((integer, fraction)) => (integer, Some(fraction)),
+            None => (unsigned, None),
+        };
+        let all_digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if !all_digits(integer) || (integer.len() > 1 && integer.starts_with('0')) {
+            return false;
+        }
+        match fraction {
+            // `0` is never negative.
+            None => !(integer == "0" && unsigned.len() != text.len()),
+            Some(fraction) => all_digits(fraction) && !fraction.ends_with('0'),
+        }
+    }
+
     /// Parses a decimal without checking the limits: PostgreSQL `numeric` text or a JSON
     /// number (`[+-]digits[.digits][e[+-]digits]`, also `.5` and `5.`). Exponents too large
     /// to reason about are [`DecimalError::OutOfRange`].
@@ -299,29 +320,6 @@ impl Decimal {
         Decimal {
             negative: !self.negative && !self.is_zero(),
             ..self.clone()
-        }
-    }
-}
-
-impl Decimal {
-    /// Whether `text` is the plain text [`Display`](fmt::Display) writes for some decimal
-    /// (limits aside): `0`, or an optional `-`, digits without a leading zero (or a lone `0`
-    /// before a fraction), and a fraction without trailing zeros. Checks stored text without
-    /// rendering the parsed value again.
-    pub(crate) fn is_canonical_text(text: &str) -> bool {
-        let unsigned = text.strip_prefix('-').unwrap_or(text);
-        let (integer, fraction) = match unsigned.split_once('.') {
-            Some((integer, fraction)) => (integer, Some(fraction)),
-            None => (unsigned, None),
-        };
-        let all_digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-        if !all_digits(integer) || (integer.len() > 1 && integer.starts_with('0')) {
-            return false;
-        }
-        match fraction {
-            // `0` is never negative.
-            None => !(integer == "0" && unsigned.len() != text.len()),
-            Some(fraction) => all_digits(fraction) && !fraction.ends_with('0'),
         }
     }
 }

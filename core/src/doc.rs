@@ -214,7 +214,7 @@ impl Property {
             body: match self {
                 Property::Value { json, .. } => EntryBody::Value(json),
                 Property::Tombstone { .. } => EntryBody::Tombstone,
-                Property::Counter(counter) => EntryBody::Counter(counter),
+                Property::Counter(counter) => return counter.entry(),
             },
         }
     }
@@ -261,6 +261,16 @@ impl Entry<'_> {
     }
 }
 
+/// The largest HLC of a watermark and entries (0 if there is none): the doc's, and the one
+/// the binary form counts stamps down from.
+fn max_hlc_of<'e>(replaced: Option<Stamp>, entries: impl Iterator<Item = (&'e str, Entry<'e>)>) -> u64 {
+    entries
+        .map(|(_, entry)| entry.stamp.hlc)
+        .chain(replaced.map(|stamp| stamp.hlc))
+        .max()
+        .unwrap_or(0)
+}
+
 /// What merging two entries of one property gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Resolution {
@@ -288,6 +298,14 @@ fn resolve(mine: Entry<'_>, theirs: Entry<'_>) -> Resolution {
 }
 
 impl CounterProperty {
+    /// This counter as an entry, stamped with its base's stamp.
+    fn entry(&self) -> Entry<'_> {
+        Entry {
+            stamp: self.stamp,
+            body: EntryBody::Counter(self),
+        }
+    }
+
     /// A counter on `base` set at `stamp`, with no increments yet.
     fn new(base: Decimal, stamp: Stamp) -> Self {
         CounterProperty {
@@ -483,10 +501,14 @@ impl Doc {
     /// The largest HLC of any stamp in the doc (0 if none): a new write's stamp must be above
     /// it, and a value far ahead of the wall clock is worth a warning.
     pub fn max_hlc(&self) -> u64 {
-        self.metadata()
-            .map(|info| info.stamp.hlc)
-            .max()
-            .unwrap_or(0)
+        max_hlc_of(self.replaced, self.entries())
+    }
+
+    /// Every entry by reference, in key order (what the encoder writes).
+    fn entries(&self) -> impl ExactSizeIterator<Item = (&str, Entry<'_>)> + Clone {
+        self.properties
+            .iter()
+            .map(|(key, property)| (key.as_str(), property.entry()))
     }
 
     /// The entry of `key`, tombstones included.

@@ -32,7 +32,7 @@ use std::fmt::Write as _;
 use std::collections::BTreeMap;
 
 use super::{
-    resolve, text_of, write_plain_object, CounterProperty, Doc, Entry, EntryBody, NodeSums,
+    max_hlc_of, resolve, text_of, write_plain_object, CounterProperty, Doc, Entry, EntryBody, NodeSums,
     Property, Resolution, StampInfo,
 };
 use crate::codec::{varint_len, write_varint, DecodeError, Reader, FORMAT_VERSION};
@@ -106,13 +106,6 @@ impl Doc {
     /// Appends the binary form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         write_entries(self.replaced, self.entries(), out);
-    }
-
-    /// Every entry by reference, in key order (what the encoder writes).
-    fn entries(&self) -> impl ExactSizeIterator<Item = (&str, Entry<'_>)> + Clone {
-        self.properties
-            .iter()
-            .map(|(key, property)| (key.as_str(), property.entry()))
     }
 
     /// Reads the binary form, validating it completely (see the module docs).
@@ -191,7 +184,7 @@ impl ParsedEntry<'_> {
             body: match &self.body {
                 ParsedBody::Value(json) => EntryBody::Value(json),
                 ParsedBody::Tombstone => EntryBody::Tombstone,
-                ParsedBody::Counter(counter) => EntryBody::Counter(counter),
+                ParsedBody::Counter(counter) => return counter.entry(),
             },
         }
     }
@@ -207,13 +200,7 @@ impl MergedEntry<'_> {
     fn entry(&self) -> (&str, Entry<'_>) {
         match self {
             MergedEntry::Kept(parsed) => (parsed.key, parsed.entry()),
-            MergedEntry::Combined(key, counter) => (
-                key,
-                Entry {
-                    stamp: counter.stamp,
-                    body: EntryBody::Counter(counter),
-                },
-            ),
+            MergedEntry::Combined(key, counter) => (key, counter.entry()),
         }
     }
 }
@@ -267,12 +254,7 @@ fn write_entries<'e, S: ByteSink>(
     let nodes = node_table(replaced, entries.clone());
     // Every node is in the table (it was built from these entries), so the search always hits.
     let index = |node: NodeId| nodes.binary_search(&node).unwrap_or_else(|at| at) as u64;
-    let max_hlc = entries
-        .clone()
-        .map(|(_, entry)| entry.stamp.hlc)
-        .chain(replaced.map(|stamp| stamp.hlc))
-        .max()
-        .unwrap_or(0);
+    let max_hlc = max_hlc_of(replaced, entries.clone());
     sink.put(&[FORMAT_VERSION]);
     sink.varint(max_hlc);
     sink.varint(nodes.len() as u64);

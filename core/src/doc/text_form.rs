@@ -46,6 +46,40 @@ impl Doc {
         out
     }
 
+    /// Appends the text form to `out`.
+    fn write_text(&self, out: &mut String) {
+        out.push_str("{\"value\": ");
+        out.push_str(&self.to_json());
+        out.push_str(", \"replaced\": ");
+        match self.replaced {
+            None => out.push_str("null"),
+            Some(stamp) => write_stamp(out, stamp),
+        }
+        let entries = || self.properties.iter();
+        out.push_str(", \"stamps\": ");
+        write_section(
+            out,
+            entries().filter(|(_, p)| !matches!(p, Property::Tombstone { .. })),
+            |out, p| write_stamp(out, p.stamp()),
+        );
+        out.push_str(", \"counters\": ");
+        write_section(
+            out,
+            entries().filter_map(|(key, p)| match p {
+                Property::Counter(counter) => Some((key, counter)),
+                _ => None,
+            }),
+            write_counter,
+        );
+        out.push_str(", \"removed\": ");
+        write_section(
+            out,
+            entries().filter(|(_, p)| matches!(p, Property::Tombstone { .. })),
+            |out, p| write_stamp(out, p.stamp()),
+        );
+        out.push('}');
+    }
+
     /// Reads the text form, validating it completely: every section present once, no unknown
     /// or duplicate keys, valid stamps and node ids, consistent sections (see the module
     /// docs), no `[0, 0]` or negative counter sums, nothing stamped before `replaced`, no
@@ -139,42 +173,6 @@ impl fmt::Display for Doc {
     /// The canonical text form (see [`Doc::to_text`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_text())
-    }
-}
-
-impl Doc {
-    /// Appends the text form to `out`.
-    fn write_text(&self, out: &mut String) {
-        out.push_str("{\"value\": ");
-        out.push_str(&self.to_json());
-        out.push_str(", \"replaced\": ");
-        match self.replaced {
-            None => out.push_str("null"),
-            Some(stamp) => write_stamp(out, stamp),
-        }
-        let entries = || self.properties.iter();
-        out.push_str(", \"stamps\": ");
-        write_section(
-            out,
-            entries().filter(|(_, p)| !matches!(p, Property::Tombstone { .. })),
-            |out, p| write_stamp(out, p.stamp()),
-        );
-        out.push_str(", \"counters\": ");
-        write_section(
-            out,
-            entries().filter_map(|(key, p)| match p {
-                Property::Counter(counter) => Some((key, counter)),
-                _ => None,
-            }),
-            write_counter,
-        );
-        out.push_str(", \"removed\": ");
-        write_section(
-            out,
-            entries().filter(|(_, p)| matches!(p, Property::Tombstone { .. })),
-            |out, p| write_stamp(out, p.stamp()),
-        );
-        out.push('}');
     }
 }
 
