@@ -113,9 +113,14 @@ for table in "${APPLY_TABLES[@]}"; do
         CONNECTION 'host=127.0.0.1 port=$PORT_A dbname=postgres user=postgres'
         PUBLICATION pub_$table WITH (copy_data = false, enabled = false, binary = $binary)" >/dev/null 2>&1
 done
-slot_caught_up() { # slot_caught_up SLOT LSN
-    [ "$(psql_at "$PORT_A" postgres -c "SELECT coalesce(confirmed_flush_lsn >= '$2', false)
-         FROM pg_replication_slots WHERE slot_name = '$1'")" = "t" ]
+wait_for_slot() { # wait_for_slot SLOT LSN: returns once the subscriber has confirmed LSN
+    # One session polling every 10 ms: a psql started per poll would take CPU from the
+    # processes being measured, on a machine with two cores.
+    psql_at "$PORT_A" postgres -c "DO \$\$ BEGIN
+        WHILE NOT coalesce((SELECT confirmed_flush_lsn >= '$2' FROM pg_catalog.pg_replication_slots
+                            WHERE slot_name = '$1'), false) LOOP
+            PERFORM pg_catalog.pg_sleep(0.01);
+        END LOOP; END \$\$" >/dev/null
 }
 worker_running() {
     [ -n "$(psql_at "$PORT_B" postgres -c "SELECT pid FROM pg_stat_subscription WHERE subname = '$1' AND pid IS NOT NULL")" ]
@@ -130,7 +135,7 @@ for round in $(seq 0 "$ROUNDS"); do    # round 0 is the warm-up
         psql_at "$PORT_B" postgres -c "VACUUM $table" -c "CHECKPOINT" >/dev/null
         started="$(date +%s.%N)"
         psql_at "$PORT_B" postgres -c "ALTER SUBSCRIPTION sub_$table ENABLE" >/dev/null
-        until slot_caught_up "sub_$table" "$target"; do sleep 0.05; done
+        wait_for_slot "sub_$table" "$target"
         seconds="$(awk -v a="$(date +%s.%N)" -v b="$started" 'BEGIN { printf "%.3f", a - b }')"
         psql_at "$PORT_B" postgres -c "ALTER SUBSCRIPTION sub_$table DISABLE" >/dev/null
         while worker_running "sub_$table"; do sleep 0.05; done

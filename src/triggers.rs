@@ -319,6 +319,20 @@ impl Row {
         }
     }
 
+    /// Whether every column holds the same value as in `other` (the same datum, or equal
+    /// bytes).
+    fn same_row(&self, other: &Row, shape: &TableShape) -> bool {
+        let same_datum = |i: usize| {
+            self.nulls[i] == other.nulls[i] && (self.nulls[i] || self.values[i] == other.values[i])
+        };
+        self.values.len() == other.values.len()
+            && (0..self.values.len()).all(|i| {
+                same_datum(i)
+                    || (i == shape.clock_index && self.clock_bytes(shape) == other.clock_bytes(shape))
+                    || shape.columns.iter().any(|column| column.index == i && self.same_value(other, column))
+            })
+    }
+
     fn clock(&self, shape: &TableShape) -> Result<Option<RowClock>, ErrorReport> {
         self.clock_bytes(shape).map(row_clock::decode_stored).transpose()
     }
@@ -336,13 +350,34 @@ impl Row {
         self.values[column.index] = other.values[column.index];
         self.nulls[column.index] = other.nulls[column.index];
     }
+
+    /// Puts the merge of this row's value of `column` with `theirs`' in place; whether the
+    /// value changed.
+    fn set_merged(&mut self, theirs: &Row, column: &Column, merged: MergedValue) -> bool {
+        match merged {
+            MergedValue::Ours => return false,
+            MergedValue::Theirs => self.take(theirs, column),
+            MergedValue::New(bytes) => self.set_bytes(column.index, &bytes),
+        }
+        true
+    }
+}
+
+/// The merge of one CRDT-typed column.
+enum MergedValue {
+    /// Ours already is the merge.
+    Ours,
+    /// Theirs is (taken as is, so a row equal to theirs is written without forming a tuple).
+    Theirs,
+    /// Neither: the merged bytes.
+    New(Vec<u8>),
 }
 
 /// Merges two CRDT-typed values (counter or doc) by the type's own merge; NULL merges as absent.
-/// Returns the merged bytes, or `None` if `ours` already is the merge.
-fn merge_crdt_value(ours: &Row, theirs: &Row, column: &Column) -> Result<Option<Vec<u8>>, ErrorReport> {
+fn merge_crdt_value(ours: &Row, theirs: &Row, column: &Column) -> Result<MergedValue, ErrorReport> {
     let (Some(local), Some(remote)) = (ours.value_bytes(column), theirs.value_bytes(column)) else {
-        return Ok(if ours.is_null(column) { theirs.value_bytes(column).map(Cow::into_owned) } else { None });
+        let theirs_only = ours.is_null(column) && !theirs.is_null(column);
+        return Ok(if theirs_only { MergedValue::Theirs } else { MergedValue::Ours });
     };
     let mut merged = Vec::with_capacity(local.len().max(remote.len()));
     let result = match column.kind {
@@ -350,7 +385,13 @@ fn merge_crdt_value(ours: &Row, theirs: &Row, column: &Column) -> Result<Option<
         _ => crdt_core::doc::merge_encoded(&local, &remote, &mut merged),
     };
     result.map_err(|err| corrupt_datum(&column.name, err))?;
-    Ok((merged != *local).then_some(merged))
+    Ok(if merged == *local {
+        MergedValue::Ours
+    } else if merged == *remote {
+        MergedValue::Theirs
+    } else {
+        MergedValue::New(merged)
+    })
 }
 
 fn trigger_tuple<'a>(
@@ -679,9 +720,8 @@ fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
             (ColumnKind::Counter, Some(old)) => write_counter_locally(old, &mut new, column, node)?,
             // A doc set to NULL stays NULL: clearing the column is the user's to do.
             (ColumnKind::Doc, Some(old)) if !new.is_null(column) => {
-                if let Some(merged) = merge_crdt_value(&new, old, column)? {
-                    new.set_bytes(column.index, &merged);
-                }
+                let merged = merge_crdt_value(&new, old, column)?;
+                new.set_merged(old, column, merged);
             }
             _ => {}
         }
@@ -726,6 +766,9 @@ fn merge_replicated<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     let table = || trigger.table_name().unwrap_or_default();
     match merge_rows(&shape, &local, &remote, table)? {
         None => Ok(None),
+        // The replicated row as it came (the common case of a row written on one node only):
+        // no tuple to form.
+        Some(merged) if merged.same_row(&remote, &shape) => Ok(trigger_tuple(tupdesc, data.tg_newtuple)),
         Some(mut merged) => {
             let tuple = merged.form(&tupdesc);
             Ok(trigger_tuple(tupdesc, tuple))
@@ -769,10 +812,7 @@ fn merge_rows(
         }
     }
     for column in shape.columns.iter().filter(|c| c.kind != ColumnKind::Register) {
-        if let Some(bytes) = merge_crdt_value(local, remote, column)? {
-            merged.set_bytes(column.index, &bytes);
-            changed = true;
-        }
+        changed |= merged.set_merged(remote, column, merge_crdt_value(local, remote, column)?);
     }
     Ok(changed.then_some(merged))
 }

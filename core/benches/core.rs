@@ -215,6 +215,15 @@ fn row_clock_benches(c: &mut Criterion) {
     group.bench_function("from_text_and_encode/6_columns", |bench| {
         bench.iter(|| RowClock::from_text(black_box(&text)).expect("valid").encode())
     });
+    // What `row_clock_in` runs: the written layout read straight into the binary form.
+    group.bench_function("encode_text/6_columns", |bench| {
+        bench.iter(|| RowClock::encode_text(black_box(&text)).expect("valid"))
+    });
+    let bytes = remote.encode();
+    // What `row_clock_out` runs: the text written from the bytes.
+    group.bench_function("text_of_encoded/6_columns", |bench| {
+        bench.iter(|| RowClock::validate(black_box(&bytes)).expect("valid").to_text())
+    });
     group.finish();
 }
 

@@ -19,7 +19,7 @@ use std::iter::Peekable;
 
 use crate::codec::{varint_len, write_varint, DecodeError, Reader, FORMAT_VERSION};
 use crate::node::NodeId;
-use crate::text::{excerpt, read_node_pairs, JsonReader, TextError};
+use crate::text::{excerpt, read_node_pairs, JsonReader, TextError, WrittenText};
 
 /// The smallest encoded entry: a 16-byte node id and two 1-byte varints. Bounds how many
 /// entries a buffer can hold before anything is allocated for them.
@@ -259,6 +259,15 @@ impl PnCounter {
         self.to_string()
     }
 
+    /// The binary form of a text form: `PnCounter::from_text(text)?.encode()`, the same result
+    /// and the same errors, with a shortcut for the layout [`PnCounter::to_text`] writes (what
+    /// text-mode replication carries).
+    pub fn encode_text(text: &str) -> Result<Vec<u8>, TextError> {
+        read_written_layout(text)
+            .map_or_else(|| PnCounter::from_text(text), Ok)
+            .map(|counter| counter.encode())
+    }
+
     /// Reads the text form. Accepts any JSON whitespace and key order; requires `"nodes"`;
     /// `"value"`, if given, must equal the nodes' sum. Rejects unknown or duplicate keys, sums
     /// that are not integers from 0 to `u64::MAX`, invalid node ids, `[0, 0]` entries and
@@ -332,6 +341,40 @@ impl fmt::Display for PnCounter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_text(f, self.value(), self.entries.iter().copied())
     }
+}
+
+/// A counter's text laid out exactly as [`write_text`] writes it, with nothing
+/// [`PnCounter::from_text`] would refuse; `None` for any other text, which `from_text` then
+/// reads (or says what is wrong with it). The property tests and fuzzing compare the two.
+fn read_written_layout(text: &str) -> Option<PnCounter> {
+    let mut layout = WrittenText::new(text);
+    layout.literal("{\"value\": ")?;
+    let negative = layout.literal("-").is_some();
+    let magnitude = i128::from(layout.integer()?);
+    let stated = if negative { -magnitude } else { magnitude };
+    layout.literal(", \"nodes\": {")?;
+    let mut entries: Vec<CounterEntry> = Vec::new();
+    if !layout.next_is(b'}') {
+        loop {
+            let node = layout.node()?;
+            layout.literal(": [")?;
+            let inc = layout.integer()?;
+            layout.literal(", ")?;
+            let dec = layout.integer()?;
+            layout.literal("]")?;
+            if (inc, dec) == (0, 0) || entries.last().is_some_and(|last| last.node >= node) {
+                return None;
+            }
+            entries.push(CounterEntry { node, inc, dec });
+            if !layout.separator() {
+                break;
+            }
+        }
+    }
+    layout.literal("}}")?;
+    layout.end()?;
+    let counter = PnCounter { entries };
+    (counter.value() == stated && !(negative && stated == 0)).then_some(counter)
 }
 
 /// Reads the `"nodes"` object of the text form into a canonical counter.
@@ -674,6 +717,28 @@ mod tests {
         assert_eq!(merged.value(), 21);
         let lowered = PnCounter::write_local(&old, &PnCounter::from_value(b, 3), b).unwrap();
         assert_eq!(lowered.value(), 3);
+    }
+
+    #[test]
+    fn written_layout_is_read_by_the_shortcut() {
+        let mut counter = PnCounter::new();
+        counter.add(node(2), 5).expect("add");
+        counter.add(node(1), -7).expect("add");
+        let text = counter.to_text();
+        assert_eq!(read_written_layout(&text), Some(counter.clone()));
+        assert_eq!(PnCounter::encode_text(&text), Ok(counter.encode()));
+        // Other layouts, and what the general reader explains, are left to it.
+        let (n1, n2) = (node(1), node(2));
+        for other in [
+            format!(r#"{{"value": -2, "nodes": {{"{n2}": [5, 0], "{n1}": [0, 7]}}}}"#),
+            format!(r#"{{"value": -3, "nodes": {{"{n1}": [0, 7], "{n2}": [5, 0]}}}}"#),
+            r#"{"value": -0, "nodes": {}}"#.to_owned(),
+            format!("{text} "),
+            text.replace(": ", ":"),
+        ] {
+            assert_eq!(read_written_layout(&other), None, "{other}");
+            assert_eq!(PnCounter::encode_text(&other), PnCounter::from_text(&other).map(|c| c.encode()));
+        }
     }
 
     #[test]

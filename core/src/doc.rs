@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub use binary::{merge_encoded, DocView};
+pub(crate) use text_form::read_written_layout;
 
 use crate::decimal::{Decimal, MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS};
 use crate::hlc::Stamp;
@@ -200,11 +201,7 @@ impl Property {
     /// The JSON text a reader sees: the value, the counter's value as a plain decimal, or
     /// `None` for a removed property.
     pub fn json(&self) -> Option<Cow<'_, str>> {
-        match self {
-            Property::Value { json, .. } => Some(Cow::Borrowed(json)),
-            Property::Tombstone { .. } => None,
-            Property::Counter(counter) => Some(Cow::Owned(counter.value().to_string())),
-        }
+        self.entry().json()
     }
 
     /// This entry by reference, as the binary merge also holds entries.
@@ -247,7 +244,16 @@ enum EntryBody<'a> {
     Counter(&'a CounterProperty),
 }
 
-impl Entry<'_> {
+impl<'a> Entry<'a> {
+    /// What a reader sees (as [`Property::json`]).
+    fn json(&self) -> Option<Cow<'a, str>> {
+        match self.body {
+            EntryBody::Value(json) => Some(Cow::Borrowed(json)),
+            EntryBody::Tombstone => None,
+            EntryBody::Counter(counter) => Some(Cow::Owned(counter.value().to_string())),
+        }
+    }
+
     /// Which entry wins: the larger stamp, and at equal stamps a counter over a value over a
     /// tombstone. (Honest replicas never give one stamp to a value and a tombstone; ranking
     /// them anyway keeps merge commutative on any decodable state.)
@@ -534,7 +540,9 @@ impl Doc {
 
     /// The plain object, as canonical JSON text: every present property with its value.
     pub fn to_json(&self) -> String {
-        write_plain_object(self.properties().map(|(key, p)| (key, p.json())))
+        let mut out = String::with_capacity(64);
+        write_plain_object(&mut out, self.entries().map(|(key, entry)| (key, entry.json())));
+        out
     }
 
     /// Every stamp, for inspection: the watermark first (if any), then each property's, in
@@ -566,20 +574,22 @@ fn text_of(json: Cow<'_, str>) -> Cow<'_, str> {
 /// The plain object from `(key, JSON text or None if removed)` pairs in key order. Shared by
 /// the owned doc and the in-place view so they can't drift apart.
 fn write_plain_object<'a>(
+    out: &mut String,
     entries: impl Iterator<Item = (&'a str, Option<Cow<'a, str>>)>,
-) -> String {
-    let mut out = String::from("{");
+) {
+    out.push('{');
+    let mut first = true;
     for (key, json) in entries {
         let Some(json) = json else { continue };
-        if out.len() > 1 {
+        if !first {
             out.push_str(", ");
         }
-        json::write_string(&mut out, key);
+        first = false;
+        json::write_string(out, key);
         out.push_str(": ");
         out.push_str(&json);
     }
     out.push('}');
-    out
 }
 
 /// Refuses a property name no PostgreSQL text (and so no form of the doc) can carry.

@@ -274,7 +274,13 @@ pub fn counter_text(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(counter) = PnCounter::from_text(text) {
+    let parsed = PnCounter::from_text(text);
+    assert_eq!(
+        PnCounter::encode_text(text),
+        parsed.as_ref().map(PnCounter::encode).map_err(Clone::clone),
+        "encode_text and from_text disagree"
+    );
+    if let Ok(counter) = parsed {
         check_counter(&counter);
     }
 }
@@ -319,6 +325,7 @@ fn check_counter(counter: &PnCounter) {
     );
     let view = CounterView::parse(&bytes).expect("its own encoding parses");
     assert_eq!(view.to_counter(), *counter, "view differs");
+    assert_eq!(PnCounter::encode_text(&counter.to_text()).as_ref(), Ok(&bytes), "text encoded differs");
     assert_eq!(view.value(), counter.value());
     assert_eq!(view.value_i64(), counter.value_i64());
     assert_eq!(view.len(), counter.len());
@@ -384,7 +391,13 @@ pub fn doc_text(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(doc) = Doc::from_text(text) {
+    let parsed = Doc::from_text(text);
+    assert_eq!(
+        Doc::encode_text(text),
+        parsed.as_ref().map(Doc::encode).map_err(Clone::clone),
+        "encode_text and from_text disagree"
+    );
+    if let Ok(doc) = parsed {
         check_doc(&doc);
     }
 }
@@ -511,6 +524,7 @@ fn check_doc_forms(doc: &Doc) {
     let text = doc.to_text();
     assert_eq!(view.to_text(), text, "view text differs");
     assert_eq!(Doc::from_text(&text).as_ref(), Ok(doc), "text round trip");
+    assert_eq!(Doc::encode_text(&text).as_ref(), Ok(&bytes), "text encoded differs");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -533,6 +547,11 @@ pub fn row_clock_text(data: &[u8]) {
         return;
     };
     let parsed = RowClock::from_text(text);
+    assert_eq!(
+        RowClock::encode_text(text),
+        parsed.as_ref().map(RowClock::encode).map_err(Clone::clone),
+        "encode_text and from_text disagree"
+    );
     if parsed.is_ok() {
         assert!(
             Doc::from_text(text).is_ok(),
@@ -567,6 +586,12 @@ fn check_row_clock(clock: &RowClock) {
         RowClock::from_text(&text).as_ref(),
         Ok(clock),
         "text round trip"
+    );
+    assert_eq!(RowClock::encode_text(&text).as_ref(), Ok(&bytes), "text encoded differs");
+    assert_eq!(
+        RowClock::validate(&bytes).map(|view| view.to_text()).as_ref(),
+        Ok(&text),
+        "view text differs"
     );
     assert_eq!(
         Doc::decode(&bytes).map(|doc| doc.to_text()),

@@ -10,7 +10,7 @@
 //! A remote stamp is adopted only with a value whose fingerprint matches the remote's.
 
 use crate::codec::DecodeError;
-use crate::doc::{Doc, Property};
+use crate::doc::{read_written_layout, Doc, DocView, Property};
 use crate::hlc::Stamp;
 use crate::text::TextError;
 
@@ -134,20 +134,21 @@ impl RowClock {
         RowClock::from_doc(columns).map_err(|problem| DecodeError::Invalid { offset: 0, problem })
     }
 
-    /// A doc is a row clock when it holds only column stamps with 32-bit fingerprints and no
-    /// replace watermark; the one check behind both `decode` and `from_text`.
+    /// Checks the binary form as completely as [`RowClock::decode`], without building the
+    /// clock.
+    pub fn validate(bytes: &[u8]) -> Result<DocView<'_>, DecodeError> {
+        let view = DocView::parse(bytes)?;
+        check_clock(view.replaced(), view.values()).map_err(|problem| DecodeError::Invalid { offset: 0, problem })?;
+        Ok(view)
+    }
+
+
     fn from_doc(columns: Doc) -> Result<RowClock, &'static str> {
-        for (_, property) in columns.properties() {
-            let Property::Value { json, .. } = property else {
-                return Err("a row clock holds only column stamps");
-            };
-            if json.parse::<u32>().is_err() {
-                return Err("a column fingerprint must be a 32-bit number");
-            }
-        }
-        if columns.replaced().is_some() {
-            return Err("a row clock has no replace watermark");
-        }
+        let values = columns.properties().map(|(_, property)| match property {
+            Property::Value { json, .. } => Some(json.as_str()),
+            _ => None,
+        });
+        check_clock(columns.replaced(), values)?;
         Ok(RowClock { columns })
     }
 
@@ -159,12 +160,51 @@ impl RowClock {
 
     /// Reads the text form; rejects anything that is not a row clock.
     pub fn from_text(text: &str) -> Result<RowClock, TextError> {
-        RowClock::from_doc(Doc::from_text(text)?).map_err(|problem| TextError::Inconsistent {
-            offset: 0,
-            key: String::from("value"),
-            problem,
-        })
+        RowClock::from_doc(Doc::from_text(text)?).map_err(not_a_clock)
     }
+
+    /// The binary form of a text form: `RowClock::from_text(text)?.encode()`, the same result
+    /// and the same errors, without building the clock (see [`Doc::encode_text`]); what the
+    /// subscriber does for every row of a text-mode subscription.
+    pub fn encode_text(text: &str) -> Result<Vec<u8>, TextError> {
+        match read_written_layout(text) {
+            Some(layout) => {
+                check_clock(layout.replaced(), layout.values()).map_err(not_a_clock)?;
+                Ok(layout.encode())
+            }
+            None => RowClock::from_text(text).map(|clock| clock.encode()),
+        }
+    }
+}
+
+/// Why a doc's text is not a row clock's.
+fn not_a_clock(problem: &'static str) -> TextError {
+    TextError::Inconsistent {
+        offset: 0,
+        key: String::from("value"),
+        problem,
+    }
+}
+
+/// A doc is a row clock when it holds only column stamps with 32-bit fingerprints and no
+/// replace watermark: the one check behind `decode`, `validate` and `from_text`, of the
+/// watermark and each entry's value (`None` for a tombstone or a counter).
+fn check_clock<'a>(
+    replaced: Option<Stamp>,
+    values: impl Iterator<Item = Option<&'a str>>,
+) -> Result<(), &'static str> {
+    for value in values {
+        let Some(json) = value else {
+            return Err("a row clock holds only column stamps");
+        };
+        if json.parse::<u32>().is_err() {
+            return Err("a column fingerprint must be a 32-bit number");
+        }
+    }
+    if replaced.is_some() {
+        return Err("a row clock has no replace watermark");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

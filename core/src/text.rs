@@ -546,6 +546,94 @@ pub(crate) fn read_node_pairs<T>(
         .collect())
 }
 
+/// A cursor over text expected in exactly the layout this crate writes (the text forms' fast
+/// path); every method is `None` (or `false`) where the text departs from it, and the caller
+/// then reads the text with [`JsonReader`], which accepts any layout and explains errors.
+pub(crate) struct WrittenText<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> WrittenText<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        WrittenText { text, at: 0 }
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        &self.text.as_bytes()[self.at..]
+    }
+
+    pub(crate) fn next_is(&self, byte: u8) -> bool {
+        self.rest().first() == Some(&byte)
+    }
+
+    pub(crate) fn literal(&mut self, expected: &str) -> Option<()> {
+        self.rest().starts_with(expected.as_bytes()).then(|| self.at += expected.len())
+    }
+
+    /// `", "` before another member, or nothing.
+    pub(crate) fn separator(&mut self) -> bool {
+        self.literal(", ").is_some()
+    }
+
+    /// The end of the text.
+    pub(crate) fn end(&self) -> Option<()> {
+        (self.at == self.text.len()).then_some(())
+    }
+
+    /// A string with nothing escaped (so its text is its value) and no control character;
+    /// the text between the quotes.
+    pub(crate) fn key(&mut self) -> Option<&'a str> {
+        let quoted = self.string_token()?;
+        Some(&quoted[1..quoted.len() - 1])
+    }
+
+    /// A string as [`WrittenText::key`] reads it, quotes included.
+    pub(crate) fn string_token(&mut self) -> Option<&'a str> {
+        let rest = self.rest();
+        if rest.first() != Some(&b'"') {
+            return None;
+        }
+        let len = rest[1..].iter().position(|&b| b == b'"' || b == b'\\' || b < b' ')?;
+        if rest[1 + len] != b'"' {
+            return None;
+        }
+        // Both ends are ASCII quotes, so the slice falls on character boundaries.
+        let token = &self.text[self.at..self.at + len + 2];
+        self.at += len + 2;
+        Some(token)
+    }
+
+    /// The text of a number or a `true`/`false`/`null` literal: up to the next character
+    /// none of them has (unchecked).
+    pub(crate) fn bare_token(&mut self) -> Option<&'a str> {
+        let len = self
+            .rest()
+            .iter()
+            .position(|&b| !matches!(b, b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E'))?;
+        let token = &self.text[self.at..self.at + len];
+        self.at += len;
+        Some(token)
+    }
+
+    /// An integer from 0 to `u64::MAX` in plain digits, without a leading zero.
+    pub(crate) fn integer(&mut self) -> Option<u64> {
+        let digits = self.rest().iter().position(|b| !b.is_ascii_digit())?;
+        let text = &self.text[self.at..self.at + digits];
+        if digits == 0 || (digits > 1 && text.starts_with('0')) {
+            return None;
+        }
+        let value = text.parse().ok()?;
+        self.at += digits;
+        Some(value)
+    }
+
+    /// A quoted node id.
+    pub(crate) fn node(&mut self) -> Option<NodeId> {
+        self.key()?.parse().ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -185,6 +185,31 @@ proptest! {
         let text: String = chars.into_iter().collect();
         fuzz_checks::counter_text(text.as_bytes());
     }
+
+    /// The text shortcut of `PnCounter::encode_text` agrees with the general reader on the
+    /// texts it reads and on texts edited to differ from them in small ways.
+    #[test]
+    fn text_shortcut_agrees_with_the_reader(
+        a in arb_state(),
+        edits in proptest::collection::vec(
+            (any::<Index>(), proptest::sample::select(vec!['0', '1', '9', '-', 'a', 'F', '"', ',', ' ', ']', '}', '.', 'e']), 0u8..3),
+            0..3,
+        ),
+    ) {
+        let text = a.to_text();
+        prop_assert_eq!(PnCounter::encode_text(&text), Ok(a.encode()));
+        let mut chars: Vec<char> = text.chars().collect();
+        for (at, c, how) in edits {
+            let i = at.index(chars.len());
+            match how {
+                0 => chars[i] = c,
+                1 => chars.insert(i, c),
+                _ => { chars.remove(i); }
+            }
+        }
+        let edited: String = chars.into_iter().collect();
+        fuzz_checks::counter_text(edited.as_bytes());
+    }
 }
 
 proptest! {

@@ -34,11 +34,11 @@ impl Counter {
 
     /// Adds `delta` to this node's slot; overflow of the slot or of the value is `22003`.
     fn add_local(&self, delta: i64) -> Result<Counter, ErrorReport> {
-        let mut state = self.state()?;
+        let mut state = Counter::decode_stored(&self.encoded)?;
         state
             .add(local_node_id(), delta)
             .map_err(|_| out_of_range(format!("{TYPE_NAME} value out of range")))?;
-        Ok(Counter::from_state(&state))
+        Ok(Counter::from_stored(state.encode()))
     }
 }
 
@@ -76,7 +76,7 @@ fn counter_minus_integer(counter: Counter, amount: i32) -> Result<Counter, Error
 /// Cast `bigint → counter`: the value is credited to this node.
 #[pg_extern(stable, strict, parallel_safe)]
 fn counter_from_bigint(value: i64) -> Counter {
-    Counter::from_state(&PnCounter::from_value(local_node_id(), value))
+    Counter::from_stored(PnCounter::from_value(local_node_id(), value).encode())
 }
 
 /// Cast `integer → counter`: the value is credited to this node.

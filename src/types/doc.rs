@@ -64,7 +64,7 @@ fn required<T>(value: Option<T>, what: &str) -> Result<T, ErrorReport> {
 /// The state to write on: a NULL document counts as an empty record, so
 /// `crdt.patch(NULL, ...)` starts one.
 fn state_or_empty(doc: Option<Doc>) -> Result<DocState, ErrorReport> {
-    doc.map_or_else(|| Ok(DocState::new()), |doc| doc.state())
+    doc.map_or_else(|| Ok(DocState::new()), |doc| Doc::decode_stored(&doc.encoded))
 }
 
 /// Applies one stamped write: the stamp is newer than every stamp the record holds.
@@ -75,7 +75,7 @@ fn write_stamped(
     let mut state = state_or_empty(doc)?;
     let stamp = stamp_after(state.max_hlc())?;
     write(&mut state, stamp).map_err(refused)?;
-    Ok(Doc::from_state(&state))
+    Ok(Doc::from_stored(state.encode()))
 }
 
 /// PATCH (RFC 7386 at the top level): each key given is set, stamped now; `null` removes it;
@@ -113,7 +113,7 @@ fn add(doc: Option<Doc>, key: Option<&str>, amount: Option<AnyNumeric>) -> Resul
     })?;
     let mut state = state_or_empty(doc)?;
     state.add(key, &amount, local_node_id()).map_err(refused)?;
-    Ok(Doc::from_state(&state))
+    Ok(Doc::from_stored(state.encode()))
 }
 
 /// Merges two replicas of a record: per property the later write wins, counters add up.

@@ -6,44 +6,42 @@ pub mod jsonb_text;
 pub mod row_clock;
 
 /// A core state with the two forms every SQL type of this extension has: the compact binary
-/// encoding (on disk, `send`/`recv`) and the canonical text (`in`/`out`, pg_dump).
+/// encoding (on disk, `send`/`recv`) and the canonical text (`in`/`out`, pg_dump). The
+/// conversions between the bytes and the text go through views where the type has them, so
+/// replication in either mode builds no state.
 pub trait StoredState: Sized {
     fn decode(bytes: &[u8]) -> Result<Self, crdt_core::DecodeError>;
     /// Checks `bytes` as completely as `decode` does, building as little as the type allows.
     /// Decoders accept only the canonical encoding, so valid bytes are stored as they came.
-    fn validate(bytes: &[u8]) -> Result<(), crdt_core::DecodeError> {
-        Self::decode(bytes).map(drop)
-    }
-    fn encode(&self) -> Vec<u8>;
-    fn from_text(text: &str) -> Result<Self, crdt_core::TextError>;
-    fn to_text(&self) -> String;
+    fn validate(bytes: &[u8]) -> Result<(), crdt_core::DecodeError>;
+    /// The text form of `bytes`, checked as completely as `decode` does.
+    fn text_of_encoded(bytes: &[u8]) -> Result<String, crdt_core::DecodeError>;
+    /// The binary form of a text form, which is read and checked completely.
+    fn encode_text(text: &str) -> Result<Vec<u8>, crdt_core::TextError>;
 }
 
 macro_rules! stored_state_by_core {
-    ($($state:ty $(, validated by $view:ty)?);*) => {$(
+    ($($state:ty, viewed by $parse:path, text encoded by $encode_text:path);*) => {$(
         impl StoredState for $state {
             fn decode(bytes: &[u8]) -> Result<Self, crdt_core::DecodeError> {
                 <$state>::decode(bytes)
             }
-            $(fn validate(bytes: &[u8]) -> Result<(), crdt_core::DecodeError> {
-                <$view>::parse(bytes).map(drop)
-            })?
-            fn encode(&self) -> Vec<u8> {
-                <$state>::encode(self)
+            fn validate(bytes: &[u8]) -> Result<(), crdt_core::DecodeError> {
+                $parse(bytes).map(drop)
             }
-            fn from_text(text: &str) -> Result<Self, crdt_core::TextError> {
-                <$state>::from_text(text)
+            fn text_of_encoded(bytes: &[u8]) -> Result<String, crdt_core::DecodeError> {
+                $parse(bytes).map(|view| view.to_text())
             }
-            fn to_text(&self) -> String {
-                <$state>::to_text(self)
+            fn encode_text(text: &str) -> Result<Vec<u8>, crdt_core::TextError> {
+                $encode_text(text)
             }
         }
     )*};
 }
 stored_state_by_core!(
-    crdt_core::PnCounter, validated by crdt_core::CounterView<'_>;
-    crdt_core::Doc, validated by crdt_core::DocView<'_>;
-    crdt_core::RowClock
+    crdt_core::PnCounter, viewed by crdt_core::CounterView::parse, text encoded by crdt_core::PnCounter::encode_text;
+    crdt_core::Doc, viewed by crdt_core::DocView::parse, text encoded by crdt_core::Doc::encode_text;
+    crdt_core::RowClock, viewed by crdt_core::RowClock::validate, text encoded by crdt_core::RowClock::encode_text
 );
 
 /// Everything a SQL type `$ty { encoded: Vec<u8> }` holding a core `$state` needs besides its
@@ -60,16 +58,6 @@ macro_rules! crdt_sql_type {
                 &self.encoded
             }
 
-            /// The datum holding `state`.
-            pub(crate) fn from_state(state: &$state) -> Self {
-                $ty { encoded: $crate::types::StoredState::encode(state) }
-            }
-
-            /// The stored state (`XX001` if the datum is not one this extension wrote).
-            pub(crate) fn state(&self) -> Result<$state, ::pgrx::pg_sys::panic::ErrorReport> {
-                Self::decode_stored(&self.encoded)
-            }
-
             /// The state in the bytes of a stored datum (`XX001` if this extension did not
             /// write them).
             pub(crate) fn decode_stored(bytes: &[u8]) -> Result<$state, ::pgrx::pg_sys::panic::ErrorReport> {
@@ -82,23 +70,23 @@ macro_rules! crdt_sql_type {
 
         impl ::pgrx::InOutFuncs for $ty {
             fn input(input: &::std::ffi::CStr) -> Self {
-                let parsed = input
+                let encoded = input
                     .to_str()
                     .map_err(|err| $crate::error::invalid_representation($sql_name, err))
                     .and_then(|text| {
-                        <$state as $crate::types::StoredState>::from_text(text)
+                        <$state as $crate::types::StoredState>::encode_text(text)
                             .map_err(|err| $crate::error::invalid_representation($sql_name, err))
                     });
-                match parsed {
-                    Ok(state) => $ty::from_state(&state),
+                match encoded {
+                    Ok(encoded) => $ty::from_stored(encoded),
                     Err(report) => $crate::error::raise(report),
                 }
             }
 
             fn output(&self, buffer: &mut ::pgrx::StringInfo) {
-                let text = match self.state() {
-                    Ok(state) => $crate::types::StoredState::to_text(&state),
-                    Err(report) => $crate::error::raise(report),
+                let text = match <$state as $crate::types::StoredState>::text_of_encoded(&self.encoded) {
+                    Ok(text) => text,
+                    Err(err) => $crate::error::raise($crate::error::corrupt_datum($sql_name, err)),
                 };
                 // The text form is larger than the stored one: past 1 GB (with its NUL) it is
                 // a 54000, never pgrx's XX000 panic beyond 2 GB.

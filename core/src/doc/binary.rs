@@ -123,6 +123,15 @@ impl Doc {
     }
 }
 
+/// The binary form of a watermark and entries in key order, sized exactly.
+pub(super) fn encode_entries<'e>(replaced: Option<Stamp>, entries: &[(&'e str, Entry<'e>)]) -> Vec<u8> {
+    let mut measure = Measure(0);
+    write_entries(replaced, entries.iter().copied(), &mut measure);
+    let mut out = Vec::with_capacity(measure.0);
+    write_entries(replaced, entries.iter().copied(), &mut out);
+    out
+}
+
 /// Merges two encoded docs into `out` (appended). Both inputs are validated completely first;
 /// on error `out` is unchanged.
 ///
@@ -211,16 +220,7 @@ fn parse_entries(bytes: &[u8]) -> Result<(Option<Stamp>, Vec<ParsedEntry<'_>>), 
     // The count was checked against the bytes present, so this allocation is bounded.
     let mut entries = Vec::with_capacity(decoder.header.count);
     while let Some(raw) = decoder.next_property()? {
-        let body = match raw.body {
-            RawBody::Value(json) => ParsedBody::Value(json),
-            RawBody::Tombstone => ParsedBody::Tombstone,
-            RawBody::Counter(counter) => ParsedBody::Counter(counter.decode()?),
-        };
-        entries.push(ParsedEntry {
-            key: raw.key,
-            stamp: raw.stamp,
-            body,
-        });
+        entries.push(raw.parsed()?);
     }
     decoder.finish()?;
     Ok((decoder.header.replaced, entries))
@@ -428,6 +428,19 @@ impl<'a> RawProperty<'a> {
                 .ok()
                 .map(|counter| Cow::Owned(counter.value().to_string())),
         }
+    }
+
+    fn parsed(self) -> Result<ParsedEntry<'a>, DecodeError> {
+        let body = match self.body {
+            RawBody::Value(json) => ParsedBody::Value(json),
+            RawBody::Tombstone => ParsedBody::Tombstone,
+            RawBody::Counter(counter) => ParsedBody::Counter(counter.decode()?),
+        };
+        Ok(ParsedEntry {
+            key: self.key,
+            stamp: self.stamp,
+            body,
+        })
     }
 
     fn into_property(self) -> Result<Property, DecodeError> {
@@ -861,7 +874,9 @@ impl<'a> DocView<'a> {
 
     /// The plain object (as [`Doc::to_json`]).
     pub fn to_json(&self) -> String {
-        write_plain_object(self.entries().map(|raw| (raw.key, raw.json())))
+        let mut out = String::with_capacity(64);
+        write_plain_object(&mut out, self.entries().map(|raw| (raw.key, raw.json())));
+        out
     }
 
     /// Every stamp (as [`Doc::metadata`]).
@@ -895,9 +910,25 @@ impl<'a> DocView<'a> {
         }
     }
 
-    /// The canonical text form (as [`Doc::to_text`]).
+    /// The canonical text form (as [`Doc::to_text`]), written from the bytes.
     pub fn to_text(&self) -> String {
-        self.to_doc().to_text()
+        // `parse` accepted these bytes, so no counter fails to decode.
+        let entries: Vec<ParsedEntry<'_>> = self.entries().filter_map(|raw| raw.parsed().ok()).collect();
+        let mut out = String::with_capacity(128 + 96 * entries.len());
+        super::text_form::write_text(
+            &mut out,
+            self.header.replaced,
+            entries.iter().map(|parsed| (parsed.key, parsed.entry())),
+        );
+        out
+    }
+
+    /// Each entry's value text, `None` for a tombstone or a counter, in key order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = Option<&'a str>> {
+        self.entries().map(|raw| match raw.body {
+            RawBody::Value(json) => Some(json),
+            RawBody::Tombstone | RawBody::Counter(_) => None,
+        })
     }
 }
 

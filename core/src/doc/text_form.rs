@@ -17,12 +17,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fmt::Write as _;
 
-use super::{read_json_value, read_keyed, CounterProperty, Doc, NodeSums, Property};
+use super::{
+    read_json_value, read_keyed, write_plain_object, CounterProperty, Doc, Entry, EntryBody, NodeSums, Property,
+};
 use crate::decimal::{Decimal, MAX_INTEGER_DIGITS};
 use crate::hlc::Stamp;
 use crate::json;
 use crate::node::NodeId;
-use crate::text::{excerpt, read_node_pairs, JsonReader, TextError};
+use crate::text::{excerpt, read_node_pairs, JsonReader, TextError, WrittenText};
 
 const SECTIONS: &str = "\"value\", \"replaced\", \"stamps\", \"counters\" or \"removed\"";
 
@@ -48,36 +50,7 @@ impl Doc {
 
     /// Appends the text form to `out`.
     fn write_text(&self, out: &mut String) {
-        out.push_str("{\"value\": ");
-        out.push_str(&self.to_json());
-        out.push_str(", \"replaced\": ");
-        match self.replaced {
-            None => out.push_str("null"),
-            Some(stamp) => write_stamp(out, stamp),
-        }
-        let entries = || self.properties.iter();
-        out.push_str(", \"stamps\": ");
-        write_section(
-            out,
-            entries().filter(|(_, p)| !matches!(p, Property::Tombstone { .. })),
-            |out, p| write_stamp(out, p.stamp()),
-        );
-        out.push_str(", \"counters\": ");
-        write_section(
-            out,
-            entries().filter_map(|(key, p)| match p {
-                Property::Counter(counter) => Some((key, counter)),
-                _ => None,
-            }),
-            write_counter,
-        );
-        out.push_str(", \"removed\": ");
-        write_section(
-            out,
-            entries().filter(|(_, p)| matches!(p, Property::Tombstone { .. })),
-            |out, p| write_stamp(out, p.stamp()),
-        );
-        out.push('}');
+        write_text(out, self.replaced, self.entries());
     }
 
     /// Reads the text form, validating it completely: every section present once, no unknown
@@ -160,6 +133,137 @@ impl Doc {
     }
 }
 
+impl Doc {
+    /// The binary form of a text form: `Doc::from_text(text)?.encode()`, the same result and
+    /// the same errors, without building the doc when the text is laid out as
+    /// [`Doc::to_text`] writes it and has no counter (what text-mode replication carries).
+    pub fn encode_text(text: &str) -> Result<Vec<u8>, TextError> {
+        match read_written_layout(text) {
+            Some(layout) => Ok(layout.encode()),
+            None => Doc::from_text(text).map(|doc| doc.encode()),
+        }
+    }
+
+}
+
+/// The entries of a doc text laid out exactly as [`write_text`] writes it, without counters
+/// and with nothing the general reader would refuse; `None` for any other text, which
+/// [`Doc::from_text`] then reads (or says what is wrong with it). The shortcut must agree with
+/// `from_text` on every text it accepts; the property tests and fuzzing compare the two.
+pub(crate) fn read_written_layout(text: &str) -> Option<WrittenLayout<'_>> {
+    let mut layout = WrittenText::new(text);
+    layout.literal("{\"value\": {")?;
+    let mut values: Vec<(&str, &str)> = Vec::new();
+    if !layout.next_is(b'}') {
+        loop {
+            let key = layout.key()?;
+            layout.literal(": ")?;
+            let json = written_scalar(&mut layout)?;
+            if values.last().is_some_and(|&(previous, _)| previous.as_bytes() >= key.as_bytes()) {
+                return None;
+            }
+            values.push((key, json));
+            if !layout.separator() {
+                break;
+            }
+        }
+    }
+    layout.literal("}, \"replaced\": ")?;
+    let replaced = if layout.next_is(b'n') {
+        layout.literal("null")?;
+        None
+    } else {
+        Some(written_stamp(&mut layout)?)
+    };
+    layout.literal(", \"stamps\": {")?;
+    let mut entries = Vec::with_capacity(values.len());
+    for (i, &(key, json)) in values.iter().enumerate() {
+        if i > 0 {
+            layout.literal(", ")?;
+        }
+        if layout.key()? != key {
+            return None;
+        }
+        layout.literal(": ")?;
+        entries.push((key, Entry { stamp: written_stamp(&mut layout)?, body: EntryBody::Value(json) }));
+    }
+    layout.literal("}, \"counters\": {}, \"removed\": {")?;
+    let mut removed: Vec<(&str, Entry<'_>)> = Vec::new();
+    if !layout.next_is(b'}') {
+        loop {
+            let key = layout.key()?;
+            layout.literal(": ")?;
+            if removed.last().is_some_and(|&(previous, _)| previous.as_bytes() >= key.as_bytes()) {
+                return None;
+            }
+            removed.push((key, Entry { stamp: written_stamp(&mut layout)?, body: EntryBody::Tombstone }));
+            if !layout.separator() {
+                break;
+            }
+        }
+    }
+    layout.literal("}}")?;
+    layout.end()?;
+    if !removed.is_empty() {
+        entries.extend(removed);
+        entries.sort_unstable_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
+        if entries.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            return None;
+        }
+    }
+    let covered = |stamp: Stamp| replaced.is_some_and(|watermark| stamp < watermark);
+    if entries.iter().any(|(_, entry)| covered(entry.stamp)) {
+        return None;
+    }
+    Some(WrittenLayout { replaced, entries })
+}
+
+/// A doc's text read by [`read_written_layout`]: its entries, borrowed from the text.
+pub(crate) struct WrittenLayout<'a> {
+    replaced: Option<Stamp>,
+    entries: Vec<(&'a str, Entry<'a>)>,
+}
+
+impl<'a> WrittenLayout<'a> {
+    pub(crate) fn replaced(&self) -> Option<Stamp> {
+        self.replaced
+    }
+
+    /// Each entry's value text, `None` for a tombstone (as [`super::DocView::values`]).
+    pub(crate) fn values(&self) -> impl Iterator<Item = Option<&'a str>> + '_ {
+        self.entries.iter().map(|(_, entry)| match entry.body {
+            EntryBody::Value(json) => Some(json),
+            EntryBody::Tombstone | EntryBody::Counter(_) => None,
+        })
+    }
+
+    /// The binary form.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        super::binary::encode_entries(self.replaced, &self.entries)
+    }
+}
+
+/// A canonical JSON scalar other than `null`, as written: a string as [`WrittenText::key`]
+/// reads it, a number, `true` or `false`.
+fn written_scalar<'a>(layout: &mut WrittenText<'a>) -> Option<&'a str> {
+    let token = if layout.next_is(b'"') {
+        layout.string_token()?
+    } else {
+        layout.bare_token()?
+    };
+    (token != "null" && json::is_canonical_json(token)).then_some(token)
+}
+
+/// `[<hlc>, "<node>"]` as written.
+fn written_stamp(layout: &mut WrittenText<'_>) -> Option<Stamp> {
+    layout.literal("[")?;
+    let hlc = layout.integer()?;
+    layout.literal(", ")?;
+    let node = layout.node()?;
+    layout.literal("]")?;
+    Some(Stamp::new(hlc, node))
+}
+
 impl std::str::FromStr for Doc {
     type Err = TextError;
 
@@ -176,10 +280,49 @@ impl fmt::Display for Doc {
     }
 }
 
+/// The text form of a watermark and entries in key order (see the module docs): what
+/// [`Doc::to_text`] writes, and [`DocView::to_text`] without building the doc.
+pub(super) fn write_text<'e>(
+    out: &mut String,
+    replaced: Option<Stamp>,
+    entries: impl Iterator<Item = (&'e str, Entry<'e>)> + Clone,
+) {
+    out.push_str("{\"value\": ");
+    write_plain_object(out, entries.clone().map(|(key, entry)| (key, entry.json())));
+    out.push_str(", \"replaced\": ");
+    match replaced {
+        None => out.push_str("null"),
+        Some(stamp) => write_stamp(out, stamp),
+    }
+    let is_tombstone = |entry: &Entry<'_>| matches!(entry.body, EntryBody::Tombstone);
+    out.push_str(", \"stamps\": ");
+    write_section(
+        out,
+        entries.clone().filter(|(_, entry)| !is_tombstone(entry)),
+        |out, entry| write_stamp(out, entry.stamp),
+    );
+    out.push_str(", \"counters\": ");
+    write_section(
+        out,
+        entries.clone().filter_map(|(key, entry)| match entry.body {
+            EntryBody::Counter(counter) => Some((key, counter)),
+            _ => None,
+        }),
+        write_counter,
+    );
+    out.push_str(", \"removed\": ");
+    write_section(
+        out,
+        entries.filter(|(_, entry)| is_tombstone(entry)),
+        |out, entry| write_stamp(out, entry.stamp),
+    );
+    out.push('}');
+}
+
 /// `{"<key>": <item>, ...}`.
 fn write_section<'a, T>(
     out: &mut String,
-    entries: impl Iterator<Item = (&'a String, T)>,
+    entries: impl Iterator<Item = (&'a str, T)>,
     write_item: impl Fn(&mut String, T),
 ) {
     out.push('{');
@@ -669,6 +812,29 @@ mod tests {
                 error.to_string().contains(message),
                 "{text}\n  got: {error}\n  expected: {message}"
             );
+        }
+    }
+
+    #[test]
+    fn written_layout_is_read_without_building_the_doc() {
+        let mut doc = Doc::new();
+        doc.put(r#"{"id": 4218009092, "name": "x \u00e9", "ok": true}"#, at(10, 1))
+            .expect("put");
+        doc.remove("gone", at(11, 2)).expect("remove");
+        doc.remove("a", at(12, 2)).expect("remove");
+        let text = doc.to_text();
+        let layout = read_written_layout(&text).expect("the written layout");
+        assert_eq!(layout.replaced(), doc.replaced);
+        assert!(layout.entries.iter().copied().eq(doc.entries()));
+        assert_eq!(Doc::encode_text(&text), Ok(doc.encode()));
+        // What the shortcut leaves to the general reader: counters, containers, other layouts.
+        let mut counted = doc.clone();
+        counted.add("id", &dec("1"), node(3)).expect("add");
+        let mut nested = Doc::new();
+        nested.patch(r#"{"a": [1]}"#, at(1, 1)).expect("patch");
+        for other in [counted.to_text(), nested.to_text(), format!("{text} "), text.replace(": ", ":")] {
+            assert!(read_written_layout(&other).is_none(), "{other}");
+            assert_eq!(Doc::encode_text(&other), Doc::from_text(&other).map(|doc| doc.encode()));
         }
     }
 
