@@ -97,6 +97,10 @@ fn counter_benches(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("from_text_and_encode", format!("{nodes}_nodes")), |bench| {
             bench.iter(|| PnCounter::from_text(black_box(&text)).expect("valid").encode())
         });
+        // What `counter_in` runs: the written layout read by the shortcut.
+        group.bench_function(BenchmarkId::new("encode_text", format!("{nodes}_nodes")), |bench| {
+            bench.iter(|| PnCounter::encode_text(black_box(&text)).expect("valid"))
+        });
     }
     group.finish();
 }

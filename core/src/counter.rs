@@ -19,7 +19,7 @@ use std::iter::Peekable;
 
 use crate::codec::{varint_len, write_varint, DecodeError, Reader, FORMAT_VERSION};
 use crate::node::NodeId;
-use crate::text::{excerpt, read_node_pairs, JsonReader, TextError, WrittenText};
+use crate::text::{excerpt, read_node_pairs, write_integer, JsonReader, TextError, WrittenText};
 
 /// The smallest encoded entry: a 16-byte node id and two 1-byte varints. Bounds how many
 /// entries a buffer can hold before anything is allocated for them.
@@ -256,7 +256,7 @@ impl PnCounter {
     /// The canonical text form: `{"value": 9, "nodes": {"<uuid>": [inc, dec], ...}}`, keys
     /// sorted, spaced like PostgreSQL's `jsonb` output. Same as `to_string()`.
     pub fn to_text(&self) -> String {
-        self.to_string()
+        text_of(self.value(), self.entries.iter().copied(), self.entries.len())
     }
 
     /// The binary form of a text form: `PnCounter::from_text(text)?.encode()`, the same result
@@ -399,6 +399,14 @@ fn read_text_nodes(reader: &mut JsonReader<'_>) -> Result<PnCounter, TextError> 
     })
 }
 
+/// The canonical text form of a counter with `len` entries, in a string sized for it.
+fn text_of(value: i128, entries: impl Iterator<Item = CounterEntry>, len: usize) -> String {
+    let mut out = String::with_capacity(32 + 64 * len);
+    // Writing to a String cannot fail.
+    let _ = write_text(&mut out, value, entries);
+    out
+}
+
 /// Writes the canonical text form. Shared by the owned counter and the in-place view, so the
 /// two can't drift apart.
 fn write_text(
@@ -406,14 +414,17 @@ fn write_text(
     value: i128,
     entries: impl Iterator<Item = CounterEntry>,
 ) -> fmt::Result {
-    write!(out, "{{\"value\": {value}, \"nodes\": {{")?;
+    out.write_str("{\"value\": ")?;
+    write_integer(out, value)?;
+    out.write_str(", \"nodes\": {")?;
     for (i, entry) in entries.enumerate() {
-        let separator = if i == 0 { "" } else { ", " };
-        write!(
-            out,
-            "{separator}\"{}\": [{}, {}]",
-            entry.node, entry.inc, entry.dec
-        )?;
+        out.write_str(if i == 0 { "\"" } else { ", \"" })?;
+        entry.node.write_text(out)?;
+        out.write_str("\": [")?;
+        write_integer(out, i128::from(entry.inc))?;
+        out.write_str(", ")?;
+        write_integer(out, i128::from(entry.dec))?;
+        out.write_str("]")?;
     }
     out.write_str("}}")
 }
@@ -616,7 +627,7 @@ impl<'a> CounterView<'a> {
 
     /// The canonical text form, written straight from the bytes.
     pub fn to_text(&self) -> String {
-        self.to_string()
+        text_of(self.value(), self.entries(), self.len())
     }
 
     /// Appends the binary form of `merge(self, other)` to `out`, streaming both inputs.

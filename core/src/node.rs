@@ -43,22 +43,30 @@ impl NodeId {
     }
 }
 
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl NodeId {
+    /// Appends the hyphenated lowercase form (what `Display` writes) without going through a
+    /// `fmt::Formatter`.
+    pub fn write_text(&self, out: &mut impl fmt::Write) -> fmt::Result {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; 36];
+        let mut text = [0u8; 36];
         let mut pos = 0;
         for (i, byte) in self.0.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
-                out[pos] = b'-';
+                text[pos] = b'-';
                 pos += 1;
             }
-            out[pos] = HEX[usize::from(byte >> 4)];
-            out[pos + 1] = HEX[usize::from(byte & 0x0f)];
+            text[pos] = HEX[usize::from(byte >> 4)];
+            text[pos + 1] = HEX[usize::from(byte & 0x0f)];
             pos += 2;
         }
         // Every byte written above is ASCII.
-        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+        out.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_text(f)
     }
 }
 

@@ -546,6 +546,52 @@ pub(crate) fn read_node_pairs<T>(
         .collect())
 }
 
+/// The decimal digits of an integer, formatted on the stack: the text forms write several
+/// integers per value, for every row text-mode replication carries, and `write!` through
+/// `fmt::Formatter` cost more than the digits themselves.
+pub(crate) struct Digits {
+    buf: [u8; 40],
+    start: usize,
+}
+
+impl Digits {
+    pub(crate) fn of(value: u128) -> Digits {
+        let mut digits = Digits { buf: [0; 40], start: 40 };
+        // 128-bit division is a library call; nearly every value fits 64 bits.
+        let mut high = value;
+        while u64::try_from(high).is_err() {
+            digits.push((high % 10) as u8);
+            high /= 10;
+        }
+        let mut rest = u64::try_from(high).unwrap_or_default();
+        loop {
+            digits.push((rest % 10) as u8);
+            rest /= 10;
+            if rest == 0 {
+                return digits;
+            }
+        }
+    }
+
+    fn push(&mut self, digit: u8) {
+        self.start -= 1;
+        self.buf[self.start] = b'0' + digit;
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits were written.
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or_default()
+    }
+}
+
+/// Appends `value` in decimal.
+pub(crate) fn write_integer(out: &mut impl fmt::Write, value: i128) -> fmt::Result {
+    if value < 0 {
+        out.write_char('-')?;
+    }
+    out.write_str(Digits::of(value.unsigned_abs()).as_str())
+}
+
 /// A cursor over text expected in exactly the layout this crate writes (the text forms' fast
 /// path); every method is `None` (or `false`) where the text departs from it, and the caller
 /// then reads the text with [`JsonReader`], which accepts any layout and explains errors.
@@ -637,6 +683,16 @@ impl<'a> WrittenText<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        for value in [0, 1, -1, 9, 10, -10, 4_218_009_092, i128::from(u64::MAX), i128::MAX, i128::MIN] {
+            let mut out = String::new();
+            write_integer(&mut out, value).expect("a string");
+            assert_eq!(out, value.to_string());
+        }
+        assert_eq!(Digits::of(u128::MAX).as_str(), u128::MAX.to_string());
+    }
 
     fn string(text: &str) -> Result<String, TextError> {
         let mut r = JsonReader::new(text);

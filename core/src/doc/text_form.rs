@@ -24,7 +24,7 @@ use crate::decimal::{Decimal, MAX_INTEGER_DIGITS};
 use crate::hlc::Stamp;
 use crate::json;
 use crate::node::NodeId;
-use crate::text::{excerpt, read_node_pairs, JsonReader, TextError, WrittenText};
+use crate::text::{excerpt, read_node_pairs, Digits, JsonReader, TextError, WrittenText};
 
 const SECTIONS: &str = "\"value\", \"replaced\", \"stamps\", \"counters\" or \"removed\"";
 
@@ -339,8 +339,12 @@ fn write_section<'a, T>(
 
 /// `[<hlc>, "<node>"]`.
 fn write_stamp(out: &mut String, stamp: Stamp) {
+    out.push('[');
+    out.push_str(Digits::of(u128::from(stamp.hlc)).as_str());
+    out.push_str(", \"");
     // Writing to a String cannot fail.
-    let _ = write!(out, "[{}, \"{}\"]", stamp.hlc, stamp.node);
+    let _ = stamp.node.write_text(out);
+    out.push_str("\"]");
 }
 
 /// `{"base": <number>, "nodes": {"<node>": [<inc>, <dec>], ...}}`.
