@@ -353,24 +353,19 @@ fn read_written_layout(text: &str) -> Option<PnCounter> {
     let magnitude = i128::from(layout.integer()?);
     let stated = if negative { -magnitude } else { magnitude };
     layout.literal(", \"nodes\": {")?;
-    let mut entries: Vec<CounterEntry> = Vec::new();
-    if !layout.next_is(b'}') {
-        loop {
-            let node = layout.node()?;
-            layout.literal(": [")?;
-            let inc = layout.integer()?;
-            layout.literal(", ")?;
-            let dec = layout.integer()?;
-            layout.literal("]")?;
-            if (inc, dec) == (0, 0) || entries.last().is_some_and(|last| last.node >= node) {
-                return None;
-            }
-            entries.push(CounterEntry { node, inc, dec });
-            if !layout.separator() {
-                break;
-            }
-        }
-    }
+    let sums = |layout: &mut WrittenText<'_>| {
+        layout.literal("[")?;
+        let inc = layout.integer()?;
+        layout.literal(", ")?;
+        let dec = layout.integer()?;
+        layout.literal("]")?;
+        ((inc, dec) != (0, 0)).then_some((inc, dec))
+    };
+    let entries = layout
+        .sorted_members(WrittenText::node, sums)?
+        .into_iter()
+        .map(|(node, (inc, dec))| CounterEntry { node, inc, dec })
+        .collect();
     layout.literal("}}")?;
     layout.end()?;
     let counter = PnCounter { entries };

@@ -26,6 +26,7 @@ use crate::hlc::Stamp;
 use crate::json;
 use crate::node::NodeId;
 use crate::row_clock::{ColumnChoice, RowClock};
+use crate::text::TextError;
 
 /// One fuzz target: its name (the cargo-fuzz target and the directory of its saved crashers
 /// under `tests/fuzz_regressions/`), its check, and the seed inputs its corpus starts from.
@@ -275,14 +276,24 @@ pub fn counter_text(data: &[u8]) {
         return;
     };
     let parsed = PnCounter::from_text(text);
-    assert_eq!(
-        PnCounter::encode_text(text),
-        parsed.as_ref().map(PnCounter::encode).map_err(Clone::clone),
-        "encode_text and from_text disagree"
-    );
+    check_encode_text(PnCounter::encode_text(text), &parsed, PnCounter::encode);
     if let Ok(counter) = parsed {
         check_counter(&counter);
     }
+}
+
+/// A type's text shortcut (`encode_text`) gives what its general reader and `encode` give,
+/// errors included.
+fn check_encode_text<T>(
+    encoded: Result<Vec<u8>, TextError>,
+    parsed: &Result<T, TextError>,
+    encode: impl Fn(&T) -> Vec<u8>,
+) {
+    assert_eq!(
+        encoded,
+        parsed.as_ref().map(encode).map_err(Clone::clone),
+        "encode_text and from_text disagree"
+    );
 }
 
 /// `crdt.merge(counter, counter)`: [`merge_encoded_counters`] on two arbitrary inputs.
@@ -392,11 +403,7 @@ pub fn doc_text(data: &[u8]) {
         return;
     };
     let parsed = Doc::from_text(text);
-    assert_eq!(
-        Doc::encode_text(text),
-        parsed.as_ref().map(Doc::encode).map_err(Clone::clone),
-        "encode_text and from_text disagree"
-    );
+    check_encode_text(Doc::encode_text(text), &parsed, Doc::encode);
     if let Ok(doc) = parsed {
         check_doc(&doc);
     }
@@ -547,11 +554,7 @@ pub fn row_clock_text(data: &[u8]) {
         return;
     };
     let parsed = RowClock::from_text(text);
-    assert_eq!(
-        RowClock::encode_text(text),
-        parsed.as_ref().map(RowClock::encode).map_err(Clone::clone),
-        "encode_text and from_text disagree"
-    );
+    check_encode_text(RowClock::encode_text(text), &parsed, RowClock::encode);
     if parsed.is_ok() {
         assert!(
             Doc::from_text(text).is_ok(),

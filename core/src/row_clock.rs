@@ -142,7 +142,6 @@ impl RowClock {
         Ok(view)
     }
 
-
     fn from_doc(columns: Doc) -> Result<RowClock, &'static str> {
         let values = columns.properties().map(|(_, property)| match property {
             Property::Value { json, .. } => Some(json.as_str()),

@@ -549,13 +549,13 @@ pub(crate) fn read_node_pairs<T>(
 /// The decimal digits of an integer, formatted on the stack: the text forms write several
 /// integers per value, for every row text-mode replication carries, and `write!` through
 /// `fmt::Formatter` cost more than the digits themselves.
-pub(crate) struct Digits {
+struct Digits {
     buf: [u8; 40],
     start: usize,
 }
 
 impl Digits {
-    pub(crate) fn of(value: u128) -> Digits {
+    fn of(value: u128) -> Digits {
         let mut digits = Digits { buf: [0; 40], start: 40 };
         // 128-bit division is a library call; nearly every value fits 64 bits.
         let mut high = value;
@@ -578,7 +578,7 @@ impl Digits {
         self.buf[self.start] = b'0' + digit;
     }
 
-    pub(crate) fn as_str(&self) -> &str {
+    fn as_str(&self) -> &str {
         // Only ASCII digits were written.
         std::str::from_utf8(&self.buf[self.start..]).unwrap_or_default()
     }
@@ -677,6 +677,30 @@ impl<'a> WrittenText<'a> {
     /// A quoted node id.
     pub(crate) fn node(&mut self) -> Option<NodeId> {
         self.key()?.parse().ok()
+    }
+
+    /// The `<key>: <item>` members of an object, separated by `", "`, up to its closing `}`
+    /// (not read), keys strictly increasing as the writers list them.
+    pub(crate) fn sorted_members<K: Ord, T>(
+        &mut self,
+        key: impl Fn(&mut Self) -> Option<K>,
+        item: impl Fn(&mut Self) -> Option<T>,
+    ) -> Option<Vec<(K, T)>> {
+        let mut members: Vec<(K, T)> = Vec::new();
+        if self.next_is(b'}') {
+            return Some(members);
+        }
+        loop {
+            let next = key(self)?;
+            if members.last().is_some_and(|(previous, _)| *previous >= next) {
+                return None;
+            }
+            self.literal(": ")?;
+            members.push((next, item(self)?));
+            if !self.separator() {
+                return Some(members);
+            }
+        }
     }
 }
 

@@ -98,9 +98,7 @@ impl Doc {
 
     /// The binary form (on-disk payload and send/recv payload).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
-        self.encode_into(&mut out);
-        out
+        encode_entries(self.replaced, self.entries())
     }
 
     /// Appends the binary form to `out`.
@@ -124,11 +122,14 @@ impl Doc {
 }
 
 /// The binary form of a watermark and entries in key order, sized exactly.
-pub(super) fn encode_entries<'e>(replaced: Option<Stamp>, entries: &[(&'e str, Entry<'e>)]) -> Vec<u8> {
+pub(super) fn encode_entries<'e>(
+    replaced: Option<Stamp>,
+    entries: impl ExactSizeIterator<Item = (&'e str, Entry<'e>)> + Clone,
+) -> Vec<u8> {
     let mut measure = Measure(0);
-    write_entries(replaced, entries.iter().copied(), &mut measure);
+    write_entries(replaced, entries.clone(), &mut measure);
     let mut out = Vec::with_capacity(measure.0);
-    write_entries(replaced, entries.iter().copied(), &mut out);
+    write_entries(replaced, entries, &mut out);
     out
 }
 

@@ -24,7 +24,7 @@ use crate::decimal::{Decimal, MAX_INTEGER_DIGITS};
 use crate::hlc::Stamp;
 use crate::json;
 use crate::node::NodeId;
-use crate::text::{excerpt, read_node_pairs, Digits, JsonReader, TextError, WrittenText};
+use crate::text::{excerpt, read_node_pairs, write_integer, JsonReader, TextError, WrittenText};
 
 const SECTIONS: &str = "\"value\", \"replaced\", \"stamps\", \"counters\" or \"removed\"";
 
@@ -131,9 +131,7 @@ impl Doc {
             removed.ok_or(missing("removed"))?,
         )
     }
-}
 
-impl Doc {
     /// The binary form of a text form: `Doc::from_text(text)?.encode()`, the same result and
     /// the same errors, without building the doc when the text is laid out as
     /// [`Doc::to_text`] writes it and has no counter (what text-mode replication carries).
@@ -143,7 +141,6 @@ impl Doc {
             None => Doc::from_text(text).map(|doc| doc.encode()),
         }
     }
-
 }
 
 /// The entries of a doc text laid out exactly as [`write_text`] writes it, without counters
@@ -153,21 +150,7 @@ impl Doc {
 pub(crate) fn read_written_layout(text: &str) -> Option<WrittenLayout<'_>> {
     let mut layout = WrittenText::new(text);
     layout.literal("{\"value\": {")?;
-    let mut values: Vec<(&str, &str)> = Vec::new();
-    if !layout.next_is(b'}') {
-        loop {
-            let key = layout.key()?;
-            layout.literal(": ")?;
-            let json = written_scalar(&mut layout)?;
-            if values.last().is_some_and(|&(previous, _)| previous.as_bytes() >= key.as_bytes()) {
-                return None;
-            }
-            values.push((key, json));
-            if !layout.separator() {
-                break;
-            }
-        }
-    }
+    let values = layout.sorted_members(WrittenText::key, written_scalar)?;
     layout.literal("}, \"replaced\": ")?;
     let replaced = if layout.next_is(b'n') {
         layout.literal("null")?;
@@ -176,37 +159,20 @@ pub(crate) fn read_written_layout(text: &str) -> Option<WrittenLayout<'_>> {
         Some(written_stamp(&mut layout)?)
     };
     layout.literal(", \"stamps\": {")?;
-    let mut entries = Vec::with_capacity(values.len());
-    for (i, &(key, json)) in values.iter().enumerate() {
-        if i > 0 {
-            layout.literal(", ")?;
-        }
-        if layout.key()? != key {
-            return None;
-        }
-        layout.literal(": ")?;
-        entries.push((key, Entry { stamp: written_stamp(&mut layout)?, body: EntryBody::Value(json) }));
+    let stamps = layout.sorted_members(WrittenText::key, written_stamp)?;
+    if stamps.len() != values.len() || stamps.iter().zip(&values).any(|(stamp, value)| stamp.0 != value.0) {
+        return None;
     }
+    let value = |((key, json), (_, stamp))| (key, Entry { stamp, body: EntryBody::Value(json) });
+    let mut entries: Vec<(&str, Entry<'_>)> = values.into_iter().zip(stamps).map(value).collect();
     layout.literal("}, \"counters\": {}, \"removed\": {")?;
-    let mut removed: Vec<(&str, Entry<'_>)> = Vec::new();
-    if !layout.next_is(b'}') {
-        loop {
-            let key = layout.key()?;
-            layout.literal(": ")?;
-            if removed.last().is_some_and(|&(previous, _)| previous.as_bytes() >= key.as_bytes()) {
-                return None;
-            }
-            removed.push((key, Entry { stamp: written_stamp(&mut layout)?, body: EntryBody::Tombstone }));
-            if !layout.separator() {
-                break;
-            }
-        }
-    }
+    let removed = layout.sorted_members(WrittenText::key, written_stamp)?;
     layout.literal("}}")?;
     layout.end()?;
     if !removed.is_empty() {
-        entries.extend(removed);
-        entries.sort_unstable_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
+        let tombstone = |(key, stamp)| (key, Entry { stamp, body: EntryBody::Tombstone });
+        entries.extend(removed.into_iter().map(tombstone));
+        entries.sort_unstable_by_key(|&(key, _)| key);
         if entries.windows(2).any(|pair| pair[0].0 == pair[1].0) {
             return None;
         }
@@ -239,7 +205,7 @@ impl<'a> WrittenLayout<'a> {
 
     /// The binary form.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        super::binary::encode_entries(self.replaced, &self.entries)
+        super::binary::encode_entries(self.replaced, self.entries.iter().copied())
     }
 }
 
@@ -340,9 +306,9 @@ fn write_section<'a, T>(
 /// `[<hlc>, "<node>"]`.
 fn write_stamp(out: &mut String, stamp: Stamp) {
     out.push('[');
-    out.push_str(Digits::of(u128::from(stamp.hlc)).as_str());
-    out.push_str(", \"");
     // Writing to a String cannot fail.
+    let _ = write_integer(out, i128::from(stamp.hlc));
+    out.push_str(", \"");
     let _ = stamp.node.write_text(out);
     out.push_str("\"]");
 }
