@@ -12,6 +12,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROUNDS="${BENCH_ROUNDS:-5}"
 PGBENCH_SECONDS="${BENCH_PGBENCH_SECONDS:-10}"
 APPLY_UPDATES="${BENCH_APPLY_UPDATES:-40000}"
+# A catch-up lasts a second or two on a machine whose neighbours take CPU at times: more rounds.
+APPLY_ROUNDS="${BENCH_APPLY_ROUNDS:-9}"
 
 ensure_dependencies
 install_extension release
@@ -68,6 +70,9 @@ CREATE TABLE crdt_$suffix (id int PRIMARY KEY, n crdt.counter NOT NULL DEFAULT 0
 SELECT crdt.enable('crdt_$suffix');"
 done
 for port in "$PORT_A" "$PORT_B"; do psql_at "$port" postgres -c "$TABLES_SQL" >/dev/null; done
+# The subscriber's launcher starts a worker at most once per wal_retrieve_retry_interval (5 s by
+# default): catch-ups follow each other more closely than that.
+psql_at "$PORT_B" postgres -c "ALTER SYSTEM SET wal_retrieve_retry_interval = '50ms'" -c "SELECT pg_reload_conf()" >/dev/null
 APPLY_TABLES=(plain_n crdt_n plain_nb crdt_nb)
 for table in "${APPLY_TABLES[@]}"; do
     psql_at "$PORT_A" postgres -c "INSERT INTO $table SELECT i, 0 FROM generate_series(1, 1000) i" >/dev/null
@@ -104,7 +109,7 @@ for table in plain_n crdt_n; do
     record figure "WAL per single-row update" "$table" "$bytes"$'\t'"$bytes"$'\t'"$bytes" bytes
 done
 
-log "apply: $APPLY_UPDATES updates made while the subscription is disabled, then the catch-up"
+log "apply: $APPLY_UPDATES updates made while the subscription is disabled, then the catch-up ($APPLY_ROUNDS rounds)"
 for table in "${APPLY_TABLES[@]}"; do
     binary=false
     [[ "$table" == *_nb ]] && binary=true
@@ -112,34 +117,50 @@ for table in "${APPLY_TABLES[@]}"; do
     psql_at "$PORT_B" postgres -c "CREATE SUBSCRIPTION sub_$table
         CONNECTION 'host=127.0.0.1 port=$PORT_A dbname=postgres user=postgres'
         PUBLICATION pub_$table WITH (copy_data = false, enabled = false, binary = $binary)" >/dev/null 2>&1
+    # Each catch-up starts from a VACUUM of its own; autovacuum would strike some rounds only.
+    for port in "$PORT_A" "$PORT_B"; do
+        psql_at "$port" postgres -c "ALTER TABLE $table SET (autovacuum_enabled = off)" >/dev/null
+    done
 done
-wait_for_slot() { # wait_for_slot SLOT LSN: returns once the subscriber has confirmed LSN
-    # One session polling every 10 ms: a psql started per poll would take CPU from the
-    # processes being measured, on a machine with two cores.
-    psql_at "$PORT_A" postgres -c "DO \$\$ BEGIN
-        WHILE NOT coalesce((SELECT confirmed_flush_lsn >= '$2' FROM pg_catalog.pg_replication_slots
-                            WHERE slot_name = '$1'), false) LOOP
-            PERFORM pg_catalog.pg_sleep(0.01);
-        END LOOP; END \$\$" >/dev/null
-}
 worker_running() {
     [ -n "$(psql_at "$PORT_B" postgres -c "SELECT pid FROM pg_stat_subscription WHERE subname = '$1' AND pid IS NOT NULL")" ]
 }
+slot_active() {
+    [ "$(psql_at "$PORT_A" postgres -c "SELECT active FROM pg_replication_slots WHERE slot_name = '$1'")" = t ]
+}
+wait_until_applied() { # wait_until_applied TABLE TEXT: returns once row 1 of TABLE on B reads TEXT
+    # One session on the subscriber polling every 5 ms, committing between polls so that it
+    # holds back no snapshot (which would keep the apply worker from pruning dead rows).
+    psql_at "$PORT_B" postgres -c "DO \$\$ BEGIN
+        WHILE (SELECT n::text FROM $1 WHERE id = 1) IS DISTINCT FROM '$2' LOOP
+            COMMIT;
+            PERFORM pg_catalog.pg_sleep(0.005);
+        END LOOP; END \$\$" >/dev/null
+}
 declare -A RATE
-for round in $(seq 0 "$ROUNDS"); do    # round 0 is the warm-up
+for round in $(seq 0 "$APPLY_ROUNDS"); do    # round 0 is the warm-up
     for table in "${APPLY_TABLES[@]}"; do
-        pgbench_on -p "$PORT_A" -n -c 2 -j 2 -t $((APPLY_UPDATES / 2)) -f "$NODE_A/$table.pgbench" postgres >/dev/null
-        target="$(psql_at "$PORT_A" postgres -c "SELECT pg_current_wal_lsn()")"
+        # The slot skips the other tables' WAL written since its last catch-up: each catch-up
+        # decodes its own updates only.
+        while slot_active "sub_$table"; do sleep 0.05; done
+        psql_at "$PORT_A" postgres -c "SELECT pg_replication_slot_advance('sub_$table', pg_current_wal_lsn())" >/dev/null
+        # Generating the updates is not measured: asynchronous commits make it quicker, with
+        # the same WAL to replicate.
+        as_postgres env PGOPTIONS="-c synchronous_commit=off" "$PG_BIN/pgbench" -h 127.0.0.1 -U postgres \
+            -p "$PORT_A" -n -c 2 -j 2 -t $((APPLY_UPDATES / 2)) -f "$NODE_A/$table.pgbench" postgres >/dev/null
+        # The last update, to row 1, marks the end: updates apply in commit order, so once row 1
+        # reads as on A, all of them are applied.
+        last="$(psql_at "$PORT_A" postgres -c "UPDATE $table SET n = n + 1 WHERE id = 1 RETURNING n::text")"
         # The same start for every variant: no dead rows left by the previous round, and no
         # checkpoint due in the middle of the catch-up.
         psql_at "$PORT_B" postgres -c "VACUUM $table" -c "CHECKPOINT" >/dev/null
         started="$(date +%s.%N)"
         psql_at "$PORT_B" postgres -c "ALTER SUBSCRIPTION sub_$table ENABLE" >/dev/null
-        wait_for_slot "sub_$table" "$target"
+        wait_until_applied "$table" "$last"
         seconds="$(awk -v a="$(date +%s.%N)" -v b="$started" 'BEGIN { printf "%.3f", a - b }')"
         psql_at "$PORT_B" postgres -c "ALTER SUBSCRIPTION sub_$table DISABLE" >/dev/null
         while worker_running "sub_$table"; do sleep 0.05; done
-        rate="$(awk -v n="$APPLY_UPDATES" -v s="$seconds" 'BEGIN { printf "%d", n / s }')"
+        rate="$(awk -v n="$((APPLY_UPDATES + 1))" -v s="$seconds" 'BEGIN { printf "%d", n / s }')"
         echo "round $round $table: ${seconds}s, $rate updates/s"
         [ "$round" -gt 0 ] && RATE[$table]+="$rate"$'\n'
     done
@@ -165,7 +186,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "Written by \`bash scripts/bench.sh\` — do not edit by hand. Commit \`$(git -C "$REPO_ROOT" rev-parse --short HEAD)\`,"
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), PostgreSQL $("$PG_CONFIG" --version | awk '{print $2}'), release build;"
     echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(free -g | awk '/Mem:/ {print $2}') GiB."
-    echo "Times are medians of $ROUNDS interleaved rounds after a warm-up; min–max is the spread."
+    echo "Times are medians of $ROUNDS interleaved rounds ($APPLY_ROUNDS for the catch-ups) after a warm-up; min–max is the spread."
     echo
     echo "| case | variant | median | min–max | unit |"
     echo "| --- | --- | ---: | ---: | --- |"
