@@ -137,7 +137,11 @@ wait_until_applied() { # wait_until_applied TABLE TEXT: returns once row 1 of TA
             PERFORM pg_catalog.pg_sleep(0.005);
         END LOOP; END \$\$" >/dev/null
 }
-declare -A RATE
+cpu_us_per_update() { # cpu_us_per_update PID: the process's CPU time (it started with the catch-up) per update
+    awk -v tick="$(getconf CLK_TCK)" -v n="$((APPLY_UPDATES + 1))" \
+        '{ printf "%.1f", ($14 + $15) * 1e6 / tick / n }' "/proc/$1/stat"
+}
+declare -A RATE APPLY_CPU SENDER_CPU
 for round in $(seq 0 "$APPLY_ROUNDS"); do    # round 0 is the warm-up
     for table in "${APPLY_TABLES[@]}"; do
         # The slot skips the other tables' WAL written since its last catch-up: each catch-up
@@ -158,17 +162,26 @@ for round in $(seq 0 "$APPLY_ROUNDS"); do    # round 0 is the warm-up
         psql_at "$PORT_B" postgres -c "ALTER SUBSCRIPTION sub_$table ENABLE" >/dev/null
         wait_until_applied "$table" "$last"
         seconds="$(awk -v a="$(date +%s.%N)" -v b="$started" 'BEGIN { printf "%.3f", a - b }')"
+        # CPU of the two processes that did the work, steadier than the rate on a shared machine.
+        apply_cpu="$(cpu_us_per_update "$(psql_at "$PORT_B" postgres -c "SELECT pid FROM pg_stat_subscription WHERE subname = 'sub_$table'")")"
+        sender_cpu="$(cpu_us_per_update "$(psql_at "$PORT_A" postgres -c "SELECT pid FROM pg_stat_replication WHERE application_name = 'sub_$table'")")"
         psql_at "$PORT_B" postgres -c "ALTER SUBSCRIPTION sub_$table DISABLE" >/dev/null
         while worker_running "sub_$table"; do sleep 0.05; done
         rate="$(awk -v n="$((APPLY_UPDATES + 1))" -v s="$seconds" 'BEGIN { printf "%d", n / s }')"
-        echo "round $round $table: ${seconds}s, $rate updates/s"
-        [ "$round" -gt 0 ] && RATE[$table]+="$rate"$'\n'
+        echo "round $round $table: ${seconds}s, $rate updates/s; CPU per update: apply worker ${apply_cpu} µs, walsender ${sender_cpu} µs"
+        if [ "$round" -gt 0 ]; then
+            RATE[$table]+="$rate"$'\n'
+            APPLY_CPU[$table]+="$apply_cpu"$'\n'
+            SENDER_CPU[$table]+="$sender_cpu"$'\n'
+        fi
     done
 done
 for table in "${APPLY_TABLES[@]}"; do
     mode="text subscription"
     [[ "$table" == *_nb ]] && mode="binary subscription"
     record time "apply rate (updates/s), $mode" "$table" "$(printf '%s' "${RATE[$table]}" | stats)" "updates/s"
+    record time "catch-up CPU per update, apply worker, $mode" "$table" "$(printf '%s' "${APPLY_CPU[$table]}" | stats)" "µs"
+    record time "catch-up CPU per update, walsender, $mode" "$table" "$(printf '%s' "${SENDER_CPU[$table]}" | stats)" "µs"
 done
 for table in crdt_n crdt_nb; do
     same="$(for port in "$PORT_A" "$PORT_B"; do
