@@ -57,10 +57,11 @@ for script in "$REPO_ROOT"/bench/*.sql; do
                                 FROM bench_figure" >>"$RESULTS"
 done
 
-# Both nodes: plain tables and CRDT tables of 1,000 rows, counters at 0 (the *_nb pair is
-# replicated with binary subscriptions, the *_n pair with text ones). The rows are written on
-# A and copied to B as replication's initial copy would, so both nodes start as converged
-# replicas do: the same values and the same row clocks.
+# Both nodes: plain tables and CRDT tables of 1,000 rows, counters at 0 (tables named *b are
+# replicated with binary subscriptions, the others with text ones). plain_w/plain_wb are plain
+# tables padded to the CRDT rows' width, a control: what a row that wide costs without CRDT.
+# The rows are written on A and copied to B as replication's initial copy would, so both nodes
+# start as converged replicas do: the same values and the same row clocks.
 TABLES_SQL="CREATE EXTENSION IF NOT EXISTS crdt;
 ALTER DATABASE postgres SET search_path = public, crdt;"
 for suffix in n nb; do
@@ -69,13 +70,27 @@ CREATE TABLE plain_$suffix (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0);
 CREATE TABLE crdt_$suffix (id int PRIMARY KEY, n crdt.counter NOT NULL DEFAULT 0);
 SELECT crdt.enable('crdt_$suffix');"
 done
+for suffix in w wb; do
+    TABLES_SQL+="
+CREATE TABLE plain_$suffix (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0, pad bytea NOT NULL DEFAULT '');"
+done
 for port in "$PORT_A" "$PORT_B"; do psql_at "$port" postgres -c "$TABLES_SQL" >/dev/null; done
 # The subscriber's launcher starts a worker at most once per wal_retrieve_retry_interval (5 s by
 # default): catch-ups follow each other more closely than that.
 psql_at "$PORT_B" postgres -c "ALTER SYSTEM SET wal_retrieve_retry_interval = '50ms'" -c "SELECT pg_reload_conf()" >/dev/null
-APPLY_TABLES=(plain_n crdt_n plain_nb crdt_nb)
+APPLY_TABLES=(plain_n crdt_n plain_w plain_nb crdt_nb plain_wb)
 for table in "${APPLY_TABLES[@]}"; do
-    psql_at "$PORT_A" postgres -c "INSERT INTO $table SELECT i, 0 FROM generate_series(1, 1000) i" >/dev/null
+    psql_at "$PORT_A" postgres -c "INSERT INTO $table (id) SELECT i FROM generate_series(1, 1000) i" >/dev/null
+done
+# The width of a CRDT row once a node has incremented it (as every row is during a catch-up).
+psql_at "$PORT_A" postgres -c "UPDATE crdt_n SET n = n + 1 WHERE id = 1" -c "UPDATE crdt_nb SET n = n + 1 WHERE id = 1" >/dev/null
+CRDT_ROW_BYTES="$(psql_at "$PORT_A" postgres -c "SELECT pg_column_size(t.*) FROM crdt_n t WHERE id = 1")"
+for table in plain_w plain_wb; do
+    psql_at "$PORT_A" postgres -c "UPDATE $table SET pad = pg_catalog.decode(pg_catalog.repeat('ab',
+        $CRDT_ROW_BYTES - (SELECT pg_column_size(t.*) FROM $table t WHERE id = 1)), 'hex')" >/dev/null
+done
+log "rows: plain $(psql_at "$PORT_A" postgres -c "SELECT pg_column_size(t.*) FROM plain_n t WHERE id = 1") bytes, CRDT $CRDT_ROW_BYTES, padded plain $(psql_at "$PORT_A" postgres -c "SELECT pg_column_size(t.*) FROM plain_w t WHERE id = 1")"
+for table in "${APPLY_TABLES[@]}"; do
     psql_at "$PORT_A" postgres -c "COPY $table TO STDOUT" \
         | psql_at "$PORT_B" postgres -c "BEGIN; SET LOCAL session_replication_role = replica;
                                          COPY $table FROM STDIN; COMMIT;" >/dev/null
@@ -112,7 +127,7 @@ done
 log "apply: $APPLY_UPDATES updates made while the subscription is disabled, then the catch-up ($APPLY_ROUNDS rounds)"
 for table in "${APPLY_TABLES[@]}"; do
     binary=false
-    [[ "$table" == *_nb ]] && binary=true
+    [[ "$table" == *b ]] && binary=true
     psql_at "$PORT_A" postgres -c "CREATE PUBLICATION pub_$table FOR TABLE $table" >/dev/null
     psql_at "$PORT_B" postgres -c "CREATE SUBSCRIPTION sub_$table
         CONNECTION 'host=127.0.0.1 port=$PORT_A dbname=postgres user=postgres'
@@ -178,7 +193,7 @@ for round in $(seq 0 "$APPLY_ROUNDS"); do    # round 0 is the warm-up
 done
 for table in "${APPLY_TABLES[@]}"; do
     mode="text subscription"
-    [[ "$table" == *_nb ]] && mode="binary subscription"
+    [[ "$table" == *b ]] && mode="binary subscription"
     record time "apply rate (updates/s), $mode" "$table" "$(printf '%s' "${RATE[$table]}" | stats)" "updates/s"
     record time "catch-up CPU per update, apply worker, $mode" "$table" "$(printf '%s' "${APPLY_CPU[$table]}" | stats)" "µs"
     record time "catch-up CPU per update, walsender, $mode" "$table" "$(printf '%s' "${SENDER_CPU[$table]}" | stats)" "µs"
@@ -214,6 +229,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "| increment TPS, CRDT ≥ 0.85 × plain | $(ratio "$(value_of "increments (pgbench TPS)" crdt_n)" "$(value_of "increments (pgbench TPS)" plain_n)") × |"
     echo "| apply rate with the merge trigger ≥ 0.85 × plain, text subscriptions | $(ratio "$(value_of "apply rate (updates/s), text subscription" crdt_n)" "$(value_of "apply rate (updates/s), text subscription" plain_n)") × |"
     echo "| apply rate with the merge trigger ≥ 0.85 × plain, binary subscriptions | $(ratio "$(value_of "apply rate (updates/s), binary subscription" crdt_nb)" "$(value_of "apply rate (updates/s), binary subscription" plain_nb)") × |"
+    echo "| (control, no target) a plain table padded to the CRDT rows' width, against the plain table: text, binary | $(ratio "$(value_of "apply rate (updates/s), text subscription" plain_w)" "$(value_of "apply rate (updates/s), text subscription" plain_n)") ×, $(ratio "$(value_of "apply rate (updates/s), binary subscription" plain_wb)" "$(value_of "apply rate (updates/s), binary subscription" plain_nb)") × |"
     doc_merge="$(value_of "doc merge vs PL/pgSQL, 50,000 pairs of 10-property docs" "crdt.merge(doc, doc)")"
     doc_concat="$(value_of "doc merge vs PL/pgSQL, 50,000 pairs of 10-property docs" "jsonb || jsonb (plain objects)")"
     newer_merge="$(value_of "doc merge, one side newer, 50,000 pairs of 10-property docs" "crdt.merge(doc, doc)")"
