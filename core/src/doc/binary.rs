@@ -92,7 +92,7 @@ impl Doc {
     /// The binary form's size in bytes.
     pub fn encoded_len(&self) -> usize {
         let mut measure = Measure(0);
-        write_entries(self.replaced, self.entries(), &mut measure);
+        write_entries(&Layout::of(self.replaced, self.entries()), self.entries(), &mut measure);
         measure.0
     }
 
@@ -103,7 +103,7 @@ impl Doc {
 
     /// Appends the binary form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        write_entries(self.replaced, self.entries(), out);
+        write_entries(&Layout::of(self.replaced, self.entries()), self.entries(), out);
     }
 
     /// Reads the binary form, validating it completely (see the module docs).
@@ -126,10 +126,12 @@ pub(super) fn encode_entries<'e>(
     replaced: Option<Stamp>,
     entries: impl ExactSizeIterator<Item = (&'e str, Entry<'e>)> + Clone,
 ) -> Vec<u8> {
+    // The layout is worked out once for both passes.
+    let layout = Layout::of(replaced, entries.clone());
     let mut measure = Measure(0);
-    write_entries(replaced, entries.clone(), &mut measure);
+    write_entries(&layout, entries.clone(), &mut measure);
     let mut out = Vec::with_capacity(measure.0);
-    write_entries(replaced, entries, &mut out);
+    write_entries(&layout, entries, &mut out);
     out
 }
 
@@ -170,7 +172,8 @@ pub fn merge_encoded(a: &[u8], b: &[u8], out: &mut Vec<u8>) -> Result<(), Decode
             merged.push(next);
         }
     }
-    write_entries(replaced, merged.iter().map(MergedEntry::entry), out);
+    let entries = merged.iter().map(MergedEntry::entry);
+    write_entries(&Layout::of(replaced, entries.clone()), entries, out);
     Ok(())
 }
 
@@ -245,21 +248,41 @@ fn node_table<'e>(
     nodes
 }
 
-/// The one encoder (see the module docs for the layout), of a watermark and entries in key
-/// order.
-fn write_entries<'e, S: ByteSink>(
+/// What the encoder derives from a watermark and entries before writing them: the node table
+/// and the largest hlc.
+struct Layout {
     replaced: Option<Stamp>,
-    entries: impl ExactSizeIterator<Item = (&'e str, Entry<'e>)> + Clone,
+    nodes: Vec<NodeId>,
+    max_hlc: u64,
+}
+
+impl Layout {
+    fn of<'e>(
+        replaced: Option<Stamp>,
+        entries: impl ExactSizeIterator<Item = (&'e str, Entry<'e>)> + Clone,
+    ) -> Layout {
+        Layout {
+            replaced,
+            nodes: node_table(replaced, entries.clone()),
+            max_hlc: max_hlc_of(replaced, entries),
+        }
+    }
+}
+
+/// The one encoder (see the module docs for the layout), of the entries `layout` was worked
+/// out from, in key order.
+fn write_entries<'e, S: ByteSink>(
+    layout: &Layout,
+    entries: impl ExactSizeIterator<Item = (&'e str, Entry<'e>)>,
     sink: &mut S,
 ) {
-    let nodes = node_table(replaced, entries.clone());
+    let Layout { replaced, ref nodes, max_hlc } = *layout;
     // Every node is in the table (it was built from these entries), so the search always hits.
     let index = |node: NodeId| nodes.binary_search(&node).unwrap_or_else(|at| at) as u64;
-    let max_hlc = max_hlc_of(replaced, entries.clone());
     sink.put(&[FORMAT_VERSION]);
     sink.varint(max_hlc);
     sink.varint(nodes.len() as u64);
-    for node in &nodes {
+    for node in nodes {
         sink.put(node.as_bytes());
     }
     match replaced {
