@@ -153,6 +153,8 @@ wait_until_applied() { # wait_until_applied TABLE TEXT: returns once row 1 of TA
         END LOOP; END \$\$" >/dev/null
 }
 cpu_us_per_update() { # cpu_us_per_update PID: the process's CPU time (it started with the catch-up) per update
+    # Nothing if the process is gone (or was not found): the round then has no CPU figure.
+    [ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 0
     awk -v tick="$(getconf CLK_TCK)" -v n="$((APPLY_UPDATES + 1))" \
         '{ printf "%.1f", ($14 + $15) * 1e6 / tick / n }' "/proc/$1/stat"
 }
@@ -186,8 +188,8 @@ for round in $(seq 0 "$APPLY_ROUNDS"); do    # round 0 is the warm-up
         echo "round $round $table: ${seconds}s, $rate updates/s; CPU per update: apply worker ${apply_cpu} µs, walsender ${sender_cpu} µs"
         if [ "$round" -gt 0 ]; then
             RATE[$table]+="$rate"$'\n'
-            APPLY_CPU[$table]+="$apply_cpu"$'\n'
-            SENDER_CPU[$table]+="$sender_cpu"$'\n'
+            [ -n "$apply_cpu" ] && APPLY_CPU[$table]+="$apply_cpu"$'\n'
+            [ -n "$sender_cpu" ] && SENDER_CPU[$table]+="$sender_cpu"$'\n'
         fi
     done
 done
@@ -195,8 +197,12 @@ for table in "${APPLY_TABLES[@]}"; do
     mode="text subscription"
     [[ "$table" == *b ]] && mode="binary subscription"
     record time "apply rate (updates/s), $mode" "$table" "$(printf '%s' "${RATE[$table]}" | stats)" "updates/s"
-    record time "catch-up CPU per update, apply worker, $mode" "$table" "$(printf '%s' "${APPLY_CPU[$table]}" | stats)" "µs"
-    record time "catch-up CPU per update, walsender, $mode" "$table" "$(printf '%s' "${SENDER_CPU[$table]}" | stats)" "µs"
+    if [ -n "${APPLY_CPU[$table]:-}" ]; then
+        record time "catch-up CPU per update, apply worker, $mode" "$table" "$(printf '%s' "${APPLY_CPU[$table]}" | stats)" "µs"
+    fi
+    if [ -n "${SENDER_CPU[$table]:-}" ]; then
+        record time "catch-up CPU per update, walsender, $mode" "$table" "$(printf '%s' "${SENDER_CPU[$table]}" | stats)" "µs"
+    fi
 done
 for table in crdt_n crdt_nb; do
     same="$(for port in "$PORT_A" "$PORT_B"; do
