@@ -372,20 +372,25 @@ SELECT count(pa || pb) AS doc_jsonb_concat FROM doc_plain_pairs;
 
 ------------------------------------------------------------------------------------------------
 -- The harness that scripts/bench.sh loads first (bench/harness.sql), when it is there: the same
--- cases again through bench_rounds (a warm-up, then 5 interleaved rounds), and the mismatch
--- counts as figures, so BENCHMARKS.md shows them. Run without it, the file stops above.
+-- cases again through bench_rounds (a warm-up, then :rounds interleaved rounds, 5 unless set),
+-- and the mismatch counts as figures, so BENCHMARKS.md shows them. Run without it, the file
+-- stops above.
 ------------------------------------------------------------------------------------------------
 SELECT to_regproc('public.bench_rounds') IS NOT NULL AS harness \gset
 \if :harness
-\echo '== the same cases through bench_rounds (warm-up + 5 interleaved rounds, recorded for BENCHMARKS.md)'
+\if :{?rounds}
+\else
+\set rounds 5
+\endif
+\echo '== the same cases through bench_rounds (warm-up +' :rounds 'interleaved rounds, recorded for BENCHMARKS.md)'
 INSERT INTO bench_figure
   SELECT 'PL/pgSQL merges vs crdt.merge: mismatches', "case", mismatches, format('pairs, of %s compared', compared)
   FROM merge_checks;
-SELECT bench_rounds('counter merge vs PL/pgSQL, 50,000 pairs of 3-node counters', 5,
+SELECT bench_rounds('counter merge vs PL/pgSQL, 50,000 pairs of 3-node counters', :rounds,
   'crdt.merge(counter, counter)', 'SELECT count(crdt.merge(a, b)) FROM counter_pairs',
   'plpgsql_counter_merge(jsonb, jsonb)', 'SELECT count(plpgsql_counter_merge(ja, jb)) FROM counter_jsonb_pairs')
   \g /dev/null
-SELECT bench_rounds('doc merge vs PL/pgSQL, 50,000 pairs of 10-property docs', 5,
+SELECT bench_rounds('doc merge vs PL/pgSQL, 50,000 pairs of 10-property docs', :rounds,
   'crdt.merge(doc, doc)', 'SELECT count(crdt.merge(a, b)) FROM doc_pairs',
   'plpgsql_doc_merge(jsonb, jsonb)', 'SELECT count(plpgsql_doc_merge(ja, jb)) FROM doc_jsonb_pairs',
   'jsonb || jsonb (plain objects)', 'SELECT count(pa || pb) FROM doc_plain_pairs')

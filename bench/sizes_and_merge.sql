@@ -38,6 +38,10 @@ ALTER TABLE doc_pairs ADD COLUMN b crdt.doc, ADD COLUMN jb jsonb;
 UPDATE doc_pairs SET b = crdt.patch(a, replace(:'obj', 'value', 'other')::jsonb),
                      jb = replace(:'obj', 'value', 'other')::jsonb;
 VACUUM ANALYZE doc_pairs;
-SELECT bench_rounds('doc merge, one side newer, 50,000 pairs of 10-property docs', 5,
+\if :{?rounds}
+\else
+\set rounds 5
+\endif
+SELECT bench_rounds('doc merge, one side newer, 50,000 pairs of 10-property docs', :rounds,
   'crdt.merge(doc, doc)', 'SELECT count(crdt.merge(a, b)) FROM doc_pairs',
   'jsonb || jsonb', 'SELECT count(ja || jb) FROM doc_pairs');

@@ -10,6 +10,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROUNDS="${BENCH_ROUNDS:-5}"
+# The merges run for a few hundred milliseconds on a machine whose neighbours take CPU at times.
+MERGE_ROUNDS="${BENCH_MERGE_ROUNDS:-9}"
 PGBENCH_SECONDS="${BENCH_PGBENCH_SECONDS:-10}"
 APPLY_UPDATES="${BENCH_APPLY_UPDATES:-40000}"
 # A catch-up lasts a second or two on a machine whose neighbours take CPU at times: more rounds.
@@ -50,7 +52,7 @@ for script in "$REPO_ROOT"/bench/*.sql; do
     log "$name"
     psql_at "$PORT_A" "$db" -f "$NODE_A/harness.sql" >/dev/null
     as_postgres "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PORT_A" -U postgres -d "$db" \
-        -v ON_ERROR_STOP=1 -f "$NODE_A/$name.sql"
+        -v ON_ERROR_STOP=1 -v rounds="$MERGE_ROUNDS" -f "$NODE_A/$name.sql"
     psql_at "$PORT_A" "$db" -c "SELECT 'time', bench, variant, median_ms, min_ms, max_ms, 'ms'
                                 FROM bench_summary ORDER BY bench, variant" >>"$RESULTS"
     psql_at "$PORT_A" "$db" -c "SELECT 'figure', bench, figure, value, value, value, unit
@@ -220,7 +222,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "Written by \`bash scripts/bench.sh\` — do not edit by hand. Commit \`$(git -C "$REPO_ROOT" rev-parse --short HEAD)\`,"
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), PostgreSQL $("$PG_CONFIG" --version | awk '{print $2}'), release build;"
     echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(free -g | awk '/Mem:/ {print $2}') GiB."
-    echo "Times are medians of $ROUNDS interleaved rounds ($APPLY_ROUNDS for the catch-ups) after a warm-up; min–max is the spread."
+    echo "Times are medians of interleaved rounds after a warm-up ($MERGE_ROUNDS for the in-database cases, $ROUNDS for pgbench, $APPLY_ROUNDS for the catch-ups); min–max is the spread."
     echo
     echo "| case | variant | median | min–max | unit |"
     echo "| --- | --- | ---: | ---: | --- |"
