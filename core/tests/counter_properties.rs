@@ -2,6 +2,9 @@
 //! in-place and byte-level paths, exact round trips, robustness on hostile input, and
 //! convergence of replicas exchanging states.
 
+mod common;
+
+use common::{edited_text, TextEdit};
 use crdt_core::fuzz_checks;
 use crdt_core::{merge_encoded, CounterView, NodeId, PnCounter};
 use proptest::prelude::*;
@@ -177,12 +180,8 @@ proptest! {
         a in arb_state(),
         edits in proptest::collection::vec((any::<Index>(), any::<char>(), any::<bool>()), 1..4),
     ) {
-        let mut chars: Vec<char> = a.to_text().chars().collect();
-        for (at, c, replace) in edits {
-            let i = at.index(chars.len());
-            if replace { chars[i] = c } else { chars.remove(i); }
-        }
-        let text: String = chars.into_iter().collect();
+        let edits = edits.into_iter().map(|(at, c, replace)| (at, c, TextEdit::replace_or_remove(replace)));
+        let text = edited_text(&a.to_text(), edits);
         fuzz_checks::counter_text(text.as_bytes());
     }
 
@@ -198,16 +197,7 @@ proptest! {
     ) {
         let text = a.to_text();
         prop_assert_eq!(PnCounter::encode_text(&text), Ok(a.encode()));
-        let mut chars: Vec<char> = text.chars().collect();
-        for (at, c, how) in edits {
-            let i = at.index(chars.len());
-            match how {
-                0 => chars[i] = c,
-                1 => chars.insert(i, c),
-                _ => { chars.remove(i); }
-            }
-        }
-        let edited: String = chars.into_iter().collect();
+        let edited = edited_text(&text, edits.into_iter().map(|(at, c, how)| (at, c, TextEdit::from_number(how))));
         fuzz_checks::counter_text(edited.as_bytes());
     }
 }

@@ -8,6 +8,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+mod common;
+
+use common::{edited_text, TextEdit};
 use crdt_core::codec::write_varint;
 use crdt_core::{CounterView, Decimal, DecodeError, Doc, DocView, NodeId, PnCounter, Stamp};
 use proptest::prelude::*;
@@ -190,12 +193,7 @@ proptest! {
     fn doc_text_allocation_is_bounded_by_the_input(
         edits in prop::collection::vec((any::<Index>(), any::<char>()), 0..3),
     ) {
-        let mut chars: Vec<char> = sample_doc().to_text().chars().collect();
-        for (at, c) in edits {
-            let i = at.index(chars.len());
-            chars[i] = c;
-        }
-        let text: String = chars.into_iter().collect();
+        let text = edited_text(&sample_doc().to_text(), edits.into_iter().map(|(at, c)| (at, c, TextEdit::Replace)));
         let (_, largest) = largest_allocation(|| Doc::from_text(&text).map(|d| d.encoded_len()));
         prop_assert!(largest <= 4 * text.len() + FIXED, "{} for {} bytes", largest, text.len());
     }

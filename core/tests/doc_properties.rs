@@ -3,6 +3,9 @@
 //! in-place view, convergence of replicas exchanging states, and robustness on hostile input.
 
 use crdt_core::doc::merge_encoded;
+mod common;
+
+use common::{edited_text, TextEdit};
 use crdt_core::fuzz_checks;
 use crdt_core::{Decimal, Doc, DocError, DocView, HybridClock, NodeId, Stamp};
 use proptest::prelude::*;
@@ -417,12 +420,8 @@ proptest! {
         doc in arb_doc(),
         edits in prop::collection::vec((any::<Index>(), any::<char>(), any::<bool>()), 1..4),
     ) {
-        let mut chars: Vec<char> = doc.to_text().chars().collect();
-        for (at, c, replace) in edits {
-            let i = at.index(chars.len());
-            if replace { chars[i] = c } else { chars.remove(i); }
-        }
-        let text: String = chars.into_iter().collect();
+        let edits = edits.into_iter().map(|(at, c, replace)| (at, c, TextEdit::replace_or_remove(replace)));
+        let text = edited_text(&doc.to_text(), edits);
         fuzz_checks::doc_text(text.as_bytes());
     }
 }
@@ -471,16 +470,7 @@ proptest! {
     ) {
         let text = doc.to_text();
         prop_assert_eq!(Doc::encode_text(&text), Ok(doc.encode()));
-        let mut chars: Vec<char> = text.chars().collect();
-        for (at, c, how) in edits {
-            let i = at.index(chars.len());
-            match how {
-                0 => chars[i] = c,
-                1 => chars.insert(i, c),
-                _ => { chars.remove(i); }
-            }
-        }
-        let edited: String = chars.into_iter().collect();
+        let edited = edited_text(&text, edits.into_iter().map(|(at, c, how)| (at, c, TextEdit::from_number(how))));
         fuzz_checks::doc_text(edited.as_bytes());
         fuzz_checks::row_clock_text(edited.as_bytes());
     }
