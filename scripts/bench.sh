@@ -35,7 +35,9 @@ psql_at() { # psql_at PORT DB SQL...
     as_postgres "$PG_BIN/psql" -X -q -At -F $'\t' -h 127.0.0.1 -p "$port" -U postgres -d "$db" \
         -v ON_ERROR_STOP=1 "$@"
 }
-pgbench_on() { as_postgres "$PG_BIN/pgbench" -h 127.0.0.1 -U postgres "$@"; }
+pgbench_on() { # PGBENCH_OPTIONS: server settings for pgbench's sessions (PGOPTIONS, through sudo)
+    as_postgres env PGOPTIONS="${PGBENCH_OPTIONS:-}" "$PG_BIN/pgbench" -h 127.0.0.1 -U postgres "$@"
+}
 stats() { # reads numbers, prints "median<TAB>min<TAB>max"
     sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
                      printf "%.1f\t%.1f\t%.1f\n", m, v[1], v[NR] }'
@@ -84,14 +86,15 @@ APPLY_TABLES=(plain_n crdt_n plain_w plain_nb crdt_nb plain_wb)
 for table in "${APPLY_TABLES[@]}"; do
     psql_at "$PORT_A" postgres -c "INSERT INTO $table (id) SELECT i FROM generate_series(1, 1000) i" >/dev/null
 done
+row_bytes() { psql_at "$PORT_A" postgres -c "SELECT pg_column_size(t.*) FROM $1 t WHERE id = 1"; }
 # The width of a CRDT row once a node has incremented it (as every row is during a catch-up).
 psql_at "$PORT_A" postgres -c "UPDATE crdt_n SET n = n + 1 WHERE id = 1" -c "UPDATE crdt_nb SET n = n + 1 WHERE id = 1" >/dev/null
-CRDT_ROW_BYTES="$(psql_at "$PORT_A" postgres -c "SELECT pg_column_size(t.*) FROM crdt_n t WHERE id = 1")"
+CRDT_ROW_BYTES="$(row_bytes crdt_n)"
 for table in plain_w plain_wb; do
     psql_at "$PORT_A" postgres -c "UPDATE $table SET pad = pg_catalog.decode(pg_catalog.repeat('ab',
-        $CRDT_ROW_BYTES - (SELECT pg_column_size(t.*) FROM $table t WHERE id = 1)), 'hex')" >/dev/null
+        $CRDT_ROW_BYTES - $(row_bytes "$table")), 'hex')" >/dev/null
 done
-log "rows: plain $(psql_at "$PORT_A" postgres -c "SELECT pg_column_size(t.*) FROM plain_n t WHERE id = 1") bytes, CRDT $CRDT_ROW_BYTES, padded plain $(psql_at "$PORT_A" postgres -c "SELECT pg_column_size(t.*) FROM plain_w t WHERE id = 1")"
+log "rows: plain $(row_bytes plain_n) bytes, CRDT $CRDT_ROW_BYTES, padded plain $(row_bytes plain_w)"
 for table in "${APPLY_TABLES[@]}"; do
     psql_at "$PORT_A" postgres -c "COPY $table TO STDOUT" \
         | psql_at "$PORT_B" postgres -c "BEGIN; SET LOCAL session_replication_role = replica;
@@ -169,8 +172,8 @@ for round in $(seq 0 "$APPLY_ROUNDS"); do    # round 0 is the warm-up
         psql_at "$PORT_A" postgres -c "SELECT pg_replication_slot_advance('sub_$table', pg_current_wal_lsn())" >/dev/null
         # Generating the updates is not measured: asynchronous commits make it quicker, with
         # the same WAL to replicate.
-        as_postgres env PGOPTIONS="-c synchronous_commit=off" "$PG_BIN/pgbench" -h 127.0.0.1 -U postgres \
-            -p "$PORT_A" -n -c 2 -j 2 -t $((APPLY_UPDATES / 2)) -f "$NODE_A/$table.pgbench" postgres >/dev/null
+        PGBENCH_OPTIONS="-c synchronous_commit=off" pgbench_on -p "$PORT_A" -n -c 2 -j 2 \
+            -t $((APPLY_UPDATES / 2)) -f "$NODE_A/$table.pgbench" postgres >/dev/null
         # The last update, to row 1, marks the end: updates apply in commit order, so once row 1
         # reads as on A, all of them are applied.
         last="$(psql_at "$PORT_A" postgres -c "UPDATE $table SET n = n + 1 WHERE id = 1 RETURNING n::text")"
