@@ -361,11 +361,11 @@ fn read_written_layout(text: &str) -> Option<PnCounter> {
         layout.literal("]")?;
         ((inc, dec) != (0, 0)).then_some((inc, dec))
     };
-    let entries = layout
-        .sorted_members(WrittenText::node, sums)?
-        .into_iter()
-        .map(|(node, (inc, dec))| CounterEntry { node, inc, dec })
-        .collect();
+    let mut entries = Vec::new();
+    layout.sorted_members(WrittenText::node, sums, |node, (inc, dec)| {
+        entries.push(CounterEntry { node, inc, dec });
+        Some(())
+    })?;
     layout.literal("}}")?;
     layout.end()?;
     let counter = PnCounter { entries };

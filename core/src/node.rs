@@ -122,10 +122,9 @@ impl FromStr for NodeId {
     /// prints and accepts it). Other UUID spellings are refused: node ids appear as JSON keys
     /// of the canonical text form, where one spelling per node keeps the text canonical.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let text = s.as_bytes();
-        if text.len() != 36 {
-            return Err(NodeIdParseError::WrongLength { len: text.len() });
-        }
+        let Ok(text) = <&[u8; 36]>::try_from(s.as_bytes()) else {
+            return Err(NodeIdParseError::WrongLength { len: s.len() });
+        };
         // Every row clock read from text parses a few of these: decode all 16 bytes without
         // branching per character, then look for what went wrong only if something did.
         let mut bytes = [0u8; 16];

@@ -592,6 +592,43 @@ pub(crate) fn write_integer(out: &mut impl fmt::Write, value: i128) -> fmt::Resu
     out.write_str(Digits::of(value.unsigned_abs()).as_str())
 }
 
+/// The position of the first `"`, `\\` or control character (below U+0020) in `bytes`.
+///
+/// Node ids (36 characters) and keys are scanned eight bytes at a time: a byte equal to `c` is
+/// a zero byte of `word ^ c`, found with the carry trick; a borrow can mark bytes after the first
+/// match, never before it, so the lowest marked byte is the first match.
+fn first_quote_escape_or_control(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |word: u64, limit: u8| word.wrapping_sub(ONES * u64::from(limit)) & !word & HIGH_BITS;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let marked = below(word ^ (ONES * u64::from(b'"')), 1)
+            | below(word ^ (ONES * u64::from(b'\\')), 1)
+            | below(word, b' ');
+        if marked != 0 {
+            return Some(at + marked.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder().iter().position(|&b| b == b'"' || b == b'\\' || b < b' ')?;
+    Some(at + tail)
+}
+
+/// The bytes [`WrittenText::bare_token`] reads: those of numbers and of `true`, `false` and
+/// `null`.
+const BARE_TOKEN_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = matches!(b as u8, b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E');
+        b += 1;
+    }
+    table
+};
+
 /// A cursor over text expected in exactly the layout this crate writes (the text forms' fast
 /// path); every method is `None` (or `false`) where the text departs from it, and the caller
 /// then reads the text with [`JsonReader`], which accepts any layout and explains errors.
@@ -640,7 +677,7 @@ impl<'a> WrittenText<'a> {
         if rest.first() != Some(&b'"') {
             return None;
         }
-        let len = rest[1..].iter().position(|&b| b == b'"' || b == b'\\' || b < b' ')?;
+        let len = first_quote_escape_or_control(&rest[1..])?;
         if rest[1 + len] != b'"' {
             return None;
         }
@@ -653,10 +690,7 @@ impl<'a> WrittenText<'a> {
     /// The text of a number or a `true`/`false`/`null` literal: up to the next character
     /// none of them has (unchecked).
     pub(crate) fn bare_token(&mut self) -> Option<&'a str> {
-        let len = self
-            .rest()
-            .iter()
-            .position(|&b| !matches!(b, b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E'))?;
+        let len = self.rest().iter().position(|&b| !BARE_TOKEN_BYTE[usize::from(b)])?;
         let token = &self.text[self.at..self.at + len];
         self.at += len;
         Some(token)
@@ -664,12 +698,21 @@ impl<'a> WrittenText<'a> {
 
     /// An integer from 0 to `u64::MAX` in plain digits, without a leading zero.
     pub(crate) fn integer(&mut self) -> Option<u64> {
-        let digits = self.rest().iter().position(|b| !b.is_ascii_digit())?;
-        let text = &self.text[self.at..self.at + digits];
-        if digits == 0 || (digits > 1 && text.starts_with('0')) {
+        let rest = self.rest();
+        let digits = rest.iter().position(|b| !b.is_ascii_digit())?;
+        if digits == 0 || (digits > 1 && rest[0] == b'0') {
             return None;
         }
-        let value = text.parse().ok()?;
+        // Up to 19 digits can't overflow a u64; only the 20-digit case needs checking.
+        let mut value: u64 = 0;
+        for &digit in &rest[..digits.min(19)] {
+            value = value * 10 + u64::from(digit - b'0');
+        }
+        if digits > 19 {
+            value = rest[19..digits].iter().try_fold(value, |value, &digit| {
+                value.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+            })?;
+        }
         self.at += digits;
         Some(value)
     }
@@ -680,25 +723,29 @@ impl<'a> WrittenText<'a> {
     }
 
     /// The `<key>: <item>` members of an object, separated by `", "`, up to its closing `}`
-    /// (not read), keys strictly increasing as the writers list them.
-    pub(crate) fn sorted_members<K: Ord, T>(
+    /// (not read), keys strictly increasing as the writers list them; each is handed to
+    /// `each`, which may refuse it. Nothing is collected here, so a caller fills its own
+    /// storage.
+    pub(crate) fn sorted_members<K: Ord + Copy, T>(
         &mut self,
         key: impl Fn(&mut Self) -> Option<K>,
         item: impl Fn(&mut Self) -> Option<T>,
-    ) -> Option<Vec<(K, T)>> {
-        let mut members: Vec<(K, T)> = Vec::new();
+        mut each: impl FnMut(K, T) -> Option<()>,
+    ) -> Option<()> {
         if self.next_is(b'}') {
-            return Some(members);
+            return Some(());
         }
+        let mut previous: Option<K> = None;
         loop {
             let next = key(self)?;
-            if members.last().is_some_and(|(previous, _)| *previous >= next) {
+            if previous.is_some_and(|previous| previous >= next) {
                 return None;
             }
             self.literal(": ")?;
-            members.push((next, item(self)?));
+            each(next, item(self)?)?;
+            previous = Some(next);
             if !self.separator() {
-                return Some(members);
+                return Some(());
             }
         }
     }
@@ -723,6 +770,27 @@ mod tests {
         let s = r.string()?.into_owned();
         r.finish()?;
         Ok(s)
+    }
+
+    #[test]
+    fn quote_escape_or_control_found_first() {
+        let naive = |bytes: &[u8]| bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < b' ');
+        let alphabet = [b'a', b'"', b'\\', 0x00, 0x1f, b' ', 0x7f, 0x80, 0xff, b'!', b'#', b']', b'\\' + 1];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for len in 0..40 {
+            for _ in 0..200 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Mostly plain bytes, so matches fall at every position.
+                        if seed % 7 == 0 { alphabet[(seed >> 8) as usize % alphabet.len()] } else { b'a' + (seed >> 16) as u8 % 26 }
+                    })
+                    .collect();
+                assert_eq!(first_quote_escape_or_control(&bytes), naive(&bytes), "{bytes:?}");
+            }
+        }
     }
 
     #[test]

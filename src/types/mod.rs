@@ -70,13 +70,20 @@ macro_rules! crdt_sql_type {
 
         impl ::pgrx::InOutFuncs for $ty {
             fn input(input: &::std::ffi::CStr) -> Self {
-                let encoded = input
-                    .to_str()
-                    .map_err(|err| $crate::error::invalid_representation($sql_name, err))
-                    .and_then(|text| {
-                        <$state as $crate::types::StoredState>::encode_text(text)
+                thread_local! {
+                    static LAST_TEXT: $crate::types::LastInput = $crate::types::LastInput::new();
+                }
+                let encoded = LAST_TEXT.with(|last| {
+                    last.stored_form(input.to_bytes(), || {
+                        input
+                            .to_str()
                             .map_err(|err| $crate::error::invalid_representation($sql_name, err))
-                    });
+                            .and_then(|text| {
+                                <$state as $crate::types::StoredState>::encode_text(text)
+                                    .map_err(|err| $crate::error::invalid_representation($sql_name, err))
+                            })
+                    })
+                });
                 match encoded {
                     Ok(encoded) => $ty::from_stored(encoded),
                     Err(report) => $crate::error::raise(report),
@@ -101,10 +108,19 @@ macro_rules! crdt_sql_type {
         #[doc = concat!("Binary input of ", $sql_name, ": the compact encoding, validated completely and consumed whole.")]
         #[::pgrx::pg_extern(immutable, strict, parallel_safe)]
         fn $recv(mut internal: ::pgrx::Internal) -> Result<$ty, ::pgrx::pg_sys::panic::ErrorReport> {
+            thread_local! {
+                static LAST_BINARY: $crate::types::LastInput = $crate::types::LastInput::new();
+            }
             let bytes = $crate::types::unread_message_bytes(&mut internal, $sql_name)?;
-            <$state as $crate::types::StoredState>::validate(bytes)
-                .map_err(|err| $crate::error::invalid_binary($sql_name, err))?;
-            Ok($ty::from_stored(bytes.to_vec()))
+            // Valid bytes are stored as they came (decoders accept only the canonical encoding).
+            let stored = LAST_BINARY.with(|last| {
+                last.stored_form(bytes, || {
+                    <$state as $crate::types::StoredState>::validate(bytes)
+                        .map(|()| bytes.to_vec())
+                        .map_err(|err| $crate::error::invalid_binary($sql_name, err))
+                })
+            })?;
+            Ok($ty::from_stored(stored))
         }
 
         #[doc = concat!("Binary output of ", $sql_name, ": the compact encoding.")]
@@ -211,6 +227,51 @@ macro_rules! call_abi_via_datum {
 }
 pub(crate) use call_abi_via_datum;
 
+/// The last input (text or binary) one input function of this backend converted, and the
+/// stored form it gave.
+///
+/// PostgreSQL 15's apply worker converts every column of a replicated UPDATE twice, once to
+/// find the local row and once to build the new one (`slot_store_data`, then
+/// `slot_modify_data`), each time through a fresh `FmgrInfo`, so `fn_extra` can't keep it. The
+/// input functions are pure, so the second conversion of the same input is a copy of the first.
+/// Only small inputs are kept, and only successful conversions.
+pub struct LastInput(std::cell::RefCell<Option<(Vec<u8>, Vec<u8>)>>);
+
+impl LastInput {
+    /// Inputs up to this size are remembered: the rows replication carries, not bulk loads of
+    /// large documents.
+    const MAX_KEPT: usize = 8192;
+
+    pub const fn new() -> Self {
+        LastInput(std::cell::RefCell::new(None))
+    }
+
+    /// The stored form of `input`: the remembered one if `input` is the last input, else
+    /// `convert()` (remembered when it succeeds).
+    pub fn stored_form<E>(&self, input: &[u8], convert: impl FnOnce() -> Result<Vec<u8>, E>) -> Result<Vec<u8>, E> {
+        if let Some((last, stored)) = &*self.0.borrow() {
+            if last.as_slice() == input {
+                return Ok(stored.clone());
+            }
+        }
+        let stored = convert()?;
+        if input.len() <= Self::MAX_KEPT {
+            let mut last = self.0.borrow_mut();
+            match &mut *last {
+                // The buffers are reused: no allocation per row once they are large enough.
+                Some((kept_input, kept_stored)) => {
+                    kept_input.clear();
+                    kept_input.extend_from_slice(input);
+                    kept_stored.clear();
+                    kept_stored.extend_from_slice(&stored);
+                }
+                None => *last = Some((input.to_vec(), stored.clone())),
+            }
+        }
+        Ok(stored)
+    }
+}
+
 /// PostgreSQL's `MaxAllocSize` (1 GB − 1, not exported by pgrx): no datum and no text form can
 /// be larger.
 pub const MAX_ALLOC_SIZE: usize = 0x3fff_ffff;
@@ -254,10 +315,15 @@ pub unsafe fn varlena_datum_bytes(datum: pgrx::pg_sys::Datum) -> Vec<u8> {
 /// `datum` must be a non-null varlena datum, and the slice must not outlive it nor the
 /// current memory context (where a detoasted copy lives).
 pub unsafe fn varlena_datum_slice<'a>(datum: pgrx::pg_sys::Datum) -> &'a [u8] {
-    // SAFETY: per the contract; pg_detoast_datum_packed returns the value itself when it is
-    // neither toasted nor compressed, so short values are not copied at all.
+    // SAFETY: per the contract. A value stored in line and uncompressed (a 1-byte or an
+    // uncompressed 4-byte header) is read where it is, as pg_detoast_datum_packed would return
+    // it, without a call through pgrx's FFI guard (a sigsetjmp per call, per column, per row);
+    // only external and compressed values go through PostgreSQL.
     unsafe {
-        let varlena = pgrx::pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+        let mut varlena = datum.cast_mut_ptr::<pgrx::pg_sys::varlena>();
+        if pgrx::varatt_is_1b_e(varlena) || pgrx::varatt_is_4b_c(varlena) {
+            varlena = pgrx::pg_sys::pg_detoast_datum_packed(varlena);
+        }
         pgrx::varlena_to_byte_slice(varlena)
     }
 }

@@ -381,17 +381,49 @@ struct Header<'a> {
 /// Whole-doc rules checked while decoding: every node used, `max_hlc` reached by a stamp.
 #[derive(Debug)]
 struct Checks {
-    used: Vec<bool>,
+    used: UsedNodes,
     saw_max: bool,
+}
+
+/// Which entries of the node table something used: bits for the usual few nodes (no
+/// allocation per decode), flags beyond 64.
+#[derive(Debug)]
+enum UsedNodes {
+    Few { count: usize, bits: u64 },
+    Many(Vec<bool>),
+}
+
+impl UsedNodes {
+    fn none_of(count: usize) -> UsedNodes {
+        if count <= 64 {
+            UsedNodes::Few { count, bits: 0 }
+        } else {
+            UsedNodes::Many(vec![false; count])
+        }
+    }
+
+    fn first_unused(&self) -> Option<usize> {
+        match self {
+            UsedNodes::Few { count, bits } => Some((!bits).trailing_zeros() as usize).filter(|i| i < count),
+            UsedNodes::Many(used) => used.iter().position(|used| !used),
+        }
+    }
 }
 
 impl Checks {
     fn use_node(&mut self, index: u64) {
-        if let Some(used) = usize::try_from(index)
-            .ok()
-            .and_then(|i| self.used.get_mut(i))
-        {
-            *used = true;
+        let Ok(index) = usize::try_from(index) else { return };
+        match &mut self.used {
+            UsedNodes::Few { count, bits } => {
+                if index < *count {
+                    *bits |= 1 << index;
+                }
+            }
+            UsedNodes::Many(used) => {
+                if let Some(used) = used.get_mut(index) {
+                    *used = true;
+                }
+            }
         }
     }
 }
@@ -513,7 +545,7 @@ impl<'a> PropertyDecoder<'a> {
             offset: nodes_at,
         };
         let mut checks = check.then(|| Checks {
-            used: vec![false; node_count],
+            used: UsedNodes::none_of(node_count),
             saw_max: false,
         });
         let replaced_at = reader.offset();
@@ -568,7 +600,7 @@ impl<'a> PropertyDecoder<'a> {
         let reader = &mut self.reader;
         let key_at = reader.offset();
         let key_bytes = read_len_prefixed(reader)?;
-        let key = std::str::from_utf8(key_bytes).map_err(|_| DecodeError::Invalid {
+        let key = crate::codec::utf8(key_bytes).map_err(|_| DecodeError::Invalid {
             offset: key_at,
             problem: "property name is not valid UTF-8",
         })?;
@@ -607,7 +639,7 @@ impl<'a> PropertyDecoder<'a> {
         let body_at = reader.offset();
         let body = match tag % KINDS {
             KIND_VALUE => {
-                let json = std::str::from_utf8(read_len_prefixed(reader)?).map_err(|_| {
+                let json = crate::codec::utf8(read_len_prefixed(reader)?).map_err(|_| {
                     DecodeError::Invalid {
                         offset: body_at,
                         problem: "value is not valid UTF-8",
@@ -676,7 +708,7 @@ impl<'a> PropertyDecoder<'a> {
         let Some(checks) = &self.checks else {
             return Ok(());
         };
-        if let Some(unused) = checks.used.iter().position(|used| !used) {
+        if let Some(unused) = checks.used.first_unused() {
             return Err(DecodeError::Invalid {
                 offset: self.header.nodes.offset + unused * NODE_LEN,
                 problem: "node table entry that no stamp or counter uses",
@@ -795,7 +827,7 @@ fn read_counter_body(
 fn read_decimal(reader: &mut Reader<'_>, signed: bool) -> Result<Decimal, DecodeError> {
     let offset = reader.offset();
     let invalid = |problem| DecodeError::Invalid { offset, problem };
-    let text = std::str::from_utf8(read_len_prefixed(reader)?)
+    let text = crate::codec::utf8(read_len_prefixed(reader)?)
         .map_err(|_| invalid("decimal is not valid UTF-8"))?;
     if !Decimal::is_canonical_text(text) {
         return Err(invalid(match text.parse::<Decimal>() {

@@ -150,7 +150,13 @@ impl Doc {
 pub(crate) fn read_written_layout(text: &str) -> Option<WrittenLayout<'_>> {
     let mut layout = WrittenText::new(text);
     layout.literal("{\"value\": {")?;
-    let values = layout.sorted_members(WrittenText::key, written_scalar)?;
+    // Each value's entry, stamped when the stamps are read (same keys, same order).
+    let mut entries: Vec<(&str, Entry<'_>)> = Vec::new();
+    let unstamped = Stamp::new(0, NodeId::from_bytes([0; 16]));
+    layout.sorted_members(WrittenText::key, written_scalar, |key, json| {
+        entries.push((key, Entry { stamp: unstamped, body: EntryBody::Value(json) }));
+        Some(())
+    })?;
     layout.literal("}, \"replaced\": ")?;
     let replaced = if layout.next_is(b'n') {
         layout.literal("null")?;
@@ -159,19 +165,24 @@ pub(crate) fn read_written_layout(text: &str) -> Option<WrittenLayout<'_>> {
         Some(written_stamp(&mut layout)?)
     };
     layout.literal(", \"stamps\": {")?;
-    let stamps = layout.sorted_members(WrittenText::key, written_stamp)?;
-    if stamps.len() != values.len() || stamps.iter().zip(&values).any(|(stamp, value)| stamp.0 != value.0) {
+    let mut stamped = 0;
+    layout.sorted_members(WrittenText::key, written_stamp, |key, stamp| {
+        let (value_key, entry) = entries.get_mut(stamped)?;
+        stamped += 1;
+        (*value_key == key).then(|| entry.stamp = stamp)
+    })?;
+    if stamped != entries.len() {
         return None;
     }
-    let value = |((key, json), (_, stamp))| (key, Entry { stamp, body: EntryBody::Value(json) });
-    let mut entries: Vec<(&str, Entry<'_>)> = values.into_iter().zip(stamps).map(value).collect();
     layout.literal("}, \"counters\": {}, \"removed\": {")?;
-    let removed = layout.sorted_members(WrittenText::key, written_stamp)?;
+    let values = entries.len();
+    layout.sorted_members(WrittenText::key, written_stamp, |key, stamp| {
+        entries.push((key, Entry { stamp, body: EntryBody::Tombstone }));
+        Some(())
+    })?;
     layout.literal("}}")?;
     layout.end()?;
-    if !removed.is_empty() {
-        let tombstone = |(key, stamp)| (key, Entry { stamp, body: EntryBody::Tombstone });
-        entries.extend(removed.into_iter().map(tombstone));
+    if entries.len() > values {
         entries.sort_unstable_by_key(|&(key, _)| key);
         if entries.windows(2).any(|pair| pair[0].0 == pair[1].0) {
             return None;
