@@ -48,19 +48,14 @@ impl NodeId {
     /// `fmt::Formatter`.
     pub fn write_text(&self, out: &mut impl fmt::Write) -> fmt::Result {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut text = [0u8; 36];
-        let mut pos = 0;
-        for (i, byte) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                text[pos] = b'-';
-                pos += 1;
-            }
-            text[pos] = HEX[usize::from(byte >> 4)];
-            text[pos + 1] = HEX[usize::from(byte & 0x0f)];
-            pos += 2;
+        let mut text = *b"00000000-0000-0000-0000-000000000000";
+        // The same positions the parser reads: no branch per byte.
+        for (byte, &at) in self.0.iter().zip(&HEX_PAIRS) {
+            text[at] = HEX[usize::from(byte >> 4)];
+            text[at + 1] = HEX[usize::from(byte & 0x0f)];
         }
         // Every byte written above is ASCII.
-        out.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+        out.write_str(crate::codec::utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 

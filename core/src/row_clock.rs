@@ -137,8 +137,17 @@ impl RowClock {
     /// Checks the binary form as completely as [`RowClock::decode`], without building the
     /// clock.
     pub fn validate(bytes: &[u8]) -> Result<DocView<'_>, DecodeError> {
-        let view = DocView::parse(bytes)?;
-        check_clock(view.replaced(), view.values()).map_err(|problem| DecodeError::Invalid { offset: 0, problem })?;
+        // The values are checked in the parse's own walk (replication validates every clock
+        // it receives), and reported after the doc's own problems, as `decode` reports them.
+        let mut bad_value = None;
+        let view = DocView::parse_visiting_values(bytes, |value| {
+            if bad_value.is_none() {
+                bad_value = check_column_value(value).err();
+            }
+        })?;
+        bad_value
+            .map_or_else(|| check_clock(view.replaced(), std::iter::empty()), Err)
+            .map_err(|problem| DecodeError::Invalid { offset: 0, problem })?;
         Ok(view)
     }
 
@@ -192,16 +201,21 @@ fn check_clock<'a>(
     replaced: Option<Stamp>,
     values: impl Iterator<Item = Option<&'a str>>,
 ) -> Result<(), &'static str> {
-    for value in values {
-        let Some(json) = value else {
-            return Err("a row clock holds only column stamps");
-        };
-        if json.parse::<u32>().is_err() {
-            return Err("a column fingerprint must be a 32-bit number");
-        }
-    }
+    values.map(check_column_value).collect::<Result<(), _>>()?;
     if replaced.is_some() {
         return Err("a row clock has no replace watermark");
+    }
+    Ok(())
+}
+
+/// One entry of a row clock: a column stamp with a 32-bit fingerprint (`None` is a tombstone
+/// or a counter, which a row clock never holds).
+fn check_column_value(value: Option<&str>) -> Result<(), &'static str> {
+    let Some(json) = value else {
+        return Err("a row clock holds only column stamps");
+    };
+    if json.parse::<u32>().is_err() {
+        return Err("a column fingerprint must be a 32-bit number");
     }
     Ok(())
 }

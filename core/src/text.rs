@@ -549,6 +549,18 @@ pub(crate) fn read_node_pairs<T>(
 /// The decimal digits of an integer, formatted on the stack: the text forms write several
 /// integers per value, for every row text-mode replication carries, and `write!` through
 /// `fmt::Formatter` cost more than the digits themselves.
+/// "00", "01", ... "99": the two digits of every number below 100.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut table = [0; 200];
+    let mut i = 0;
+    while i < 100 {
+        table[2 * i] = b'0' + (i / 10) as u8;
+        table[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    table
+};
+
 struct Digits {
     buf: [u8; 40],
     start: usize,
@@ -560,27 +572,36 @@ impl Digits {
         // 128-bit division is a library call; nearly every value fits 64 bits.
         let mut high = value;
         while u64::try_from(high).is_err() {
-            digits.push((high % 10) as u8);
+            digits.push(b'0' + (high % 10) as u8);
             high /= 10;
         }
+        // Two digits per division, from a table (stamps' hlcs have 18 digits).
         let mut rest = u64::try_from(high).unwrap_or_default();
-        loop {
-            digits.push((rest % 10) as u8);
-            rest /= 10;
-            if rest == 0 {
-                return digits;
-            }
+        while rest >= 100 {
+            let pair = usize::try_from(rest % 100).unwrap_or_default() * 2;
+            rest /= 100;
+            digits.push(DIGIT_PAIRS[pair + 1]);
+            digits.push(DIGIT_PAIRS[pair]);
         }
+        if rest >= 10 {
+            let pair = usize::try_from(rest).unwrap_or_default() * 2;
+            digits.push(DIGIT_PAIRS[pair + 1]);
+            digits.push(DIGIT_PAIRS[pair]);
+        } else {
+            digits.push(b'0' + rest as u8);
+        }
+        digits
     }
 
+    /// Prepends one ASCII digit.
     fn push(&mut self, digit: u8) {
         self.start -= 1;
-        self.buf[self.start] = b'0' + digit;
+        self.buf[self.start] = digit;
     }
 
     fn as_str(&self) -> &str {
         // Only ASCII digits were written.
-        std::str::from_utf8(&self.buf[self.start..]).unwrap_or_default()
+        crate::codec::utf8(&self.buf[self.start..]).unwrap_or_default()
     }
 }
 
@@ -757,7 +778,9 @@ mod tests {
 
     #[test]
     fn integers_are_written_as_display_writes_them() {
-        for value in [0, 1, -1, 9, 10, -10, 4_218_009_092, i128::from(u64::MAX), i128::MAX, i128::MIN] {
+        let boundaries = [0, 1, -1, 9, 10, -10, 11, 99, 100, 101, 999, 1000, 1001, -100, 4_218_009_092];
+        let extremes = [i128::from(u64::MAX), i128::from(u64::MAX) + 1, i128::MAX, i128::MIN];
+        for value in boundaries.into_iter().chain(extremes).chain((0..2000).map(|i| i * 7919)) {
             let mut out = String::new();
             write_integer(&mut out, value).expect("a string");
             assert_eq!(out, value.to_string());

@@ -211,6 +211,49 @@ mod tests {
         assert!(text.starts_with("{\"value\": 5"), "{text}");
     }
 
+    /// Binary input of `bytes` through `counter_recv`, as a COPY or a binary subscription
+    /// calls it: the stored bytes, or whether it refused them.
+    fn received(bytes: &[u8]) -> Result<Vec<u8>, ()> {
+        let mut message = bytes.to_vec();
+        let buffer = pg_sys::StringInfoData {
+            data: message.as_mut_ptr().cast(),
+            len: message.len() as i32,
+            maxlen: message.len() as i32,
+            cursor: 0,
+        };
+        super::counter_recv(pgrx::Internal::new(buffer)).map(|counter| counter.stored().to_vec()).map_err(drop)
+    }
+
+    /// Text input through `counter_in`: the stored bytes, or whether it refused the text.
+    fn read(text: &str) -> Result<Vec<u8>, ()> {
+        let text = std::ffi::CString::new(text).unwrap();
+        PgTryBuilder::new(|| Ok(<super::Counter as pgrx::InOutFuncs>::input(&text).stored().to_vec()))
+            .catch_others(|_| Err(()))
+            .execute()
+    }
+
+    /// The apply worker converts each value twice; the input functions remember the last
+    /// conversion. A repeated input must give what the first gave, a different one its own,
+    /// and a refused one must be refused every time (only successes are remembered).
+    #[pg_test]
+    fn repeated_inputs_convert_as_the_first_time() {
+        let a = r#"{"value": 3, "nodes": {"aaaaaaaa-0000-4000-8000-000000000001": [3, 0]}}"#;
+        let b = r#"{"value": -2, "nodes": {"bbbbbbbb-0000-4000-8000-000000000002": [1, 3]}}"#;
+        let bad = r#"{"value": 4, "nodes": {"aaaaaaaa-0000-4000-8000-000000000001": [3, 0]}}"#;
+        let (a_bytes, b_bytes) = (read(a).unwrap(), read(b).unwrap());
+        assert_ne!(a_bytes, b_bytes);
+        for (text, expected) in [(a, Ok(&a_bytes)), (a, Ok(&a_bytes)), (b, Ok(&b_bytes)), (bad, Err(())), (bad, Err(())), (a, Ok(&a_bytes))] {
+            assert_eq!(read(text).as_ref().map_err(|_| ()), expected, "{text}");
+        }
+        let mut corrupt = a_bytes.clone();
+        corrupt.push(0);
+        let inputs = [&a_bytes, &a_bytes, &b_bytes, &corrupt, &corrupt, &b_bytes, &a_bytes];
+        for bytes in inputs {
+            let expected = if bytes == &corrupt { Err(()) } else { Ok(bytes.clone()) };
+            assert_eq!(received(bytes), expected, "{bytes:?}");
+        }
+    }
+
     #[pg_test(error = "crdt.counter value out of range")]
     fn overflow_is_an_error_not_a_wrap() {
         use_crdt_schema();

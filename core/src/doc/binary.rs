@@ -862,8 +862,22 @@ impl<'a> DocView<'a> {
     /// Validates `bytes` as a complete binary doc (the same checks as [`Doc::decode`])
     /// without building it.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        DocView::parse_visiting_values(bytes, |_| {})
+    }
+
+    /// [`DocView::parse`], handing each entry's value text (`None` for a tombstone or a
+    /// counter) to `visit` during the one walk, for callers that check the values too.
+    pub(crate) fn parse_visiting_values(
+        bytes: &'a [u8],
+        mut visit: impl FnMut(Option<&'a str>),
+    ) -> Result<Self, DecodeError> {
         let mut decoder = PropertyDecoder::start(bytes, true)?;
-        while decoder.next_property()?.is_some() {}
+        while let Some(raw) = decoder.next_property()? {
+            visit(match raw.body {
+                RawBody::Value(json) => Some(json),
+                RawBody::Tombstone | RawBody::Counter(_) => None,
+            });
+        }
         decoder.finish()?;
         Ok(DocView {
             bytes,
@@ -977,14 +991,6 @@ impl<'a> DocView<'a> {
             entries.iter().map(|parsed| (parsed.key, parsed.entry())),
         );
         out
-    }
-
-    /// Each entry's value text, `None` for a tombstone or a counter, in key order.
-    pub(crate) fn values(&self) -> impl Iterator<Item = Option<&'a str>> {
-        self.entries().map(|raw| match raw.body {
-            RawBody::Value(json) => Some(json),
-            RawBody::Tombstone | RawBody::Counter(_) => None,
-        })
     }
 }
 
