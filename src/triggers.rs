@@ -22,7 +22,7 @@ use std::convert::Infallible;
 use std::ffi::CStr;
 use std::rc::Rc;
 
-use crdt_core::{value_fingerprint, ColumnChoice, NodeId, PnCounter, RowClock, Stamp};
+use crdt_core::{value_fingerprint, ColumnChoice, CounterView, NodeId, PnCounter, RowClock, Stamp};
 use pgrx::datum::{DatumWithOid, IntoDatum};
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -433,12 +433,22 @@ fn merge_crdt_value(ours: &Row, theirs: &Row, column: &Column) -> Result<MergedV
         let theirs_only = ours.is_null(column) && !theirs.is_null(column);
         return Ok(if theirs_only { MergedValue::Theirs } else { MergedValue::Ours });
     };
+    if column.kind == ColumnKind::Counter {
+        let parse = |bytes| CounterView::parse(bytes).map_err(|err| corrupt_datum(&column.name, err));
+        let (local_counter, remote_counter) = (parse(&local)?, parse(&remote)?);
+        // One side holding the other is the common case: decided without writing the merge.
+        return Ok(match local_counter.covers_each_other(&remote_counter) {
+            (true, _) => MergedValue::Ours,
+            (false, true) => MergedValue::Theirs,
+            (false, false) => {
+                let mut merged = Vec::with_capacity(local.len() + remote.len());
+                local_counter.merge_into(&remote_counter, &mut merged);
+                MergedValue::New(merged)
+            }
+        });
+    }
     let mut merged = Vec::with_capacity(local.len().max(remote.len()));
-    let result = match column.kind {
-        ColumnKind::Counter => crdt_core::merge_encoded(&local, &remote, &mut merged),
-        _ => crdt_core::doc::merge_encoded(&local, &remote, &mut merged),
-    };
-    result.map_err(|err| corrupt_datum(&column.name, err))?;
+    crdt_core::doc::merge_encoded(&local, &remote, &mut merged).map_err(|err| corrupt_datum(&column.name, err))?;
     Ok(if merged == *local {
         MergedValue::Ours
     } else if merged == *remote {

@@ -625,6 +625,43 @@ impl<'a> CounterView<'a> {
         text_of(self.value(), self.entries(), self.len())
     }
 
+    /// Whether merging `other` into this counter changes nothing (every node of `other` has a
+    /// slot here, with sums at least as large), and whether merging this one into `other`
+    /// does: both in one walk. The merge trigger's common case, one side holding the other,
+    /// is decided by this without writing the merge.
+    pub fn covers_each_other(&self, other: &CounterView<'_>) -> (bool, bool) {
+        let (mut mine, mut theirs) = (self.entries().peekable(), other.entries().peekable());
+        let (mut mine_covers, mut theirs_covers) = (true, true);
+        while mine_covers || theirs_covers {
+            match (mine.peek(), theirs.peek()) {
+                (None, None) => break,
+                (Some(_), None) => {
+                    theirs_covers = false;
+                    break;
+                }
+                (None, Some(_)) => {
+                    mine_covers = false;
+                    break;
+                }
+                (Some(m), Some(t)) if m.node < t.node => {
+                    theirs_covers = false;
+                    mine.next();
+                }
+                (Some(m), Some(t)) if m.node > t.node => {
+                    mine_covers = false;
+                    theirs.next();
+                }
+                (Some(m), Some(t)) => {
+                    mine_covers &= m.inc >= t.inc && m.dec >= t.dec;
+                    theirs_covers &= t.inc >= m.inc && t.dec >= m.dec;
+                    mine.next();
+                    theirs.next();
+                }
+            }
+        }
+        (mine_covers, theirs_covers)
+    }
+
     /// Appends the binary form of `merge(self, other)` to `out`, streaming both inputs.
     pub fn merge_into(&self, other: &CounterView<'_>, out: &mut Vec<u8>) {
         out.push(FORMAT_VERSION);

@@ -97,6 +97,17 @@ proptest! {
     }
 
     #[test]
+    fn covers_exactly_when_the_merge_changes_nothing(a in arb_state(), b in arb_state()) {
+        let both = merged(&a, &b);
+        // Independent states rarely cover each other; a merge covers both of its inputs.
+        for (x, y) in [(&a, &b), (&b, &a), (&both, &a), (&a, &both), (&both, &b), (&a, &a)] {
+            let (x_bytes, y_bytes) = (x.encode(), y.encode());
+            let (x_view, y_view) = (CounterView::parse(&x_bytes).expect("valid"), CounterView::parse(&y_bytes).expect("valid"));
+            prop_assert_eq!(x_view.covers_each_other(&y_view), (merged(x, y) == *x, merged(y, x) == *y));
+        }
+    }
+
+    #[test]
     fn binary_round_trip_is_exact(a in arb_state()) {
         let bytes = a.encode();
         prop_assert_eq!(bytes.len(), a.encoded_len());
