@@ -240,7 +240,6 @@ fn read_table_shape(table: String, relid: pg_sys::Oid, tupdesc: &PgTupleDesc<'_>
 }
 
 /// A row's column values, deformed.
-#[derive(Default)]
 struct Row {
     values: Vec<pg_sys::Datum>,
     nulls: Vec<bool>,

@@ -627,7 +627,7 @@ impl<'a> CounterView<'a> {
 
     /// Whether merging `other` into this counter changes nothing (every node of `other` has a
     /// slot here, with sums at least as large), and whether merging this one into `other`
-    /// does: both in one walk. The merge trigger's common case, one side holding the other,
+    /// changes nothing: both in one walk. The merge trigger's common case, one side holding the other,
     /// is decided by this without writing the merge.
     pub fn covers_each_other(&self, other: &CounterView<'_>) -> (bool, bool) {
         let (mut mine, mut theirs) = (self.entries().peekable(), other.entries().peekable());

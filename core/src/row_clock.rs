@@ -195,8 +195,9 @@ fn not_a_clock(problem: &'static str) -> TextError {
 }
 
 /// A doc is a row clock when it holds only column stamps with 32-bit fingerprints and no
-/// replace watermark: the one check behind `decode`, `validate` and `from_text`, of the
-/// watermark and each entry's value (`None` for a tombstone or a counter).
+/// replace watermark: the check behind `decode` and `from_text`, of the watermark and each
+/// entry's value (`None` for a tombstone or a counter). `validate` applies the same two rules,
+/// [`check_column_value`] during its parse and the watermark rule here, in the same order.
 fn check_clock<'a>(
     replaced: Option<Stamp>,
     values: impl Iterator<Item = Option<&'a str>>,

@@ -546,9 +546,6 @@ pub(crate) fn read_node_pairs<T>(
         .collect())
 }
 
-/// The decimal digits of an integer, formatted on the stack: the text forms write several
-/// integers per value, for every row text-mode replication carries, and `write!` through
-/// `fmt::Formatter` cost more than the digits themselves.
 /// "00", "01", ... "99": the two digits of every number below 100.
 const DIGIT_PAIRS: [u8; 200] = {
     let mut table = [0; 200];
@@ -561,6 +558,9 @@ const DIGIT_PAIRS: [u8; 200] = {
     table
 };
 
+/// The decimal digits of an integer, formatted on the stack: the text forms write several
+/// integers per value, for every row text-mode replication carries, and `write!` through
+/// `fmt::Formatter` cost more than the digits themselves.
 struct Digits {
     buf: [u8; 40],
     start: usize,

@@ -254,6 +254,25 @@ mod tests {
         }
     }
 
+    /// Two columns of one type are converted in turn (a, b, a, b): both stay remembered, and
+    /// a refused input is converted (and refused) every time.
+    #[pg_test]
+    fn inputs_of_columns_in_turn_are_converted_once() {
+        let inputs = crate::types::LastInputs::new();
+        let conversions = std::cell::Cell::new(0);
+        let convert = |input: &[u8]| {
+            inputs.stored_form(input, || {
+                conversions.set(conversions.get() + 1);
+                if input == b"refused" { Err(()) } else { Ok(input.to_ascii_uppercase()) }
+            })
+        };
+        for input in [&b"a"[..], b"b", b"a", b"b", b"c", b"a", b"refused", b"refused"] {
+            let expected = if input == b"refused" { Err(()) } else { Ok(input.to_ascii_uppercase()) };
+            assert_eq!(convert(input), expected);
+        }
+        assert_eq!(conversions.get(), 5, "a, b, c and the refused input twice");
+    }
+
     #[pg_test(error = "crdt.counter value out of range")]
     fn overflow_is_an_error_not_a_wrap() {
         use_crdt_schema();

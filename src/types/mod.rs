@@ -71,7 +71,7 @@ macro_rules! crdt_sql_type {
         impl ::pgrx::InOutFuncs for $ty {
             fn input(input: &::std::ffi::CStr) -> Self {
                 thread_local! {
-                    static LAST_TEXT: $crate::types::LastInput = $crate::types::LastInput::new();
+                    static LAST_TEXT: $crate::types::LastInputs = $crate::types::LastInputs::new();
                 }
                 let encoded = LAST_TEXT.with(|last| {
                     last.stored_form(input.to_bytes(), || {
@@ -109,7 +109,7 @@ macro_rules! crdt_sql_type {
         #[::pgrx::pg_extern(immutable, strict, parallel_safe)]
         fn $recv(mut internal: ::pgrx::Internal) -> Result<$ty, ::pgrx::pg_sys::panic::ErrorReport> {
             thread_local! {
-                static LAST_BINARY: $crate::types::LastInput = $crate::types::LastInput::new();
+                static LAST_BINARY: $crate::types::LastInputs = $crate::types::LastInputs::new();
             }
             let bytes = $crate::types::unread_message_bytes(&mut internal, $sql_name)?;
             // Valid bytes are stored as they came (decoders accept only the canonical encoding).
@@ -227,46 +227,55 @@ macro_rules! call_abi_via_datum {
 }
 pub(crate) use call_abi_via_datum;
 
-/// The last input (text or binary) one input function of this backend converted, and the
-/// stored form it gave.
+/// The last few inputs (text or binary) one input function of this backend converted, and
+/// the stored forms they gave.
 ///
 /// PostgreSQL 15's apply worker converts every column of a replicated UPDATE twice, once to
 /// find the local row and once to build the new one (`slot_store_data`, then
 /// `slot_modify_data`), each time through a fresh `FmgrInfo`, so `fn_extra` can't keep it. The
 /// input functions are pure, so the second conversion of the same input is a copy of the first.
-/// Only small inputs are kept, and only successful conversions.
-pub struct LastInput(std::cell::RefCell<Option<(Vec<u8>, Vec<u8>)>>);
+/// A table with several columns of one type converts them in turn (a, b, a, b), so a few
+/// inputs are kept, not one. Only small inputs are kept, and only successful conversions.
+pub struct LastInputs(std::cell::RefCell<RecentInputs>);
 
-impl LastInput {
+/// [`LastInputs`]' entries: (input, stored form), the oldest replaced first.
+struct RecentInputs {
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    next: usize,
+}
+
+impl LastInputs {
     /// Inputs up to this size are remembered: the rows replication carries, not bulk loads of
     /// large documents.
     const MAX_KEPT: usize = 8192;
+    /// Columns of one type in one table that stay remembered between the two conversions.
+    const ENTRIES: usize = 4;
 
     pub const fn new() -> Self {
-        LastInput(std::cell::RefCell::new(None))
+        LastInputs(std::cell::RefCell::new(RecentInputs { entries: Vec::new(), next: 0 }))
     }
 
-    /// The stored form of `input`: the remembered one if `input` is the last input, else
-    /// `convert()` (remembered when it succeeds).
+    /// The stored form of `input`: the remembered one if `input` is one of the last inputs,
+    /// else `convert()` (remembered when it succeeds).
     pub fn stored_form<E>(&self, input: &[u8], convert: impl FnOnce() -> Result<Vec<u8>, E>) -> Result<Vec<u8>, E> {
-        if let Some((last, stored)) = &*self.0.borrow() {
-            if last.as_slice() == input {
-                return Ok(stored.clone());
-            }
+        if let Some((_, stored)) = self.0.borrow().entries.iter().find(|(kept, _)| kept.as_slice() == input) {
+            return Ok(stored.clone());
         }
         let stored = convert()?;
         if input.len() <= Self::MAX_KEPT {
-            let mut last = self.0.borrow_mut();
-            match &mut *last {
+            let mut recent = self.0.borrow_mut();
+            if recent.entries.len() < Self::ENTRIES {
+                recent.entries.push((input.to_vec(), stored.clone()));
+            } else {
                 // The buffers are reused: no allocation per row once they are large enough.
-                Some((kept_input, kept_stored)) => {
-                    kept_input.clear();
-                    kept_input.extend_from_slice(input);
-                    kept_stored.clear();
-                    kept_stored.extend_from_slice(&stored);
-                }
-                None => *last = Some((input.to_vec(), stored.clone())),
+                let oldest = recent.next;
+                let (kept_input, kept_stored) = &mut recent.entries[oldest];
+                kept_input.clear();
+                kept_input.extend_from_slice(input);
+                kept_stored.clear();
+                kept_stored.extend_from_slice(&stored);
             }
+            recent.next = (recent.next + 1) % Self::ENTRIES;
         }
         Ok(stored)
     }

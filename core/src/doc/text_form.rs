@@ -206,7 +206,8 @@ impl<'a> WrittenLayout<'a> {
         self.replaced
     }
 
-    /// Each entry's value text, `None` for a tombstone (as [`super::DocView::values`]).
+    /// Each entry's value text, `None` for a tombstone (as [`super::DocView::parse_visiting_values`]
+    /// hands them over).
     pub(crate) fn values(&self) -> impl Iterator<Item = Option<&'a str>> + '_ {
         self.entries.iter().map(|(_, entry)| match entry.body {
             EntryBody::Value(json) => Some(json),
