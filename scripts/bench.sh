@@ -17,6 +17,9 @@ APPLY_UPDATES="${BENCH_APPLY_UPDATES:-40000}"
 # A catch-up lasts a second or two on a machine whose neighbours take CPU at times: more rounds.
 APPLY_ROUNDS="${BENCH_APPLY_ROUNDS:-9}"
 
+# valgrind (callgrind) counts the apply worker's instructions: a figure the machine's noise
+# does not move. Only the benchmarks need it.
+DEBIAN_PACKAGES+=(valgrind)
 ensure_dependencies
 install_extension release
 
@@ -157,44 +160,51 @@ wait_until_applied() { # wait_until_applied TABLE TEXT: returns once row 1 of TA
             PERFORM pg_catalog.pg_sleep(0.005);
         END LOOP; END \$\$" >/dev/null
 }
-cpu_us_per_update() { # cpu_us_per_update PID: the process's CPU time (it started with the catch-up) per update
+cpu_us_per_update() { # cpu_us_per_update PID UPDATES: the process's CPU time (it started with the catch-up) per update
     # Nothing if the process is gone (or was not found): the round then has no CPU figure.
     [ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 0
-    awk -v tick="$(getconf CLK_TCK)" -v n="$((APPLY_UPDATES + 1))" \
+    awk -v tick="$(getconf CLK_TCK)" -v n="$2" \
         '{ printf "%.1f", ($14 + $15) * 1e6 / tick / n }' "/proc/$1/stat"
+}
+catch_up() { # catch_up TABLE UPDATES: UPDATES updates on A with the subscription disabled, then
+    # the timed catch-up on B. Sets CAUGHT_UP_SECONDS, APPLY_WORKER_PID and the CPU time per
+    # update of the apply worker and the walsender (APPLY_WORKER_CPU, WALSENDER_CPU).
+    local table="$1" updates="$2" last started
+    # The slot skips the other tables' WAL written since its last catch-up: each catch-up
+    # decodes its own updates only.
+    while slot_active "sub_$table"; do sleep 0.05; done
+    psql_at "$PORT_A" postgres -c "SELECT pg_replication_slot_advance('sub_$table', pg_current_wal_lsn())" >/dev/null
+    # Generating the updates is not measured: asynchronous commits make it quicker, with
+    # the same WAL to replicate.
+    PGBENCH_OPTIONS="-c synchronous_commit=off" pgbench_on -p "$PORT_A" -n -c 2 -j 2 \
+        -t $((updates / 2)) -f "$NODE_A/$table.pgbench" postgres >/dev/null
+    # The last update, to row 1, marks the end: updates apply in commit order, so once row 1
+    # reads as on A, all of them are applied.
+    last="$(psql_at "$PORT_A" postgres -c "UPDATE $table SET n = n + 1 WHERE id = 1 RETURNING n::text")"
+    # The same start for every variant: no dead rows left by the previous round, and no
+    # checkpoint due in the middle of the catch-up.
+    psql_at "$PORT_B" postgres -c "VACUUM $table" -c "CHECKPOINT" >/dev/null
+    started="$(date +%s.%N)"
+    psql_at "$PORT_B" postgres -c "ALTER SUBSCRIPTION sub_$table ENABLE" >/dev/null
+    wait_until_applied "$table" "$last"
+    CAUGHT_UP_SECONDS="$(awk -v a="$(date +%s.%N)" -v b="$started" 'BEGIN { printf "%.3f", a - b }')"
+    # CPU of the two processes that did the work, steadier than the rate on a shared machine.
+    APPLY_WORKER_PID="$(psql_at "$PORT_B" postgres -c "SELECT pid FROM pg_stat_subscription WHERE subname = 'sub_$table'")"
+    APPLY_WORKER_CPU="$(cpu_us_per_update "$APPLY_WORKER_PID" "$((updates + 1))")"
+    WALSENDER_CPU="$(cpu_us_per_update "$(psql_at "$PORT_A" postgres -c "SELECT pid FROM pg_stat_replication WHERE application_name = 'sub_$table'")" "$((updates + 1))")"
+    psql_at "$PORT_B" postgres -c "ALTER SUBSCRIPTION sub_$table DISABLE" >/dev/null
+    while worker_running "sub_$table"; do sleep 0.05; done
 }
 declare -A RATE APPLY_CPU SENDER_CPU
 for round in $(seq 0 "$APPLY_ROUNDS"); do    # round 0 is the warm-up
     for table in "${APPLY_TABLES[@]}"; do
-        # The slot skips the other tables' WAL written since its last catch-up: each catch-up
-        # decodes its own updates only.
-        while slot_active "sub_$table"; do sleep 0.05; done
-        psql_at "$PORT_A" postgres -c "SELECT pg_replication_slot_advance('sub_$table', pg_current_wal_lsn())" >/dev/null
-        # Generating the updates is not measured: asynchronous commits make it quicker, with
-        # the same WAL to replicate.
-        PGBENCH_OPTIONS="-c synchronous_commit=off" pgbench_on -p "$PORT_A" -n -c 2 -j 2 \
-            -t $((APPLY_UPDATES / 2)) -f "$NODE_A/$table.pgbench" postgres >/dev/null
-        # The last update, to row 1, marks the end: updates apply in commit order, so once row 1
-        # reads as on A, all of them are applied.
-        last="$(psql_at "$PORT_A" postgres -c "UPDATE $table SET n = n + 1 WHERE id = 1 RETURNING n::text")"
-        # The same start for every variant: no dead rows left by the previous round, and no
-        # checkpoint due in the middle of the catch-up.
-        psql_at "$PORT_B" postgres -c "VACUUM $table" -c "CHECKPOINT" >/dev/null
-        started="$(date +%s.%N)"
-        psql_at "$PORT_B" postgres -c "ALTER SUBSCRIPTION sub_$table ENABLE" >/dev/null
-        wait_until_applied "$table" "$last"
-        seconds="$(awk -v a="$(date +%s.%N)" -v b="$started" 'BEGIN { printf "%.3f", a - b }')"
-        # CPU of the two processes that did the work, steadier than the rate on a shared machine.
-        apply_cpu="$(cpu_us_per_update "$(psql_at "$PORT_B" postgres -c "SELECT pid FROM pg_stat_subscription WHERE subname = 'sub_$table'")")"
-        sender_cpu="$(cpu_us_per_update "$(psql_at "$PORT_A" postgres -c "SELECT pid FROM pg_stat_replication WHERE application_name = 'sub_$table'")")"
-        psql_at "$PORT_B" postgres -c "ALTER SUBSCRIPTION sub_$table DISABLE" >/dev/null
-        while worker_running "sub_$table"; do sleep 0.05; done
-        rate="$(awk -v n="$((APPLY_UPDATES + 1))" -v s="$seconds" 'BEGIN { printf "%d", n / s }')"
-        echo "round $round $table: ${seconds}s, $rate updates/s; CPU per update: apply worker ${apply_cpu} µs, walsender ${sender_cpu} µs"
+        catch_up "$table" "$APPLY_UPDATES"
+        rate="$(awk -v n="$((APPLY_UPDATES + 1))" -v s="$CAUGHT_UP_SECONDS" 'BEGIN { printf "%d", n / s }')"
+        echo "round $round $table: ${CAUGHT_UP_SECONDS}s, $rate updates/s; CPU per update: apply worker ${APPLY_WORKER_CPU} µs, walsender ${WALSENDER_CPU} µs"
         if [ "$round" -gt 0 ]; then
             RATE[$table]+="$rate"$'\n'
-            [ -n "$apply_cpu" ] && APPLY_CPU[$table]+="$apply_cpu"$'\n'
-            [ -n "$sender_cpu" ] && SENDER_CPU[$table]+="$sender_cpu"$'\n'
+            [ -n "$APPLY_WORKER_CPU" ] && APPLY_CPU[$table]+="$APPLY_WORKER_CPU"$'\n'
+            [ -n "$WALSENDER_CPU" ] && SENDER_CPU[$table]+="$WALSENDER_CPU"$'\n'
         fi
     done
 done
@@ -214,6 +224,39 @@ for table in crdt_n crdt_nb; do
                 psql_at "$port" postgres -c "SELECT md5(string_agg(n::text || crdt_clock::text, ',' ORDER BY id)) FROM $table"
             done | sort -u | wc -l)"
     [ "$same" = 1 ] || { echo "apply benchmark: the nodes differ on $table after catching up" >&2; exit 1; }
+done
+
+log "apply: the apply worker's instructions per update (callgrind)"
+# The subscriber again, under callgrind, every process writing its own profile. Two catch-ups
+# per table, of 1,000 and of 5,000 updates, each in a fresh apply worker: the difference of
+# their totals over 4,000 updates is the cost of one, without the worker's start-up.
+as_postgres "$PG_BIN/pg_ctl" -D "$NODE_B/data" -m fast -w stop >/dev/null
+as_postgres mkdir "$NODE_B/callgrind"
+as_postgres valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$NODE_B/callgrind/%p" \
+    "$PG_BIN/postgres" -D "$NODE_B/data" -p "$PORT_B" -c listen_addresses=127.0.0.1 \
+    -c unix_socket_directories="$NODE_B" -c wal_level=logical >"$NODE_B/callgrind.log" 2>&1 &
+until as_postgres "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT_B"; do sleep 1; done
+instructions_of() { # instructions_of PID: the total of the apply worker's profile
+    # valgrind writes the profile as the worker exits, which can be after the subscription
+    # stops listing it: wait for the totals line (at most a minute).
+    local profile="$NODE_B/callgrind/$1" waited=0
+    until as_postgres grep -qs '^totals:' "$profile"; do
+        [ "$waited" -lt 600 ] || { echo "no callgrind profile for the apply worker $1" >&2; return 1; }
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    as_postgres awk '/^totals:/ { print $2 }' "$profile"
+}
+for table in "${APPLY_TABLES[@]}"; do
+    mode="text subscription"
+    [[ "$table" == *b ]] && mode="binary subscription"
+    catch_up "$table" 1000
+    small="$(instructions_of "$APPLY_WORKER_PID")"
+    catch_up "$table" 5000
+    large="$(instructions_of "$APPLY_WORKER_PID")"
+    per_update="$(awk -v a="$large" -v b="$small" 'BEGIN { printf "%d", (a - b) / 4000 }')"
+    echo "$table: $per_update instructions per update"
+    record figure "apply worker instructions per update (callgrind), $mode" "$table" "$per_update"$'\t'"$per_update"$'\t'"$per_update" instructions
 done
 
 log "writing BENCHMARKS.md"
@@ -240,6 +283,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "| increment TPS, CRDT ≥ 0.85 × plain | $(ratio "$(value_of "increments (pgbench TPS)" crdt_n)" "$(value_of "increments (pgbench TPS)" plain_n)") × |"
     echo "| apply rate with the merge trigger ≥ 0.85 × plain, text subscriptions | $(ratio "$(value_of "apply rate (updates/s), text subscription" crdt_n)" "$(value_of "apply rate (updates/s), text subscription" plain_n)") × |"
     echo "| apply rate with the merge trigger ≥ 0.85 × plain, binary subscriptions | $(ratio "$(value_of "apply rate (updates/s), binary subscription" crdt_nb)" "$(value_of "apply rate (updates/s), binary subscription" plain_nb)") × |"
+    echo "| (no target) apply worker instructions per update, plain against CRDT (callgrind; the machine's noise does not move it): text, binary | $(ratio "$(value_of "apply worker instructions per update (callgrind), text subscription" plain_n)" "$(value_of "apply worker instructions per update (callgrind), text subscription" crdt_n)") ×, $(ratio "$(value_of "apply worker instructions per update (callgrind), binary subscription" plain_nb)" "$(value_of "apply worker instructions per update (callgrind), binary subscription" crdt_nb)") × |"
     echo "| (control, no target) a plain table padded to the CRDT rows' width, against the plain table: text, binary | $(ratio "$(value_of "apply rate (updates/s), text subscription" plain_w)" "$(value_of "apply rate (updates/s), text subscription" plain_n)") ×, $(ratio "$(value_of "apply rate (updates/s), binary subscription" plain_wb)" "$(value_of "apply rate (updates/s), binary subscription" plain_nb)") × |"
     doc_merge="$(value_of "doc merge vs PL/pgSQL, 50,000 pairs of 10-property docs" "crdt.merge(doc, doc)")"
     doc_concat="$(value_of "doc merge vs PL/pgSQL, 50,000 pairs of 10-property docs" "jsonb || jsonb (plain objects)")"
