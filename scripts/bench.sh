@@ -145,6 +145,9 @@ for table in "${APPLY_TABLES[@]}"; do
         psql_at "$port" postgres -c "ALTER TABLE $table SET (autovacuum_enabled = off)" >/dev/null
     done
 done
+subscription_mode() { # subscription_mode TABLE: tables named *b replicate in binary
+    if [[ "$1" == *b ]]; then echo "binary subscription"; else echo "text subscription"; fi
+}
 worker_running() {
     [ -n "$(psql_at "$PORT_B" postgres -c "SELECT pid FROM pg_stat_subscription WHERE subname = '$1' AND pid IS NOT NULL")" ]
 }
@@ -209,8 +212,7 @@ for round in $(seq 0 "$APPLY_ROUNDS"); do    # round 0 is the warm-up
     done
 done
 for table in "${APPLY_TABLES[@]}"; do
-    mode="text subscription"
-    [[ "$table" == *b ]] && mode="binary subscription"
+    mode="$(subscription_mode "$table")"
     record time "apply rate (updates/s), $mode" "$table" "$(printf '%s' "${RATE[$table]}" | stats)" "updates/s"
     if [ -n "${APPLY_CPU[$table]:-}" ]; then
         record time "catch-up CPU per update, apply worker, $mode" "$table" "$(printf '%s' "${APPLY_CPU[$table]}" | stats)" "µs"
@@ -248,8 +250,7 @@ instructions_of() { # instructions_of PID: the total of the apply worker's profi
     as_postgres awk '/^totals:/ { print $2 }' "$profile"
 }
 for table in "${APPLY_TABLES[@]}"; do
-    mode="text subscription"
-    [[ "$table" == *b ]] && mode="binary subscription"
+    mode="$(subscription_mode "$table")"
     catch_up "$table" 1000
     small="$(instructions_of "$APPLY_WORKER_PID")"
     catch_up "$table" 5000

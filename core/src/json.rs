@@ -52,7 +52,7 @@ fn scalar_is_canonical(text: &str) -> Option<bool> {
                 .is_ok_and(|number| number.text.len() == text.len()),
         ),
         [b'"', inner @ .., b'"']
-            if inner.iter().all(|&b| b >= b' ' && b != b'"' && b != b'\\') =>
+            if crate::text::first_quote_escape_or_control(inner).is_none() =>
         {
             Some(true)
         }

@@ -146,7 +146,7 @@ impl RowClock {
             }
         })?;
         bad_value
-            .map_or_else(|| check_clock(view.replaced(), std::iter::empty()), Err)
+            .map_or_else(|| check_no_watermark(view.replaced()), Err)
             .map_err(|problem| DecodeError::Invalid { offset: 0, problem })?;
         Ok(view)
     }
@@ -197,16 +197,21 @@ fn not_a_clock(problem: &'static str) -> TextError {
 /// A doc is a row clock when it holds only column stamps with 32-bit fingerprints and no
 /// replace watermark: the check behind `decode` and `from_text`, of the watermark and each
 /// entry's value (`None` for a tombstone or a counter). `validate` applies the same two rules,
-/// [`check_column_value`] during its parse and the watermark rule here, in the same order.
+/// [`check_column_value`] during its parse, then [`check_no_watermark`], in the same order.
 fn check_clock<'a>(
     replaced: Option<Stamp>,
     values: impl Iterator<Item = Option<&'a str>>,
 ) -> Result<(), &'static str> {
     values.map(check_column_value).collect::<Result<(), _>>()?;
-    if replaced.is_some() {
-        return Err("a row clock has no replace watermark");
+    check_no_watermark(replaced)
+}
+
+/// A row clock has no replace watermark.
+fn check_no_watermark(replaced: Option<Stamp>) -> Result<(), &'static str> {
+    match replaced {
+        Some(_) => Err("a row clock has no replace watermark"),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// One entry of a row clock: a column stamp with a 32-bit fingerprint (`None` is a tombstone

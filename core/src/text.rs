@@ -615,10 +615,10 @@ pub(crate) fn write_integer(out: &mut impl fmt::Write, value: i128) -> fmt::Resu
 
 /// The position of the first `"`, `\\` or control character (below U+0020) in `bytes`.
 ///
-/// Node ids (36 characters) and keys are scanned eight bytes at a time: a byte equal to `c` is
+/// Node ids (36 characters), keys and string values are scanned eight bytes at a time: a byte equal to `c` is
 /// a zero byte of `word ^ c`, found with the carry trick; a borrow can mark bytes after the first
 /// match, never before it, so the lowest marked byte is the first match.
-fn first_quote_escape_or_control(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn first_quote_escape_or_control(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
     let below = |word: u64, limit: u8| word.wrapping_sub(ONES * u64::from(limit)) & !word & HIGH_BITS;
