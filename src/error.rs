@@ -58,7 +58,7 @@ pub fn spi_failed(err: pgrx::spi::Error) -> ErrorReport {
 }
 
 /// Raises `report` as an ERROR. Only for paths where pgrx would not keep the SQLSTATE of a
-/// returned error: `InOutFuncs::input`, and triggers (pgrx turns their `Err` into a panic,
+/// returned error: the types' I/O functions (`types::io`), and triggers (pgrx turns their `Err` into a panic,
 /// `XX000`); everything else returns `Result<_, ErrorReport>`.
 pub fn raise(report: ErrorReport) -> ! {
     report.report(pgrx::PgLogLevel::ERROR);

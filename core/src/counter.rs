@@ -625,6 +625,12 @@ impl<'a> CounterView<'a> {
         text_of(self.value(), self.entries(), self.len())
     }
 
+    /// Appends the canonical text form to `out` (an output function reuses one buffer).
+    pub fn write_text(&self, out: &mut String) {
+        // Writing to a String cannot fail.
+        let _ = write_text(out, self.value(), self.entries());
+    }
+
     /// Whether merging `other` into this counter changes nothing (every node of `other` has a
     /// slot here, with sums at least as large), and whether merging this one into `other`
     /// changes nothing: both in one walk. The merge trigger's common case, one side holding the other,

@@ -18,14 +18,13 @@ const TYPE_NAME: &str = "crdt.counter";
 
 /// An additive counter: per node, the sum of its increments and of its decrements.
 /// Its value is Σinc − Σdec; `crdt.merge` takes, per node, the larger of each sum.
-#[derive(PostgresType)]
-#[inoutfuncs]
-#[bikeshed_postgres_type_manually_impl_from_into_datum]
 pub struct Counter {
     encoded: Vec<u8>,
 }
 
-crdt_sql_type!(Counter, PnCounter, "crdt.counter", counter_recv, counter_send);
+crdt_sql_type!(Counter, PnCounter, "crdt.counter",
+    in counter_in_wrapper / pg_finfo_counter_in_wrapper, out counter_out_wrapper / pg_finfo_counter_out_wrapper,
+    recv counter_recv_wrapper / pg_finfo_counter_recv_wrapper, send counter_send_wrapper / pg_finfo_counter_send_wrapper);
 
 impl Counter {
     pub(crate) fn view(&self) -> Result<CounterView<'_>, ErrorReport> {
@@ -147,20 +146,15 @@ fn value(counter: Counter) -> Result<AnyNumeric, ErrorReport> {
 
 extension_sql!(
     r#"
--- Binary I/O: pgrx's derive only wires text I/O; ours is the compact encoding, not CBOR.
-ALTER TYPE counter SET (RECEIVE = counter_recv, SEND = counter_send);
-
 -- A number assigned to a counter column (INSERT ... VALUES (5), DEFAULT 0) becomes this node's
 -- contribution; a counter assigned to a number column is its value.
 CREATE CAST (bigint AS counter) WITH FUNCTION counter_from_bigint(bigint) AS ASSIGNMENT;
 CREATE CAST (integer AS counter) WITH FUNCTION counter_from_integer(integer) AS ASSIGNMENT;
 CREATE CAST (counter AS bigint) WITH FUNCTION counter_to_bigint(counter) AS ASSIGNMENT;
 "#,
-    name = "counter_binary_io_and_casts",
+    name = "counter_casts",
     requires = [
-        Counter,
-        counter_recv,
-        counter_send,
+        "types",
         counter_from_bigint,
         counter_from_integer,
         counter_to_bigint
@@ -211,25 +205,61 @@ mod tests {
         assert!(text.starts_with("{\"value\": 5"), "{text}");
     }
 
-    /// Binary input of `bytes` through `counter_recv`, as a COPY or a binary subscription
-    /// calls it: the stored bytes, or whether it refused them.
+    /// The type's input or receive function, as `getTypeInputInfo`/`getTypeBinaryInputInfo`
+    /// find it for a COPY or a subscription: (function, its type parameter).
+    fn input_function(binary: bool) -> (pg_sys::Oid, pg_sys::Oid) {
+        let (mut function, mut type_parameter) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
+        let counter = <super::Counter as IntoDatum>::type_oid();
+        // SAFETY: out-parameters for an existing type.
+        unsafe {
+            if binary {
+                pg_sys::getTypeBinaryInputInfo(counter, &mut function, &mut type_parameter);
+            } else {
+                pg_sys::getTypeInputInfo(counter, &mut function, &mut type_parameter);
+            }
+        }
+        (function, type_parameter)
+    }
+
+    /// The stored bytes of an input function's result, or whether it raised an error.
+    fn stored_or_refused(convert: impl FnOnce() -> pg_sys::Datum) -> Result<Vec<u8>, ()> {
+        // The conversion is retried by nothing and its state is dropped on error.
+        let convert = std::panic::AssertUnwindSafe(convert);
+        PgTryBuilder::new(move || {
+            // Used whole, so the closure captures the wrapper, not the function in it.
+            let convert = convert;
+            let datum = (convert.0)();
+            // SAFETY: an input function of crdt.counter returns a non-null counter.
+            Ok(unsafe { crate::types::varlena_datum_bytes(datum) })
+        })
+        .catch_others(|_| Err(()))
+        .execute()
+    }
+
+    /// Binary input of `bytes` through PostgreSQL's fmgr and `counter_recv`, as a COPY or a
+    /// binary subscription calls it: the stored bytes, or whether it refused them.
     fn received(bytes: &[u8]) -> Result<Vec<u8>, ()> {
         let mut message = bytes.to_vec();
-        let buffer = pg_sys::StringInfoData {
+        let mut buffer = pg_sys::StringInfoData {
             data: message.as_mut_ptr().cast(),
             len: message.len() as i32,
             maxlen: message.len() as i32,
             cursor: 0,
         };
-        super::counter_recv(pgrx::Internal::new(buffer)).map(|counter| counter.stored().to_vec()).map_err(drop)
+        let (function, type_parameter) = input_function(true);
+        // SAFETY: the receive function of the type, called with a message buffer.
+        stored_or_refused(|| unsafe { pg_sys::OidReceiveFunctionCall(function, &mut buffer, type_parameter, -1) })
     }
 
-    /// Text input through `counter_in`: the stored bytes, or whether it refused the text.
+    /// Text input through PostgreSQL's fmgr and `counter_in`: the stored bytes, or whether it
+    /// refused the text.
     fn read(text: &str) -> Result<Vec<u8>, ()> {
         let text = std::ffi::CString::new(text).unwrap();
-        PgTryBuilder::new(|| Ok(<super::Counter as pgrx::InOutFuncs>::input(&text).stored().to_vec()))
-            .catch_others(|_| Err(()))
-            .execute()
+        let (function, type_parameter) = input_function(false);
+        // SAFETY: the input function of the type, called with a NUL-terminated string.
+        stored_or_refused(|| unsafe {
+            pg_sys::OidInputFunctionCall(function, text.as_ptr().cast_mut(), type_parameter, -1)
+        })
     }
 
     /// The apply worker converts each value twice; the input functions remember the last
@@ -258,13 +288,17 @@ mod tests {
     /// a refused input is converted (and refused) every time.
     #[pg_test]
     fn inputs_of_columns_in_turn_are_converted_once() {
-        let inputs = crate::types::LastInputs::new();
+        let inputs = crate::types::io::LastInputs::new();
         let conversions = std::cell::Cell::new(0);
         let convert = |input: &[u8]| {
-            inputs.stored_form(input, || {
-                conversions.set(conversions.get() + 1);
-                if input == b"refused" { Err(()) } else { Ok(input.to_ascii_uppercase()) }
-            })
+            inputs.convert(
+                input,
+                || {
+                    conversions.set(conversions.get() + 1);
+                    if input == b"refused" { Err(()) } else { Ok(input.to_ascii_uppercase()) }
+                },
+                <[u8]>::to_vec,
+            )
         };
         for input in [&b"a"[..], b"b", b"a", b"b", b"c", b"a", b"refused", b"refused"] {
             let expected = if input == b"refused" { Err(()) } else { Ok(input.to_ascii_uppercase()) };

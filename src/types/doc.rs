@@ -19,14 +19,13 @@ const TYPE_NAME: &str = "crdt.doc";
 
 /// A JSON record whose properties merge one by one: the later write of a property wins,
 /// `crdt.put` replaces the whole record, and `crdt.add` keeps additive counters.
-#[derive(PostgresType)]
-#[inoutfuncs]
-#[bikeshed_postgres_type_manually_impl_from_into_datum]
 pub struct Doc {
     encoded: Vec<u8>,
 }
 
-crdt_sql_type!(Doc, DocState, "crdt.doc", doc_recv, doc_send);
+crdt_sql_type!(Doc, DocState, "crdt.doc",
+    in doc_in_wrapper / pg_finfo_doc_in_wrapper, out doc_out_wrapper / pg_finfo_doc_out_wrapper,
+    recv doc_recv_wrapper / pg_finfo_doc_recv_wrapper, send doc_send_wrapper / pg_finfo_doc_send_wrapper);
 
 impl Doc {
     fn view(&self) -> Result<DocView<'_>, ErrorReport> {
@@ -209,12 +208,11 @@ fn to_timestamp(seconds: f64) -> Option<TimestampWithTimeZone> {
 
 extension_sql!(
     r#"
-ALTER TYPE doc SET (RECEIVE = doc_recv, SEND = doc_send);
 CREATE CAST (jsonb AS doc) WITH FUNCTION doc_from_jsonb(jsonb) AS ASSIGNMENT;
 CREATE CAST (doc AS jsonb) WITH FUNCTION to_jsonb(doc);
 "#,
-    name = "doc_binary_io_and_casts",
-    requires = [Doc, doc_recv, doc_send, doc_from_jsonb, to_jsonb]
+    name = "doc_casts",
+    requires = ["types", doc_from_jsonb, to_jsonb]
 );
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -2,6 +2,7 @@
 
 pub mod counter;
 pub mod doc;
+pub mod io;
 pub mod jsonb_text;
 pub mod row_clock;
 
@@ -14,8 +15,9 @@ pub trait StoredState: Sized {
     /// Checks `bytes` as completely as `decode` does, building as little as the type allows.
     /// Decoders accept only the canonical encoding, so valid bytes are stored as they came.
     fn validate(bytes: &[u8]) -> Result<(), crdt_core::DecodeError>;
-    /// The text form of `bytes`, checked as completely as `decode` does.
-    fn text_of_encoded(bytes: &[u8]) -> Result<String, crdt_core::DecodeError>;
+    /// Appends the text form of `bytes` to `out`, once they are checked as completely as
+    /// `decode` checks them.
+    fn write_text_of_encoded(bytes: &[u8], out: &mut String) -> Result<(), crdt_core::DecodeError>;
     /// The binary form of a text form, which is read and checked completely.
     fn encode_text(text: &str) -> Result<Vec<u8>, crdt_core::TextError>;
 }
@@ -29,8 +31,8 @@ macro_rules! stored_state_by_core {
             fn validate(bytes: &[u8]) -> Result<(), crdt_core::DecodeError> {
                 $parse(bytes).map(drop)
             }
-            fn text_of_encoded(bytes: &[u8]) -> Result<String, crdt_core::DecodeError> {
-                $parse(bytes).map(|view| view.to_text())
+            fn write_text_of_encoded(bytes: &[u8], out: &mut String) -> Result<(), crdt_core::DecodeError> {
+                $parse(bytes).map(|view| view.write_text(out))
             }
             fn encode_text(text: &str) -> Result<Vec<u8>, crdt_core::TextError> {
                 $encode_text(text)
@@ -44,11 +46,63 @@ stored_state_by_core!(
     crdt_core::RowClock, viewed by crdt_core::RowClock::validate, text encoded by crdt_core::RowClock::encode_text
 );
 
+// The three types with their I/O functions (see `io`). The functions' C symbols are those
+// pgrx gave them when it generated them (0.1.0): installed scripts name them.
+pgrx::extension_sql!(
+    r#"
+CREATE TYPE counter;
+CREATE FUNCTION counter_in(input cstring) RETURNS counter
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_in_wrapper';
+CREATE FUNCTION counter_out(input counter) RETURNS cstring
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_out_wrapper';
+CREATE FUNCTION counter_recv(internal internal) RETURNS counter
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_recv_wrapper';
+CREATE FUNCTION counter_send(value counter) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_send_wrapper';
+CREATE TYPE counter (
+    INTERNALLENGTH = variable, STORAGE = extended,
+    INPUT = counter_in, OUTPUT = counter_out, RECEIVE = counter_recv, SEND = counter_send
+);
+
+CREATE TYPE doc;
+CREATE FUNCTION doc_in(input cstring) RETURNS doc
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'doc_in_wrapper';
+CREATE FUNCTION doc_out(input doc) RETURNS cstring
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'doc_out_wrapper';
+CREATE FUNCTION doc_recv(internal internal) RETURNS doc
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'doc_recv_wrapper';
+CREATE FUNCTION doc_send(value doc) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'doc_send_wrapper';
+CREATE TYPE doc (
+    INTERNALLENGTH = variable, STORAGE = extended,
+    INPUT = doc_in, OUTPUT = doc_out, RECEIVE = doc_recv, SEND = doc_send
+);
+
+CREATE TYPE row_clock;
+CREATE FUNCTION row_clock_in(input cstring) RETURNS row_clock
+    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'row_clock_in_wrapper';
+CREATE FUNCTION row_clock_out(input row_clock) RETURNS cstring
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'row_clock_out_wrapper';
+CREATE FUNCTION row_clock_recv(internal internal) RETURNS row_clock
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'row_clock_recv_wrapper';
+CREATE FUNCTION row_clock_send(value row_clock) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'row_clock_send_wrapper';
+CREATE TYPE row_clock (
+    INTERNALLENGTH = variable, STORAGE = extended,
+    INPUT = row_clock_in, OUTPUT = row_clock_out, RECEIVE = row_clock_recv, SEND = row_clock_send
+);
+"#,
+    name = "types",
+    creates = [Type(counter::Counter), Type(doc::Doc), Type(row_clock::row_clock)]
+);
+
 /// Everything a SQL type `$ty { encoded: Vec<u8> }` holding a core `$state` needs besides its
-/// own operations: conversions, pgrx's datum traits, text input/output, and the binary
-/// `$recv`/`$send` functions (wired in by `ALTER TYPE ... SET (RECEIVE, SEND)`).
+/// own operations: conversions, pgrx's datum traits and SQL mapping, and its four I/O
+/// functions exported under the C symbols given (see `io`; the SQL is in this module).
 macro_rules! crdt_sql_type {
-    ($ty:ident, $state:ty, $sql_name:literal, $recv:ident, $send:ident) => {
+    ($ty:ident, $state:ty, $sql_name:literal,
+     in $in_fn:ident / $in_info:ident, out $out_fn:ident / $out_info:ident,
+     recv $recv_fn:ident / $recv_info:ident, send $send_fn:ident / $send_info:ident) => {
         impl $ty {
             fn from_stored(encoded: Vec<u8>) -> Self {
                 $ty { encoded }
@@ -68,69 +122,85 @@ macro_rules! crdt_sql_type {
 
         $crate::types::stored_as_varlena!($ty, $sql_name);
 
-        impl ::pgrx::InOutFuncs for $ty {
-            fn input(input: &::std::ffi::CStr) -> Self {
+        // SAFETY: the SQL type of this name is created by this module's `extension_sql!`.
+        unsafe impl ::pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for $ty {
+            const TYPE_IDENT: &'static str = ::pgrx::pgrx_resolved_type!($ty);
+            const TYPE_ORIGIN: ::pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+                ::pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::ThisExtension;
+            const ARGUMENT_SQL: Result<
+                ::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
+                ::pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
+            > = Ok(::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::As(stringify!($ty)));
+            const RETURN_SQL: Result<
+                ::pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
+                ::pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
+            > = Ok(::pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef::One(
+                ::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::As(stringify!($ty)),
+            ));
+        }
+
+        $crate::types::v1_function!(
+            #[doc = concat!("Text input of ", $sql_name, ": read and checked completely.")]
+            $in_fn, $in_info, |fcinfo| {
                 thread_local! {
-                    static LAST_TEXT: $crate::types::LastInputs = $crate::types::LastInputs::new();
+                    static LAST_TEXT: $crate::types::io::LastInputs = const { $crate::types::io::LastInputs::new() };
                 }
-                let encoded = LAST_TEXT.with(|last| {
-                    last.stored_form(input.to_bytes(), || {
-                        input
-                            .to_str()
-                            .map_err(|err| $crate::error::invalid_representation($sql_name, err))
-                            .and_then(|text| {
-                                <$state as $crate::types::StoredState>::encode_text(text)
-                                    .map_err(|err| $crate::error::invalid_representation($sql_name, err))
-                            })
-                    })
-                });
-                match encoded {
-                    Ok(encoded) => $ty::from_stored(encoded),
-                    Err(report) => $crate::error::raise(report),
+                // SAFETY: PostgreSQL calls this as the type's input function.
+                LAST_TEXT.with(|last| unsafe { $crate::types::io::text_input::<$state>(fcinfo, $sql_name, last) })
+            }
+        );
+
+        $crate::types::v1_function!(
+            #[doc = concat!("Text output of ", $sql_name, ": its canonical text form.")]
+            $out_fn, $out_info, |fcinfo| {
+                // SAFETY: PostgreSQL calls this as the type's output function.
+                unsafe { $crate::types::io::text_output::<$state>(fcinfo, $sql_name) }
+            }
+        );
+
+        $crate::types::v1_function!(
+            #[doc = concat!("Binary input of ", $sql_name, ": the compact encoding, validated completely and consumed whole.")]
+            $recv_fn, $recv_info, |fcinfo| {
+                thread_local! {
+                    static LAST_BINARY: $crate::types::io::LastInputs = const { $crate::types::io::LastInputs::new() };
                 }
+                // SAFETY: PostgreSQL calls this as the type's receive function.
+                LAST_BINARY.with(|last| unsafe { $crate::types::io::binary_input::<$state>(fcinfo, $sql_name, last) })
             }
+        );
 
-            fn output(&self, buffer: &mut ::pgrx::StringInfo) {
-                let text = match <$state as $crate::types::StoredState>::text_of_encoded(&self.encoded) {
-                    Ok(text) => text,
-                    Err(err) => $crate::error::raise($crate::error::corrupt_datum($sql_name, err)),
-                };
-                // The text form is larger than the stored one: past 1 GB (with its NUL) it is
-                // a 54000, never pgrx's XX000 panic beyond 2 GB.
-                if text.len() >= $crate::types::MAX_ALLOC_SIZE {
-                    let what = concat!("the text form of a ", $sql_name, " value");
-                    $crate::error::raise($crate::error::too_large(what, text.len()));
-                }
-                buffer.push_str(&text);
+        $crate::types::v1_function!(
+            #[doc = concat!("Binary output of ", $sql_name, ": the compact encoding.")]
+            $send_fn, $send_info, |fcinfo| {
+                // SAFETY: PostgreSQL calls this as the type's send function.
+                unsafe { $crate::types::io::binary_output(fcinfo) }
             }
-        }
-
-        #[doc = concat!("Binary input of ", $sql_name, ": the compact encoding, validated completely and consumed whole.")]
-        #[::pgrx::pg_extern(immutable, strict, parallel_safe)]
-        fn $recv(mut internal: ::pgrx::Internal) -> Result<$ty, ::pgrx::pg_sys::panic::ErrorReport> {
-            thread_local! {
-                static LAST_BINARY: $crate::types::LastInputs = $crate::types::LastInputs::new();
-            }
-            let bytes = $crate::types::unread_message_bytes(&mut internal, $sql_name)?;
-            // Valid bytes are stored as they came (decoders accept only the canonical encoding).
-            let stored = LAST_BINARY.with(|last| {
-                last.stored_form(bytes, || {
-                    <$state as $crate::types::StoredState>::validate(bytes)
-                        .map(|()| bytes.to_vec())
-                        .map_err(|err| $crate::error::invalid_binary($sql_name, err))
-                })
-            })?;
-            Ok($ty::from_stored(stored))
-        }
-
-        #[doc = concat!("Binary output of ", $sql_name, ": the compact encoding.")]
-        #[::pgrx::pg_extern(immutable, strict, parallel_safe)]
-        fn $send(value: $ty) -> Vec<u8> {
-            value.encoded
-        }
+        );
     };
 }
 pub(crate) use crdt_sql_type;
+
+/// Exports `$body` as the version-1 C function `$name` (with its `$info` record), run under
+/// pgrx's guard: a Rust panic or a raised error becomes a PostgreSQL ERROR with its SQLSTATE.
+macro_rules! v1_function {
+    (#[doc = $doc:expr] $name:ident, $info:ident, |$fcinfo:ident| $body:block) => {
+        #[doc = $doc]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C-unwind" fn $name($fcinfo: ::pgrx::pg_sys::FunctionCallInfo) -> ::pgrx::pg_sys::Datum {
+            let body = || $body;
+            // SAFETY: the guard is what pgrx's own wrappers run their functions in.
+            unsafe { ::pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(body) }
+        }
+
+        #[doc = concat!("fmgr's record for `", stringify!($name), "`: a version-1 function.")]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $info() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
+            const V1_API: ::pgrx::pg_sys::Pg_finfo_record = ::pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1_API
+        }
+    };
+}
+pub(crate) use v1_function;
 
 /// Implements pgrx's datum traits for a type stored as one plain varlena of its core crate's
 /// encoding (never pgrx's default CBOR), given the SQL type's qualified name.
@@ -227,60 +297,6 @@ macro_rules! call_abi_via_datum {
 }
 pub(crate) use call_abi_via_datum;
 
-/// The last few inputs (text or binary) one input function of this backend converted, and
-/// the stored forms they gave.
-///
-/// PostgreSQL 15's apply worker converts every column of a replicated UPDATE twice, once to
-/// find the local row and once to build the new one (`slot_store_data`, then
-/// `slot_modify_data`), each time through a fresh `FmgrInfo`, so `fn_extra` can't keep it. The
-/// input functions are pure, so the second conversion of the same input is a copy of the first.
-/// A table with several columns of one type converts them in turn (a, b, a, b), so a few
-/// inputs are kept, not one. Only small inputs are kept, and only successful conversions.
-pub struct LastInputs(std::cell::RefCell<RecentInputs>);
-
-/// [`LastInputs`]' entries: (input, stored form), the oldest replaced first.
-struct RecentInputs {
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
-    next: usize,
-}
-
-impl LastInputs {
-    /// Inputs up to this size are remembered: the rows replication carries, not bulk loads of
-    /// large documents.
-    const MAX_KEPT: usize = 8192;
-    /// Columns of one type in one table that stay remembered between the two conversions.
-    const ENTRIES: usize = 4;
-
-    pub const fn new() -> Self {
-        LastInputs(std::cell::RefCell::new(RecentInputs { entries: Vec::new(), next: 0 }))
-    }
-
-    /// The stored form of `input`: the remembered one if `input` is one of the last inputs,
-    /// else `convert()` (remembered when it succeeds).
-    pub fn stored_form<E>(&self, input: &[u8], convert: impl FnOnce() -> Result<Vec<u8>, E>) -> Result<Vec<u8>, E> {
-        if let Some((_, stored)) = self.0.borrow().entries.iter().find(|(kept, _)| kept.as_slice() == input) {
-            return Ok(stored.clone());
-        }
-        let stored = convert()?;
-        if input.len() <= Self::MAX_KEPT {
-            let mut recent = self.0.borrow_mut();
-            if recent.entries.len() < Self::ENTRIES {
-                recent.entries.push((input.to_vec(), stored.clone()));
-            } else {
-                // The buffers are reused: no allocation per row once they are large enough.
-                let oldest = recent.next;
-                let (kept_input, kept_stored) = &mut recent.entries[oldest];
-                kept_input.clear();
-                kept_input.extend_from_slice(input);
-                kept_stored.clear();
-                kept_stored.extend_from_slice(&stored);
-            }
-            recent.next = (recent.next + 1) % Self::ENTRIES;
-        }
-        Ok(stored)
-    }
-}
-
 /// PostgreSQL's `MaxAllocSize` (1 GB − 1, not exported by pgrx): no datum and no text form can
 /// be larger.
 pub const MAX_ALLOC_SIZE: usize = 0x3fff_ffff;
@@ -335,21 +351,4 @@ pub unsafe fn varlena_datum_slice<'a>(datum: pgrx::pg_sys::Datum) -> &'a [u8] {
         }
         pgrx::varlena_to_byte_slice(varlena)
     }
-}
-
-/// The not yet consumed bytes of a receive function's message buffer, marked as consumed:
-/// a type's binary input is always the whole rest of its field.
-pub fn unread_message_bytes<'a>(
-    internal: &'a mut pgrx::Internal,
-    type_name: &str,
-) -> Result<&'a [u8], pgrx::pg_sys::panic::ErrorReport> {
-    // SAFETY: PostgreSQL calls a type's receive function with a StringInfo as `internal`.
-    let buf = unsafe { internal.get_mut::<pgrx::pg_sys::StringInfoData>() }
-        .ok_or_else(|| crate::error::invalid_binary(type_name, "no input buffer"))?;
-    let start = usize::try_from(buf.cursor).unwrap_or(0);
-    let len = usize::try_from(buf.len - buf.cursor).unwrap_or(0);
-    buf.cursor = buf.len;
-    // SAFETY: `data[cursor..len]` are the message bytes not yet consumed; the buffer outlives
-    // the call.
-    Ok(unsafe { std::slice::from_raw_parts(buf.data.add(start) as *const u8, len) })
 }

@@ -3,24 +3,16 @@
 //! readable (text form) for debugging, dumpable and replicable like any value.
 
 use crdt_core::RowClock;
-use pgrx::prelude::*;
 
 use crate::types::crdt_sql_type;
 
 /// Per-column stamps of one row of a CRDT table.
-// pgrx names the SQL type after the Rust struct, and the SQL name is `row_clock`.
+// Its SQL mapping is the Rust name (see `crdt_sql_type!`), and the SQL name is `row_clock`.
 #[allow(non_camel_case_types)]
-#[derive(PostgresType)]
-#[inoutfuncs]
-#[bikeshed_postgres_type_manually_impl_from_into_datum]
 pub struct row_clock {
     encoded: Vec<u8>,
 }
 
-crdt_sql_type!(row_clock, RowClock, "crdt.row_clock", row_clock_recv, row_clock_send);
-
-extension_sql!(
-    "ALTER TYPE row_clock SET (RECEIVE = row_clock_recv, SEND = row_clock_send);",
-    name = "row_clock_binary_io",
-    requires = [row_clock, row_clock_recv, row_clock_send]
-);
+crdt_sql_type!(row_clock, RowClock, "crdt.row_clock",
+    in row_clock_in_wrapper / pg_finfo_row_clock_in_wrapper, out row_clock_out_wrapper / pg_finfo_row_clock_out_wrapper,
+    recv row_clock_recv_wrapper / pg_finfo_row_clock_recv_wrapper, send row_clock_send_wrapper / pg_finfo_row_clock_send_wrapper);

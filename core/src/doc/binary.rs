@@ -982,15 +982,21 @@ impl<'a> DocView<'a> {
 
     /// The canonical text form (as [`Doc::to_text`]), written from the bytes.
     pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        self.write_text(&mut out);
+        out
+    }
+
+    /// Appends the canonical text form to `out` (an output function reuses one buffer).
+    pub fn write_text(&self, out: &mut String) {
         // `parse` accepted these bytes, so no counter fails to decode.
         let entries: Vec<ParsedEntry<'_>> = self.entries().filter_map(|raw| raw.parsed().ok()).collect();
-        let mut out = String::with_capacity(128 + 96 * entries.len());
+        out.reserve(128 + 96 * entries.len());
         super::text_form::write_text(
-            &mut out,
+            out,
             self.header.replaced,
             entries.iter().map(|parsed| (parsed.key, parsed.entry())),
         );
-        out
     }
 }
 
