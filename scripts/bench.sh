@@ -81,11 +81,21 @@ for suffix in w wb; do
     TABLES_SQL+="
 CREATE TABLE plain_$suffix (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0, pad bytea NOT NULL DEFAULT '');"
 done
+# plain_t/plain_tb, another control: plain tables with a BEFORE UPDATE trigger that fires in the
+# apply worker and does nothing (PostgreSQL's own C function, which compares the two rows):
+# what a row trigger costs replication by itself, the most any merge run from one can reach.
+for suffix in t tb; do
+    TABLES_SQL+="
+CREATE TABLE plain_$suffix (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0);
+CREATE TRIGGER no_op BEFORE UPDATE ON plain_$suffix FOR EACH ROW
+    EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger();
+ALTER TABLE plain_$suffix ENABLE REPLICA TRIGGER no_op;"
+done
 for port in "$PORT_A" "$PORT_B"; do psql_at "$port" postgres -c "$TABLES_SQL" >/dev/null; done
 # The subscriber's launcher starts a worker at most once per wal_retrieve_retry_interval (5 s by
 # default): catch-ups follow each other more closely than that.
 psql_at "$PORT_B" postgres -c "ALTER SYSTEM SET wal_retrieve_retry_interval = '50ms'" -c "SELECT pg_reload_conf()" >/dev/null
-APPLY_TABLES=(plain_n crdt_n plain_w plain_nb crdt_nb plain_wb)
+APPLY_TABLES=(plain_n crdt_n plain_w plain_t plain_nb crdt_nb plain_wb plain_tb)
 for table in "${APPLY_TABLES[@]}"; do
     psql_at "$PORT_A" postgres -c "INSERT INTO $table (id) SELECT i FROM generate_series(1, 1000) i" >/dev/null
 done
@@ -286,6 +296,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "| apply rate with the merge trigger ≥ 0.85 × plain, binary subscriptions | $(ratio "$(value_of "apply rate (updates/s), binary subscription" crdt_nb)" "$(value_of "apply rate (updates/s), binary subscription" plain_nb)") × |"
     echo "| (no target) apply worker instructions per update, plain against CRDT (callgrind; the machine's noise does not move it): text, binary | $(ratio "$(value_of "apply worker instructions per update (callgrind), text subscription" plain_n)" "$(value_of "apply worker instructions per update (callgrind), text subscription" crdt_n)") ×, $(ratio "$(value_of "apply worker instructions per update (callgrind), binary subscription" plain_nb)" "$(value_of "apply worker instructions per update (callgrind), binary subscription" crdt_nb)") × |"
     echo "| (control, no target) a plain table padded to the CRDT rows' width, against the plain table: text, binary | $(ratio "$(value_of "apply rate (updates/s), text subscription" plain_w)" "$(value_of "apply rate (updates/s), text subscription" plain_n)") ×, $(ratio "$(value_of "apply rate (updates/s), binary subscription" plain_wb)" "$(value_of "apply rate (updates/s), binary subscription" plain_nb)") × |"
+    echo "| (control, no target) a plain table with a do-nothing BEFORE UPDATE trigger (\`suppress_redundant_updates_trigger\`), against the plain table — what any merge run from a trigger starts from: rate text, binary; instructions text, binary | $(ratio "$(value_of "apply rate (updates/s), text subscription" plain_t)" "$(value_of "apply rate (updates/s), text subscription" plain_n)") ×, $(ratio "$(value_of "apply rate (updates/s), binary subscription" plain_tb)" "$(value_of "apply rate (updates/s), binary subscription" plain_nb)") ×; $(ratio "$(value_of "apply worker instructions per update (callgrind), text subscription" plain_n)" "$(value_of "apply worker instructions per update (callgrind), text subscription" plain_t)") ×, $(ratio "$(value_of "apply worker instructions per update (callgrind), binary subscription" plain_nb)" "$(value_of "apply worker instructions per update (callgrind), binary subscription" plain_tb)") × |"
     doc_merge="$(value_of "doc merge vs PL/pgSQL, 50,000 pairs of 10-property docs" "crdt.merge(doc, doc)")"
     doc_concat="$(value_of "doc merge vs PL/pgSQL, 50,000 pairs of 10-property docs" "jsonb || jsonb (plain objects)")"
     newer_merge="$(value_of "doc merge, one side newer, 50,000 pairs of 10-property docs" "crdt.merge(doc, doc)")"

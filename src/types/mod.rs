@@ -244,7 +244,7 @@ macro_rules! stored_as_varlena {
 pub(crate) use stored_as_varlena;
 
 /// Lets pgrx pass `$ty` as an argument and return it as a result through its `FromDatum` and
-/// `IntoDatum` impls (the glue pgrx's derive would otherwise generate for CBOR).
+/// `IntoDatum` impls (the glue pgrx's `PostgresType` derive generates for its CBOR types).
 macro_rules! call_abi_via_datum {
     ($ty:ty) => {
         unsafe impl ::pgrx::callconv::BoxRet for $ty {
