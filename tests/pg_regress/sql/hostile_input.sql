@@ -387,3 +387,11 @@ SELECT damaged_copy('SELECT ARRAY[''{"nodes": {"aaaaaaaa-0000-4000-8000-00000000
          AS field_length_lies,
        damaged_copy('SELECT ARRAY[''{"nodes": {}}''::crdt.counter]', 'arrays', 1, '\x00') AS header_damaged;
 SELECT count(*) AS arrays_stored FROM arrays;
+
+-- NULL: InputFunctionCall hands the (non-strict) input functions a null pointer, and a domain
+-- over a type passes its NULL through them too. NULL comes out, never a crash.
+CREATE DOMAIN counter_domain AS crdt.counter;
+SELECT NULL::crdt.counter IS NULL AS counter, NULL::crdt.doc IS NULL AS doc,
+       NULL::crdt.row_clock IS NULL AS row_clock, NULL::counter_domain IS NULL AS domain;
+SELECT crdt.counter_in(NULL) IS NULL AS counter_in, crdt.doc_in(NULL) IS NULL AS doc_in,
+       crdt.row_clock_in(NULL) IS NULL AS row_clock_in;
