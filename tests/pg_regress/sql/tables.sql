@@ -195,3 +195,14 @@ DROP VIEW product_view;
 SELECT crdt.disable('product');
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'product'::regclass;
 SELECT id, name, inventory::bigint FROM product ORDER BY id;
+
+-- a schema renamed while this session holds the table's shape: the triggers use the new name
+-- (their statements on the table, and the table's name in crdt.deletions)
+CREATE SCHEMA tables_renamed_from;
+CREATE TABLE tables_renamed_from.t (id int PRIMARY KEY, v text);
+SELECT crdt.enable('tables_renamed_from.t');
+INSERT INTO tables_renamed_from.t VALUES (1, 'a'), (2, 'b');
+DELETE FROM tables_renamed_from.t WHERE id = 1;
+ALTER SCHEMA tables_renamed_from RENAME TO tables_renamed_to;
+DELETE FROM tables_renamed_to.t WHERE id = 2;
+SELECT table_name, key FROM crdt.deletions WHERE table_name LIKE 'tables_renamed_%' ORDER BY key::text;
