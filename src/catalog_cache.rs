@@ -106,7 +106,10 @@ impl<T> CachedByOid<T> {
     /// Whether facts of `relid` read at event `read_at` still hold.
     fn still_valid(relid: pg_sys::Oid, read_at: u64) -> bool {
         read_at >= EVERYTHING_SINCE.get()
-            && RELATION_SINCE.with_borrow(|since| since.get(&relid).is_none_or(|&changed| read_at >= changed))
+            && RELATION_SINCE.with_borrow(|since| {
+                // Mostly empty: no hashing on the per-row path then.
+                since.is_empty() || since.get(&relid).is_none_or(|&changed| read_at >= changed)
+            })
     }
 
     /// The facts of relation `relid`, or `read()` (cached on success) when they were read
