@@ -11,9 +11,33 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use pgrx::pg_sys;
+
+/// Hashes an OID with one multiplication: the maps here are looked up per row, and an OID
+/// chosen by PostgreSQL is no attack surface for the default hasher's protection.
+#[derive(Default)]
+struct OidHasher(u64);
+
+impl Hasher for OidHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u32(u32::from(byte));
+        }
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(value)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type OidMap<V> = HashMap<pg_sys::Oid, V, BuildHasherDefault<OidHasher>>;
 
 thread_local! {
     /// Invalidations seen by this backend, all kinds.
@@ -22,7 +46,7 @@ thread_local! {
     /// PostgreSQL invalidated every relation).
     static EVERYTHING_SINCE: Cell<u64> = const { Cell::new(0) };
     /// Per relation invalidated one by one, the event since which its facts must be read again.
-    static RELATION_SINCE: RefCell<HashMap<pg_sys::Oid, u64>> = RefCell::new(HashMap::new());
+    static RELATION_SINCE: RefCell<OidMap<u64>> = RefCell::new(OidMap::default());
 }
 
 /// Relations remembered one by one; past this many, one change of everything stands for them.
@@ -37,7 +61,7 @@ fn next_event() -> u64 {
 
 fn everything_changed() {
     EVERYTHING_SINCE.set(next_event());
-    RELATION_SINCE.with_borrow_mut(HashMap::clear);
+    RELATION_SINCE.with_borrow_mut(OidMap::clear);
 }
 
 #[pgrx::pg_guard]
@@ -96,20 +120,17 @@ impl<T: Copy> Cached<T> {
 }
 
 /// Facts per relation, kept until that relation (or everything) is invalidated.
-pub(crate) struct CachedByOid<T>(RefCell<HashMap<pg_sys::Oid, (u64, Rc<T>)>>);
+pub(crate) struct CachedByOid<T>(RefCell<OidMap<(u64, Rc<T>)>>);
 
 impl<T> CachedByOid<T> {
     pub(crate) fn new() -> Self {
-        CachedByOid(RefCell::new(HashMap::new()))
+        CachedByOid(RefCell::new(OidMap::default()))
     }
 
     /// Whether facts of `relid` read at event `read_at` still hold.
     fn still_valid(relid: pg_sys::Oid, read_at: u64) -> bool {
         read_at >= EVERYTHING_SINCE.get()
-            && RELATION_SINCE.with_borrow(|since| {
-                // Mostly empty: no hashing on the per-row path then.
-                since.is_empty() || since.get(&relid).is_none_or(|&changed| read_at >= changed)
-            })
+            && RELATION_SINCE.with_borrow(|since| since.get(&relid).is_none_or(|&changed| read_at >= changed))
     }
 
     /// The facts of relation `relid`, or `read()` (cached on success) when they were read
