@@ -52,6 +52,12 @@ pub fn too_large(what: &str, bytes: usize) -> ErrorReport {
     )
 }
 
+/// `53200`: memory for `bytes` bytes could not be had, worded as PostgreSQL words it.
+pub fn out_of_memory(bytes: usize) -> ErrorReport {
+    ErrorReport::new(PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY, "out of memory", "crdt")
+        .set_detail(format!("Failed on request of size {bytes}."))
+}
+
 /// `XX000` for a failed SPI query of the extension's own: never caused by user input.
 pub fn spi_failed(err: pgrx::spi::Error) -> ErrorReport {
     ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("crdt query failed: {err}"), "crdt")

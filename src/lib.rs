@@ -8,6 +8,7 @@ mod catalog_cache;
 mod clock;
 mod error;
 mod gucs;
+mod no_raise;
 mod tables;
 mod triggers;
 mod types;

@@ -306,7 +306,7 @@ impl Row {
         let mut row = Row::all_null(natts);
         // SAFETY: per the contract; the arrays hold natts entries.
         unsafe {
-            pg_sys::heap_deform_tuple(tuple, tupdesc.as_ptr(), row.values.as_mut_ptr(), row.nulls.as_mut_ptr())
+            crate::no_raise::deform_tuple(tuple, tupdesc.as_ptr(), row.values.as_mut_ptr(), row.nulls.as_mut_ptr())
         };
         row
     }

@@ -293,9 +293,13 @@ mod tests {
         let convert = |input: &[u8]| {
             inputs.convert(
                 input,
-                || {
+                |stored| {
                     conversions.set(conversions.get() + 1);
-                    if input == b"refused" { Err(()) } else { Ok(input.to_ascii_uppercase()) }
+                    if input == b"refused" {
+                        return Err(());
+                    }
+                    stored.extend_from_slice(&input.to_ascii_uppercase());
+                    Ok(())
                 },
                 <[u8]>::to_vec,
             )

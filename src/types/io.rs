@@ -44,10 +44,11 @@ pub unsafe fn text_input<S: StoredState>(fcinfo: FunctionCallInfo, type_name: &s
     let input = unsafe { CStr::from_ptr(argument.cast_mut_ptr()) }.to_bytes();
     let converted = last.convert(
         input,
-        || {
-            std::str::from_utf8(input)
-                .map_err(|err| invalid_representation(type_name, err))
-                .and_then(|text| S::encode_text(text).map_err(|err| invalid_representation(type_name, err)))
+        |stored| {
+            let text = std::str::from_utf8(input).map_err(|err| invalid_representation(type_name, err))?;
+            let encoded = S::encode_text(text).map_err(|err| invalid_representation(type_name, err))?;
+            stored.extend_from_slice(&encoded);
+            Ok(())
         },
         bytes_into_varlena_datum,
     );
@@ -78,14 +79,12 @@ pub unsafe fn text_output<S: StoredState>(fcinfo: FunctionCallInfo, type_name: &
         if text.len() >= MAX_ALLOC_SIZE {
             raise(too_large(&format!("the text form of a {type_name} value"), text.len()));
         }
-        // SAFETY: palloc returns `len + 1` writable bytes or raises an ERROR; the copy and the
-        // NUL stay inside them.
-        let cstring = unsafe {
-            let cstring = pg_sys::palloc(text.len() + 1).cast::<u8>();
+        let cstring = crate::no_raise::palloc(text.len() + 1);
+        // SAFETY: `len + 1` writable bytes; the copy and the NUL stay inside them.
+        unsafe {
             std::ptr::copy_nonoverlapping(text.as_ptr(), cstring, text.len());
             *cstring.add(text.len()) = 0;
-            cstring
-        };
+        }
         if text.capacity() <= KEPT_CAPACITY {
             buffer.set(text);
         }
@@ -106,7 +105,11 @@ pub unsafe fn binary_input<S: StoredState>(fcinfo: FunctionCallInfo, type_name: 
     let bytes = unsafe { unread_message_bytes(message) };
     let converted = last.convert(
         bytes,
-        || S::validate(bytes).map(|()| bytes.to_vec()).map_err(|err| invalid_binary(type_name, err)),
+        |stored| {
+            S::validate(bytes).map_err(|err| invalid_binary(type_name, err))?;
+            stored.extend_from_slice(bytes);
+            Ok(())
+        },
         bytes_into_varlena_datum,
     );
     converted.unwrap_or_else(|report| raise(report))
@@ -147,10 +150,19 @@ unsafe fn unread_message_bytes<'a>(message: *mut pg_sys::StringInfoData) -> &'a 
 /// inputs are kept, not one. Only small inputs are kept, and only successful conversions.
 pub struct LastInputs(RefCell<RecentInputs>);
 
-/// [`LastInputs`]' entries: (input, stored form), the oldest replaced first.
+/// [`LastInputs`]' entries, the oldest replaced first.
 struct RecentInputs {
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    entries: Vec<Kept>,
+    /// The entry replaced next (the oldest, once all are in use).
     next: usize,
+}
+
+/// One input and the stored form it gave; its buffers are reused by the inputs after it.
+struct Kept {
+    input: Vec<u8>,
+    stored: Vec<u8>,
+    /// False while a conversion into it runs, and after one failed.
+    valid: bool,
 }
 
 impl LastInputs {
@@ -165,32 +177,43 @@ impl LastInputs {
     }
 
     /// `deliver`s the stored form of `input`: the remembered one if `input` is one of the last
-    /// inputs, else `convert()`'s (remembered when it succeeds).
+    /// inputs, else the one `convert` appends to the buffer it is given (remembered when it
+    /// succeeds).
     pub fn convert<E, R>(
         &self,
         input: &[u8],
-        convert: impl FnOnce() -> Result<Vec<u8>, E>,
+        convert: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
         deliver: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, E> {
-        if let Some((_, stored)) = self.0.borrow().entries.iter().find(|(kept, _)| kept.as_slice() == input) {
-            return Ok(deliver(stored));
+        let mut recent = self.0.borrow_mut();
+        let kept = recent.entries.len();
+        // The newest first: the apply worker's second conversion is of the input just converted.
+        let newest_first = (0..kept).map(|age| (recent.next + kept - 1 - age) % kept);
+        if let Some(found) = newest_first.into_iter().find(|&i| {
+            let entry = &recent.entries[i];
+            entry.valid && entry.input == input
+        }) {
+            return Ok(deliver(&recent.entries[found].stored));
         }
-        let stored = convert()?;
-        if input.len() <= Self::MAX_KEPT {
-            let mut recent = self.0.borrow_mut();
-            if recent.entries.len() < Self::ENTRIES {
-                recent.entries.push((input.to_vec(), stored.clone()));
-            } else {
-                // The buffers are reused: no allocation per row once they are large enough.
-                let oldest = recent.next;
-                let (kept_input, kept_stored) = &mut recent.entries[oldest];
-                kept_input.clear();
-                kept_input.extend_from_slice(input);
-                kept_stored.clear();
-                kept_stored.extend_from_slice(&stored);
-            }
-            recent.next = (recent.next + 1) % Self::ENTRIES;
+        if input.len() > Self::MAX_KEPT {
+            drop(recent);
+            let mut stored = Vec::new();
+            convert(&mut stored)?;
+            return Ok(deliver(&stored));
         }
-        Ok(deliver(&stored))
+        let slot = recent.next;
+        recent.next = (slot + 1) % Self::ENTRIES;
+        if slot == kept {
+            recent.entries.push(Kept { input: Vec::new(), stored: Vec::new(), valid: false });
+        }
+        // The buffers are reused: no allocation per row once they are large enough.
+        let entry = &mut recent.entries[slot];
+        entry.valid = false;
+        entry.input.clear();
+        entry.input.extend_from_slice(input);
+        entry.stored.clear();
+        convert(&mut entry.stored)?;
+        entry.valid = true;
+        Ok(deliver(&entry.stored))
     }
 }

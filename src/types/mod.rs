@@ -304,25 +304,18 @@ pub const MAX_ALLOC_SIZE: usize = 0x3fff_ffff;
 /// Copies `bytes` into a new palloc'd varlena with a 4-byte header.
 ///
 /// A value beyond PostgreSQL's 1 GB limit (the merge of two docs of 600 MB each, say) is a
-/// `54000` error, as for PostgreSQL's own types; unchecked, palloc would refuse it with an
-/// `XX000` "invalid memory alloc request size".
+/// `54000` error (from [`crate::no_raise::palloc`]), as for PostgreSQL's own types; unchecked,
+/// palloc would refuse it with an `XX000` "invalid memory alloc request size".
 pub fn bytes_into_varlena_datum(bytes: &[u8]) -> pgrx::pg_sys::Datum {
     let total = pgrx::pg_sys::VARHDRSZ + bytes.len();
-    if total > MAX_ALLOC_SIZE {
-        crate::error::raise(crate::error::too_large("a crdt value", total));
-    }
-    // SAFETY: palloc either returns `total` writable bytes or raises an ERROR; the copy stays
-    // inside them, and the header written is the length PostgreSQL reads back.
+    let varlena = crate::no_raise::palloc(total);
+    // SAFETY: `total` writable bytes; the copy stays inside them, and the header written is the
+    // length PostgreSQL reads back.
     unsafe {
-        let varlena = pgrx::pg_sys::palloc(total) as *mut pgrx::pg_sys::varlena;
-        pgrx::set_varsize_4b(varlena, total as i32);
-        std::ptr::copy_nonoverlapping(
-            bytes.as_ptr(),
-            (varlena as *mut u8).add(pgrx::pg_sys::VARHDRSZ),
-            bytes.len(),
-        );
-        pgrx::pg_sys::Datum::from(varlena)
+        pgrx::set_varsize_4b(varlena.cast(), total as i32);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), varlena.add(pgrx::pg_sys::VARHDRSZ), bytes.len());
     }
+    pgrx::pg_sys::Datum::from(varlena)
 }
 
 /// The payload of a varlena datum, detoasted and decompressed, copied into Rust memory.
