@@ -133,5 +133,12 @@ destroy_cluster() {
     if [ -f "$dir/data/postmaster.pid" ]; then
         as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
     fi
+    # A process can outlive the server for a moment (valgrind writing a child's profile) and
+    # still be writing inside: try again for a while before giving up.
+    local attempt
+    for attempt in 1 2 3 4 5 6 7 8 9; do
+        $SUDO rm -rf "$dir" 2>/dev/null && return 0
+        sleep 1
+    done
     $SUDO rm -rf "$dir"
 }
