@@ -89,9 +89,14 @@ pub(crate) fn init() {
     // SAFETY: called once when the library is loaded; the callbacks only touch counters.
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(Some(relation_changed), pg_sys::Datum::from(0));
-        // Types: DROP and CREATE EXTENSION give the extension's types new OIDs. Schemas: a
-        // table's shape holds its schema-qualified name.
-        for cache in [pg_sys::SysCacheIdentifier::TYPEOID, pg_sys::SysCacheIdentifier::NAMESPACEOID] {
+        // Types: DROP and CREATE EXTENSION give the extension's types new OIDs. Schemas and
+        // operators: a table's shape holds its schema-qualified name and its key's equality
+        // operators, named with their schemas.
+        for cache in [
+            pg_sys::SysCacheIdentifier::TYPEOID,
+            pg_sys::SysCacheIdentifier::NAMESPACEOID,
+            pg_sys::SysCacheIdentifier::OPEROID,
+        ] {
             pg_sys::CacheRegisterSyscacheCallback(cache as std::ffi::c_int, Some(catalog_changed), pg_sys::Datum::from(0));
         }
     }

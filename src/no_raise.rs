@@ -18,8 +18,10 @@ unsafe extern "C" {
     /// returns NULL when memory runs out, and raises nothing.
     fn palloc_extended(size: pg_sys::Size, flags: c_int) -> *mut c_void;
 
-    /// Reads a heap tuple into one datum and one null flag per attribute of `tupleDesc`: it
-    /// allocates nothing and raises nothing.
+    /// Reads a heap tuple into one datum and one null flag per attribute of `tupleDesc`. For a
+    /// tuple holding all of the descriptor's attributes it allocates nothing and raises nothing;
+    /// one stored before an ADD COLUMN gets the missing values from a cache that can allocate
+    /// (PostgreSQL 15.x), so callers pass only tuples that hold them all.
     #[link_name = "heap_deform_tuple"]
     pub fn deform_tuple(tuple: HeapTuple, tupleDesc: TupleDesc, values: *mut Datum, isnull: *mut bool);
 }

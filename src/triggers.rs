@@ -306,7 +306,15 @@ impl Row {
         let mut row = Row::all_null(natts);
         // SAFETY: per the contract; the arrays hold natts entries.
         unsafe {
-            crate::no_raise::deform_tuple(tuple, tupdesc.as_ptr(), row.values.as_mut_ptr(), row.nulls.as_mut_ptr())
+            // A row stored before an ADD COLUMN has fewer attributes than its descriptor: the
+            // missing ones come from a cache that can allocate (and raise), so that row goes
+            // through pgrx's guard.
+            let stored_attributes = (*(*tuple).t_data).t_infomask2 & pg_sys::HEAP_NATTS_MASK as u16;
+            if usize::from(stored_attributes) >= natts {
+                crate::no_raise::deform_tuple(tuple, tupdesc.as_ptr(), row.values.as_mut_ptr(), row.nulls.as_mut_ptr())
+            } else {
+                pg_sys::heap_deform_tuple(tuple, tupdesc.as_ptr(), row.values.as_mut_ptr(), row.nulls.as_mut_ptr())
+            }
         };
         row
     }

@@ -132,8 +132,9 @@ pub unsafe fn binary_output(fcinfo: FunctionCallInfo) -> Datum {
 unsafe fn unread_message_bytes<'a>(message: *mut pg_sys::StringInfoData) -> &'a [u8] {
     // SAFETY: per the contract.
     let buffer = unsafe { &mut *message };
-    let start = usize::try_from(buffer.cursor).unwrap_or(0);
-    let len = usize::try_from(buffer.len - buffer.cursor).unwrap_or(0);
+    let end = usize::try_from(buffer.len).unwrap_or(0);
+    let start = usize::try_from(buffer.cursor).unwrap_or(0).min(end);
+    let len = end - start;
     buffer.cursor = buffer.len;
     // SAFETY: `data[cursor..len]` are the message bytes not yet consumed.
     unsafe { std::slice::from_raw_parts(buffer.data.add(start).cast::<u8>(), len) }

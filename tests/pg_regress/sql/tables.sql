@@ -206,3 +206,15 @@ DELETE FROM tables_renamed_from.t WHERE id = 1;
 ALTER SCHEMA tables_renamed_from RENAME TO tables_renamed_to;
 DELETE FROM tables_renamed_to.t WHERE id = 2;
 SELECT table_name, key FROM crdt.deletions WHERE table_name LIKE 'tables_renamed_%' ORDER BY key::text;
+
+-- a row stored before an ADD COLUMN ... DEFAULT (the new column's value comes from the
+-- catalog) merges like any other on the apply worker's path
+CREATE TABLE widened (id int PRIMARY KEY, n crdt.counter NOT NULL DEFAULT 0);
+SELECT crdt.enable('widened');
+INSERT INTO widened VALUES (1, 5);
+ALTER TABLE widened ADD COLUMN label text DEFAULT 'from the catalog';
+SET session_replication_role = replica;
+UPDATE widened SET n = crdt.merge(n, '{"nodes": {"bbbbbbbb-0000-4000-8000-000000000002": [3, 0]}}')
+WHERE id = 1;
+RESET session_replication_role;
+SELECT id, n::bigint, label FROM widened;
