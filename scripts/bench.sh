@@ -208,6 +208,9 @@ catch_up() { # catch_up TABLE UPDATES: UPDATES updates on A with the subscriptio
     psql_at "$PORT_B" postgres -c "ALTER SUBSCRIPTION sub_$table DISABLE" >/dev/null
     while worker_running "sub_$table"; do sleep 0.05; done
 }
+# The cases' names in the results, for the rows and for the ratios under Targets.
+RATE_CASE="apply rate (updates/s)"
+INSTRUCTIONS_CASE="apply worker instructions per update (callgrind)"
 declare -A RATE APPLY_CPU SENDER_CPU
 for round in $(seq 0 "$APPLY_ROUNDS"); do    # round 0 is the warm-up
     for table in "${APPLY_TABLES[@]}"; do
@@ -223,7 +226,7 @@ for round in $(seq 0 "$APPLY_ROUNDS"); do    # round 0 is the warm-up
 done
 for table in "${APPLY_TABLES[@]}"; do
     mode="$(subscription_mode "$table")"
-    record time "apply rate (updates/s), $mode" "$table" "$(printf '%s' "${RATE[$table]}" | stats)" "updates/s"
+    record time "$RATE_CASE, $mode" "$table" "$(printf '%s' "${RATE[$table]}" | stats)" "updates/s"
     if [ -n "${APPLY_CPU[$table]:-}" ]; then
         record time "catch-up CPU per update, apply worker, $mode" "$table" "$(printf '%s' "${APPLY_CPU[$table]}" | stats)" "µs"
     fi
@@ -267,12 +270,15 @@ for table in "${APPLY_TABLES[@]}"; do
     large="$(instructions_of "$APPLY_WORKER_PID")"
     per_update="$(awk -v a="$large" -v b="$small" 'BEGIN { printf "%d", (a - b) / 4000 }')"
     echo "$table: $per_update instructions per update"
-    record figure "apply worker instructions per update (callgrind), $mode" "$table" "$per_update"$'\t'"$per_update"$'\t'"$per_update" instructions
+    record figure "$INSTRUCTIONS_CASE, $mode" "$table" "$per_update"$'\t'"$per_update"$'\t'"$per_update" instructions
 done
 
 log "writing BENCHMARKS.md"
 value_of() { awk -F'\t' -v b="$1" -v v="$2" '$2 == b && $3 == v { print $4; exit }' "$RESULTS"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+mode_ratio() { # mode_ratio CASE MODE A B: CASE's figure for table A over table B, MODE text or binary
+    ratio "$(value_of "$1, $2 subscription" "$3")" "$(value_of "$1, $2 subscription" "$4")"
+}
 {
     echo "# Benchmarks"
     echo
@@ -292,11 +298,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "| target | measured |"
     echo "| --- | --- |"
     echo "| increment TPS, CRDT ≥ 0.85 × plain | $(ratio "$(value_of "increments (pgbench TPS)" crdt_n)" "$(value_of "increments (pgbench TPS)" plain_n)") × |"
-    echo "| apply rate with the merge trigger ≥ 0.85 × plain, text subscriptions | $(ratio "$(value_of "apply rate (updates/s), text subscription" crdt_n)" "$(value_of "apply rate (updates/s), text subscription" plain_n)") × |"
-    echo "| apply rate with the merge trigger ≥ 0.85 × plain, binary subscriptions | $(ratio "$(value_of "apply rate (updates/s), binary subscription" crdt_nb)" "$(value_of "apply rate (updates/s), binary subscription" plain_nb)") × |"
-    echo "| (no target) apply worker instructions per update, plain against CRDT (callgrind; the machine's noise does not move it): text, binary | $(ratio "$(value_of "apply worker instructions per update (callgrind), text subscription" plain_n)" "$(value_of "apply worker instructions per update (callgrind), text subscription" crdt_n)") ×, $(ratio "$(value_of "apply worker instructions per update (callgrind), binary subscription" plain_nb)" "$(value_of "apply worker instructions per update (callgrind), binary subscription" crdt_nb)") × |"
-    echo "| (control, no target) a plain table padded to the CRDT rows' width, against the plain table: text, binary | $(ratio "$(value_of "apply rate (updates/s), text subscription" plain_w)" "$(value_of "apply rate (updates/s), text subscription" plain_n)") ×, $(ratio "$(value_of "apply rate (updates/s), binary subscription" plain_wb)" "$(value_of "apply rate (updates/s), binary subscription" plain_nb)") × |"
-    echo "| (control, no target) a plain table with a do-nothing BEFORE UPDATE trigger (\`suppress_redundant_updates_trigger\`), against the plain table — what any merge run from a trigger starts from: rate text, binary; instructions text, binary | $(ratio "$(value_of "apply rate (updates/s), text subscription" plain_t)" "$(value_of "apply rate (updates/s), text subscription" plain_n)") ×, $(ratio "$(value_of "apply rate (updates/s), binary subscription" plain_tb)" "$(value_of "apply rate (updates/s), binary subscription" plain_nb)") ×; $(ratio "$(value_of "apply worker instructions per update (callgrind), text subscription" plain_n)" "$(value_of "apply worker instructions per update (callgrind), text subscription" plain_t)") ×, $(ratio "$(value_of "apply worker instructions per update (callgrind), binary subscription" plain_nb)" "$(value_of "apply worker instructions per update (callgrind), binary subscription" plain_tb)") × |"
+    echo "| apply rate with the merge trigger ≥ 0.85 × plain, text subscriptions | $(mode_ratio "$RATE_CASE" text crdt_n plain_n) × |"
+    echo "| apply rate with the merge trigger ≥ 0.85 × plain, binary subscriptions | $(mode_ratio "$RATE_CASE" binary crdt_nb plain_nb) × |"
+    echo "| (no target) apply worker instructions per update, plain against CRDT (callgrind; the machine's noise does not move it): text, binary | $(mode_ratio "$INSTRUCTIONS_CASE" text plain_n crdt_n) ×, $(mode_ratio "$INSTRUCTIONS_CASE" binary plain_nb crdt_nb) × |"
+    echo "| (control, no target) a plain table padded to the CRDT rows' width, against the plain table: text, binary | $(mode_ratio "$RATE_CASE" text plain_w plain_n) ×, $(mode_ratio "$RATE_CASE" binary plain_wb plain_nb) × |"
+    echo "| (control, no target) a plain table with a do-nothing BEFORE UPDATE trigger (\`suppress_redundant_updates_trigger\`), against the plain table — what any merge run from a trigger starts from: rate text, binary; instructions text, binary | $(mode_ratio "$RATE_CASE" text plain_t plain_n) ×, $(mode_ratio "$RATE_CASE" binary plain_tb plain_nb) ×; $(mode_ratio "$INSTRUCTIONS_CASE" text plain_n plain_t) ×, $(mode_ratio "$INSTRUCTIONS_CASE" binary plain_nb plain_tb) × |"
     doc_merge="$(value_of "doc merge vs PL/pgSQL, 50,000 pairs of 10-property docs" "crdt.merge(doc, doc)")"
     doc_concat="$(value_of "doc merge vs PL/pgSQL, 50,000 pairs of 10-property docs" "jsonb || jsonb (plain objects)")"
     newer_merge="$(value_of "doc merge, one side newer, 50,000 pairs of 10-property docs" "crdt.merge(doc, doc)")"

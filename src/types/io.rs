@@ -189,8 +189,8 @@ impl LastInputs {
         let mut recent = self.0.borrow_mut();
         let kept = recent.entries.len();
         // The newest first: the apply worker's second conversion is of the input just converted.
-        let newest_first = (0..kept).map(|age| (recent.next + kept - 1 - age) % kept);
-        if let Some(found) = newest_first.into_iter().find(|&i| {
+        let mut newest_first = (0..kept).map(|age| (recent.next + kept - 1 - age) % kept);
+        if let Some(found) = newest_first.find(|&i| {
             let entry = &recent.entries[i];
             entry.valid && entry.input == input
         }) {
