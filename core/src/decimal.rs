@@ -115,6 +115,27 @@ impl Decimal {
         }
     }
 
+    /// Whether `text` is what [`Display`](fmt::Display) writes for a decimal within the limits
+    /// (what `parse` accepts and gives back unchanged), checked without building the decimal.
+    pub(crate) fn is_canonical_within_limits(text: &str) -> bool {
+        if !Decimal::is_canonical_text(text) {
+            return false;
+        }
+        let (integer, fraction) = split_canonical(text);
+        (integer == "0" || integer.len() <= MAX_INTEGER_DIGITS) && fraction.len() <= MAX_FRACTION_DIGITS
+    }
+
+    /// The numeric order of two canonical texts ([`Decimal::is_canonical_text`]), read
+    /// without parsing them: what [`Ord`] gives for the decimals they are.
+    pub(crate) fn cmp_canonical_text(a: &str, b: &str) -> Ordering {
+        match (a.strip_prefix('-'), b.strip_prefix('-')) {
+            (None, None) => cmp_canonical_magnitude(a, b),
+            (Some(a), Some(b)) => cmp_canonical_magnitude(b, a),
+            (None, Some(_)) => Ordering::Greater,
+            (Some(_), None) => Ordering::Less,
+        }
+    }
+
     /// Parses a decimal without checking the limits: PostgreSQL `numeric` text or a JSON
     /// number (`[+-]digits[.digits][e[+-]digits]`, also `.5` and `5.`). Exponents too large
     /// to reason about are [`DecimalError::OutOfRange`].
@@ -324,6 +345,25 @@ impl Decimal {
     }
 }
 
+/// The digits before and after the point of an unsigned canonical text (`""` after it for an
+/// integer).
+fn split_canonical(text: &str) -> (&str, &str) {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    unsigned.split_once('.').unwrap_or((unsigned, ""))
+}
+
+/// The order of two unsigned canonical texts: with no leading zeros, the longer integer part is
+/// the larger number (`0`, below one, is the shortest); then the digits, integer part first;
+/// fractions have no trailing zeros, so comparing them as strings compares them as numbers.
+fn cmp_canonical_magnitude(a: &str, b: &str) -> Ordering {
+    let ((a_integer, a_fraction), (b_integer, b_fraction)) = (split_canonical(a), split_canonical(b));
+    a_integer
+        .len()
+        .cmp(&b_integer.len())
+        .then_with(|| a_integer.cmp(b_integer))
+        .then_with(|| a_fraction.cmp(b_fraction))
+}
+
 impl FromStr for Decimal {
     type Err = DecimalError;
 
@@ -507,6 +547,40 @@ mod tests {
             let shown = text.parse::<Decimal>().map(|value| value.to_string());
             proptest::prop_assert_eq!(Decimal::is_canonical_text(&text), shown.as_deref() == Ok(text.as_str()));
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_texts_compare_as_their_decimals(
+            a in "-?[0-9]{1,4}(\\.[0-9]{1,4})?", b in "-?[0-9]{1,4}(\\.[0-9]{1,4})?",
+        ) {
+            let (a, b) = (d(&a), d(&b));
+            let (a_text, b_text) = (a.to_string(), b.to_string());
+            proptest::prop_assert!(Decimal::is_canonical_within_limits(&a_text));
+            proptest::prop_assert_eq!(Decimal::cmp_canonical_text(&a_text, &b_text), a.cmp(&b));
+        }
+
+        #[test]
+        fn canonical_within_limits_is_what_parse_gives_back(text in "-?[0-9]{0,3}(\\.[0-9]{0,3})?") {
+            let shown = text.parse::<Decimal>().map(|value| value.to_string());
+            proptest::prop_assert_eq!(Decimal::is_canonical_within_limits(&text), shown.as_deref() == Ok(text.as_str()));
+        }
+    }
+
+    #[test]
+    fn canonical_text_limits() {
+        let most = format!("{}.{}", "9".repeat(MAX_INTEGER_DIGITS), "9".repeat(MAX_FRACTION_DIGITS));
+        assert!(Decimal::is_canonical_within_limits(&most));
+        assert!(most.parse::<Decimal>().is_ok());
+        for over in [format!("1{}", "0".repeat(MAX_INTEGER_DIGITS)), format!("0.{}1", "0".repeat(MAX_FRACTION_DIGITS))] {
+            assert!(!Decimal::is_canonical_within_limits(&over));
+            assert!(over.parse::<Decimal>().is_err());
+        }
+        assert_eq!(Decimal::cmp_canonical_text("-0.5", "-1"), Ordering::Greater);
+        assert_eq!(Decimal::cmp_canonical_text("0.05", "0.5"), Ordering::Less);
+        assert_eq!(Decimal::cmp_canonical_text("0.5", "0.51"), Ordering::Less);
+        assert_eq!(Decimal::cmp_canonical_text("10", "9.99"), Ordering::Greater);
+        assert_eq!(Decimal::cmp_canonical_text("0", "-0.1"), Ordering::Greater);
     }
 
     #[test]

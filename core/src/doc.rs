@@ -241,7 +241,26 @@ struct Entry<'a> {
 enum EntryBody<'a> {
     Value(&'a str),
     Tombstone,
-    Counter(&'a CounterProperty),
+    Counter(CounterRef<'a>),
+}
+
+/// A counter property as an entry refers to it: a doc's own, decoded, or one read in place from
+/// an encoded doc (the binary merge's and the text output's), its numbers the doc's texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CounterRef<'a> {
+    Decoded(&'a CounterProperty),
+    Text(&'a binary::CounterText<'a>),
+}
+
+impl CounterRef<'_> {
+    /// Its value (as [`CounterProperty::value`]); `None` only for texts no decoder accepted.
+    fn value(&self) -> Option<Decimal> {
+        match self {
+            CounterRef::Decoded(counter) => Some(counter.value()),
+            // The base's stamp does not enter the value.
+            CounterRef::Text(counter) => counter.to_property(Stamp::default()).ok().map(|counter| counter.value()),
+        }
+    }
 }
 
 impl<'a> Entry<'a> {
@@ -250,7 +269,7 @@ impl<'a> Entry<'a> {
         match self.body {
             EntryBody::Value(json) => Some(Cow::Borrowed(json)),
             EntryBody::Tombstone => None,
-            EntryBody::Counter(counter) => Some(Cow::Owned(counter.value().to_string())),
+            EntryBody::Counter(counter) => counter.value().map(|value| Cow::Owned(value.to_string())),
         }
     }
 
@@ -308,7 +327,7 @@ impl CounterProperty {
     fn entry(&self) -> Entry<'_> {
         Entry {
             stamp: self.stamp,
-            body: EntryBody::Counter(self),
+            body: EntryBody::Counter(CounterRef::Decoded(self)),
         }
     }
 

@@ -32,8 +32,8 @@ use std::fmt::Write as _;
 use std::collections::BTreeMap;
 
 use super::{
-    max_hlc_of, resolve, text_of, write_plain_object, CounterProperty, Doc, Entry, EntryBody, NodeSums,
-    Property, Resolution, StampInfo,
+    max_hlc_of, resolve, text_of, write_plain_object, CounterProperty, CounterRef, Doc, Entry, EntryBody,
+    NodeSums, Property, Resolution, StampInfo,
 };
 use crate::codec::{varint_len, write_varint, DecodeError, Reader, FORMAT_VERSION};
 use crate::decimal::Decimal;
@@ -157,9 +157,7 @@ pub fn merge_encoded(a: &[u8], b: &[u8], out: &mut Vec<u8>) -> Result<(), Decode
                 Resolution::Theirs => MergedEntry::Kept(y),
                 Resolution::CombinedCounters => match (&x.body, &y.body) {
                     (ParsedBody::Counter(m), ParsedBody::Counter(t)) => {
-                        let mut combined = m.clone();
-                        combined.merge_same_base(t);
-                        MergedEntry::Combined(x.key, combined)
+                        MergedEntry::Combined(x, Box::new(m.merge_same_base(t)))
                     }
                     _ => MergedEntry::Kept(x),
                 },
@@ -187,7 +185,7 @@ struct ParsedEntry<'a> {
 enum ParsedBody<'a> {
     Value(&'a str),
     Tombstone,
-    Counter(CounterProperty),
+    Counter(CounterText<'a>),
 }
 
 impl ParsedEntry<'_> {
@@ -197,7 +195,7 @@ impl ParsedEntry<'_> {
             body: match &self.body {
                 ParsedBody::Value(json) => EntryBody::Value(json),
                 ParsedBody::Tombstone => EntryBody::Tombstone,
-                ParsedBody::Counter(counter) => return counter.entry(),
+                ParsedBody::Counter(counter) => EntryBody::Counter(CounterRef::Text(counter)),
             },
         }
     }
@@ -206,14 +204,22 @@ impl ParsedEntry<'_> {
 /// One entry of a merge's result: one side's, or two counters combined.
 enum MergedEntry<'e> {
     Kept(&'e ParsedEntry<'e>),
-    Combined(&'e str, CounterProperty),
+    /// The first side's entry (its key and stamp) with the two sides' counters combined.
+    /// Boxed: this is the rare entry, and the list of them stays small.
+    Combined(&'e ParsedEntry<'e>, Box<CounterText<'e>>),
 }
 
 impl MergedEntry<'_> {
     fn entry(&self) -> (&str, Entry<'_>) {
         match self {
             MergedEntry::Kept(parsed) => (parsed.key, parsed.entry()),
-            MergedEntry::Combined(key, counter) => (key, counter.entry()),
+            MergedEntry::Combined(parsed, counter) => (
+                parsed.key,
+                Entry {
+                    stamp: parsed.stamp,
+                    body: EntryBody::Counter(CounterRef::Text(counter)),
+                },
+            ),
         }
     }
 }
@@ -239,8 +245,10 @@ fn node_table<'e>(
     nodes.extend(replaced.map(|stamp| stamp.node));
     for (_, entry) in entries {
         nodes.push(entry.stamp.node);
-        if let EntryBody::Counter(counter) = entry.body {
-            nodes.extend(counter.sums.keys().copied());
+        match entry.body {
+            EntryBody::Counter(CounterRef::Decoded(counter)) => nodes.extend(counter.sums.keys().copied()),
+            EntryBody::Counter(CounterRef::Text(counter)) => nodes.extend(counter.slots.iter().map(|slot| slot.node)),
+            EntryBody::Value(_) | EntryBody::Tombstone => {}
         }
     }
     nodes.sort_unstable();
@@ -319,18 +327,41 @@ fn write_entries<'e, S: ByteSink>(
     }
 }
 
-fn write_counter_body<S: ByteSink>(
-    counter: &CounterProperty,
+fn write_counter_body<S: ByteSink>(counter: CounterRef<'_>, index: &impl Fn(NodeId) -> u64, sink: &mut S) {
+    match counter {
+        CounterRef::Decoded(counter) => {
+            let slots = counter.sums.iter().map(|(node, sums)| (*node, &sums.inc, &sums.dec));
+            write_counter_parts(&counter.base, slots, index, sink, write_decimal);
+        }
+        // The texts were read as canonical: written as they are, nothing formatted.
+        CounterRef::Text(counter) => {
+            let slots = counter.slots.iter().map(|slot| (slot.node, slot.inc, slot.dec));
+            write_counter_parts(counter.base, slots, index, sink, write_decimal_text);
+        }
+    }
+}
+
+/// A counter's body from its base and its nodes' sums, in node order, each number written by
+/// `write_number`.
+fn write_counter_parts<D, S: ByteSink>(
+    base: D,
+    slots: impl ExactSizeIterator<Item = (NodeId, D, D)>,
     index: &impl Fn(NodeId) -> u64,
     sink: &mut S,
+    write_number: impl Fn(D, &mut S),
 ) {
-    write_decimal(&counter.base, sink);
-    sink.varint(counter.sums.len() as u64);
-    for (node, sums) in &counter.sums {
-        sink.varint(index(*node));
-        write_decimal(&sums.inc, sink);
-        write_decimal(&sums.dec, sink);
+    write_number(base, sink);
+    sink.varint(slots.len() as u64);
+    for (node, inc, dec) in slots {
+        sink.varint(index(node));
+        write_number(inc, sink);
+        write_number(dec, sink);
     }
+}
+
+fn write_decimal_text<S: ByteSink>(text: &str, sink: &mut S) {
+    sink.varint(text.len() as u64);
+    sink.put(text.as_bytes());
 }
 
 fn write_decimal<S: ByteSink>(value: &Decimal, sink: &mut S) {
@@ -451,17 +482,78 @@ struct CounterBody<'a> {
     end: usize,
     nodes: NodeTable<'a>,
     stamp: Stamp,
-    decoded: Option<CounterProperty>,
+    decoded: Option<CounterText<'a>>,
 }
 
-impl CounterBody<'_> {
+impl<'a> CounterBody<'a> {
     fn decode(self) -> Result<CounterProperty, DecodeError> {
+        let stamp = self.stamp;
+        self.text()?.to_property(stamp)
+    }
+
+    fn text(self) -> Result<CounterText<'a>, DecodeError> {
         if let Some(counter) = self.decoded {
             return Ok(counter);
         }
         let mut reader = Reader::new(self.doc);
         reader.bytes(self.start)?;
-        read_counter_body(&mut reader, self.end, &self.nodes, self.stamp, None)
+        read_counter_text(&mut reader, self.end, &self.nodes, None)
+    }
+}
+
+/// A counter property of an encoded doc read in place: its numbers are the doc's canonical
+/// texts. The binary merge combines and writes counters in this form, so it parses and formats
+/// no number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CounterText<'a> {
+    pub(super) base: &'a str,
+    /// One per node with a non-zero sum, in node order.
+    pub(super) slots: Vec<CounterSlot<'a>>,
+}
+
+/// One node's sums in a [`CounterText`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CounterSlot<'a> {
+    pub(super) node: NodeId,
+    pub(super) inc: &'a str,
+    pub(super) dec: &'a str,
+}
+
+impl<'a> CounterText<'a> {
+    /// The decoded counter, its base set at `stamp` (its texts were checked as canonical and
+    /// within the limits when they were read, so they parse).
+    pub(super) fn to_property(&self, stamp: Stamp) -> Result<CounterProperty, DecodeError> {
+        let parse = |text: &str| {
+            text.parse::<Decimal>().map_err(|_| DecodeError::Invalid {
+                offset: 0,
+                problem: "not a decimal within the limits",
+            })
+        };
+        let mut sums = BTreeMap::new();
+        for slot in &self.slots {
+            sums.insert(slot.node, NodeSums { inc: parse(slot.inc)?, dec: parse(slot.dec)? });
+        }
+        Ok(CounterProperty { base: parse(self.base)?, stamp, sums })
+    }
+
+    /// [`CounterProperty::merge_same_base`] on the texts: per node the larger of each sum (a
+    /// node one side lacks has sums of zero there), and the larger base.
+    fn merge_same_base(&self, other: &CounterText<'a>) -> CounterText<'a> {
+        let larger = |mine: &'a str, theirs: &'a str| {
+            if Decimal::cmp_canonical_text(theirs, mine).is_gt() { theirs } else { mine }
+        };
+        let mut slots = Vec::with_capacity(self.slots.len() + other.slots.len());
+        let (mut mine, mut theirs) = (self.slots.iter().peekable(), other.slots.iter().peekable());
+        loop {
+            let x = mine.next_if(|x| theirs.peek().is_none_or(|y| x.node <= y.node));
+            let y = theirs.next_if(|y| x.is_none_or(|x| x.node == y.node));
+            slots.push(match (x, y) {
+                (Some(x), Some(y)) => CounterSlot { node: x.node, inc: larger(x.inc, y.inc), dec: larger(x.dec, y.dec) },
+                (Some(only), None) | (None, Some(only)) => *only,
+                (None, None) => break,
+            });
+        }
+        CounterText { base: larger(self.base, other.base), slots }
     }
 }
 
@@ -490,7 +582,7 @@ impl<'a> RawProperty<'a> {
         let body = match self.body {
             RawBody::Value(json) => ParsedBody::Value(json),
             RawBody::Tombstone => ParsedBody::Tombstone,
-            RawBody::Counter(counter) => ParsedBody::Counter(counter.decode()?),
+            RawBody::Counter(counter) => ParsedBody::Counter(counter.text()?),
         };
         Ok(ParsedEntry {
             key: self.key,
@@ -675,13 +767,7 @@ impl<'a> PropertyDecoder<'a> {
                         available: reader.remaining(),
                     })?;
                 let decoded = match self.checks.as_mut() {
-                    Some(checks) => Some(read_counter_body(
-                        reader,
-                        end,
-                        &self.header.nodes,
-                        stamp,
-                        Some(checks),
-                    )?),
+                    Some(checks) => Some(read_counter_text(reader, end, &self.header.nodes, Some(checks))?),
                     None => {
                         reader.bytes(end - start)?;
                         None
@@ -780,18 +866,17 @@ fn read_stamp(
 }
 
 /// A counter's body, which must end exactly at `end`.
-fn read_counter_body(
-    reader: &mut Reader<'_>,
+fn read_counter_text<'a>(
+    reader: &mut Reader<'a>,
     end: usize,
     nodes: &NodeTable<'_>,
-    stamp: Stamp,
     mut checks: Option<&mut Checks>,
-) -> Result<CounterProperty, DecodeError> {
+) -> Result<CounterText<'a>, DecodeError> {
     let start = reader.offset();
-    let base = read_decimal(reader, true)?;
+    let base = read_decimal_text(reader, true)?;
     let available = end.saturating_sub(reader.offset());
     let count = read_count_within(reader, available, MIN_SLOT_LEN)?;
-    let mut sums = BTreeMap::new();
+    let mut slots = Vec::with_capacity(count);
     let mut previous: Option<u64> = None;
     for _ in 0..count {
         let slot_at = reader.offset();
@@ -806,12 +891,13 @@ fn read_counter_body(
         if let Some(checks) = checks.as_deref_mut() {
             checks.use_node(index);
         }
-        let inc = read_decimal(reader, false)?;
-        let dec = read_decimal(reader, false)?;
-        if inc.is_zero() && dec.is_zero() {
+        let inc = read_decimal_text(reader, false)?;
+        let dec = read_decimal_text(reader, false)?;
+        if inc == "0" && dec == "0" {
             return Err(DecodeError::EmptyEntry { offset: slot_at });
         }
-        sums.insert(node, NodeSums { inc, dec });
+        // The node table is sorted, so increasing indexes are nodes in order.
+        slots.push(CounterSlot { node, inc, dec });
         previous = Some(index);
     }
     if reader.offset() != end {
@@ -820,28 +906,28 @@ fn read_counter_body(
             problem: "counter length does not match its contents",
         });
     }
-    Ok(CounterProperty { base, stamp, sums })
+    Ok(CounterText { base, slots })
 }
 
-/// A decimal: canonical text, within the limits, not negative unless `signed`.
-fn read_decimal(reader: &mut Reader<'_>, signed: bool) -> Result<Decimal, DecodeError> {
+/// A decimal's canonical text, checked (within the limits; a sum is not negative) but not
+/// parsed.
+fn read_decimal_text<'a>(reader: &mut Reader<'a>, signed: bool) -> Result<&'a str, DecodeError> {
     let offset = reader.offset();
     let invalid = |problem| DecodeError::Invalid { offset, problem };
     let text = crate::codec::utf8(read_len_prefixed(reader)?)
         .map_err(|_| invalid("decimal is not valid UTF-8"))?;
-    if !Decimal::is_canonical_text(text) {
-        return Err(invalid(match text.parse::<Decimal>() {
-            Ok(_) => "decimal not in canonical form",
-            Err(_) => "not a decimal within the limits",
+    if !Decimal::is_canonical_within_limits(text) {
+        let only_not_canonical = !Decimal::is_canonical_text(text) && text.parse::<Decimal>().is_ok();
+        return Err(invalid(if only_not_canonical {
+            "decimal not in canonical form"
+        } else {
+            "not a decimal within the limits"
         }));
     }
-    let value: Decimal = text
-        .parse()
-        .map_err(|_| invalid("not a decimal within the limits"))?;
-    if !signed && value.is_negative() {
+    if !signed && text.starts_with('-') {
         return Err(invalid("negative counter sum"));
     }
-    Ok(value)
+    Ok(text)
 }
 
 /// A varint length and that many bytes.

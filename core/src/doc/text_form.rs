@@ -18,7 +18,7 @@ use std::fmt;
 use std::fmt::Write as _;
 
 use super::{
-    read_json_value, read_keyed, write_plain_object, CounterProperty, Doc, Entry, EntryBody, NodeSums, Property,
+    read_json_value, read_keyed, write_plain_object, CounterProperty, CounterRef, Doc, Entry, EntryBody, NodeSums, Property,
 };
 use crate::decimal::{Decimal, MAX_INTEGER_DIGITS};
 use crate::hlc::Stamp;
@@ -326,12 +326,32 @@ fn write_stamp(out: &mut String, stamp: Stamp) {
 }
 
 /// `{"base": <number>, "nodes": {"<node>": [<inc>, <dec>], ...}}`.
-fn write_counter(out: &mut String, counter: &CounterProperty) {
+fn write_counter(out: &mut String, counter: CounterRef<'_>) {
+    match counter {
+        CounterRef::Decoded(counter) => write_counter_parts(
+            out,
+            &counter.base,
+            counter.sums.iter().map(|(node, sums)| (node, &sums.inc, &sums.dec)),
+        ),
+        CounterRef::Text(counter) => write_counter_parts(
+            out,
+            counter.base,
+            counter.slots.iter().map(|slot| (&slot.node, slot.inc, slot.dec)),
+        ),
+    }
+}
+
+/// `{"base": <base>, "nodes": {"<node>": [<inc>, <dec>], ...}}`.
+fn write_counter_parts<'n, D: fmt::Display>(
+    out: &mut String,
+    base: D,
+    nodes: impl Iterator<Item = (&'n NodeId, D, D)>,
+) {
     // Writing to a String cannot fail.
-    let _ = write!(out, "{{\"base\": {}, \"nodes\": {{", counter.base);
-    for (i, (node, sums)) in counter.sums.iter().enumerate() {
+    let _ = write!(out, "{{\"base\": {base}, \"nodes\": {{");
+    for (i, (node, inc, dec)) in nodes.enumerate() {
         let separator = if i == 0 { "" } else { ", " };
-        let _ = write!(out, "{separator}\"{node}\": [{}, {}]", sums.inc, sums.dec);
+        let _ = write!(out, "{separator}\"{node}\": [{inc}, {dec}]");
     }
     out.push_str("}}");
 }
