@@ -204,8 +204,8 @@ impl ParsedEntry<'_> {
 /// One entry of a merge's result: one side's, or two counters combined.
 enum MergedEntry<'e> {
     Kept(&'e ParsedEntry<'e>),
-    /// The first side's entry (its key and stamp) with the two sides' counters combined.
-    /// Boxed: this is the rare entry, and the list of them stays small.
+    /// The first side's entry (its key and stamp) with the two sides' counters combined;
+    /// boxed, so every entry of the merged list stays two words wide.
     Combined(&'e ParsedEntry<'e>, Box<CounterText<'e>>),
 }
 
