@@ -99,30 +99,15 @@ impl Decimal {
     /// before a fraction), and a fraction without trailing zeros. Checks stored text without
     /// rendering the parsed value again.
     pub(crate) fn is_canonical_text(text: &str) -> bool {
-        let unsigned = text.strip_prefix('-').unwrap_or(text);
-        let (integer, fraction) = match unsigned.split_once('.') {
-            Some((integer, fraction)) => (integer, Some(fraction)),
-            None => (unsigned, None),
-        };
-        let all_digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-        if !all_digits(integer) || (integer.len() > 1 && integer.starts_with('0')) {
-            return false;
-        }
-        match fraction {
-            // `0` is never negative.
-            None => !(integer == "0" && unsigned.len() != text.len()),
-            Some(fraction) => all_digits(fraction) && !fraction.ends_with('0'),
-        }
+        canonical_parts(text).is_some()
     }
 
     /// Whether `text` is what [`Display`](fmt::Display) writes for a decimal within the limits
     /// (what `parse` accepts and gives back unchanged), checked without building the decimal.
     pub(crate) fn is_canonical_within_limits(text: &str) -> bool {
-        if !Decimal::is_canonical_text(text) {
-            return false;
-        }
-        let (integer, fraction) = split_canonical(text);
-        (integer == "0" || integer.len() <= MAX_INTEGER_DIGITS) && fraction.len() <= MAX_FRACTION_DIGITS
+        canonical_parts(text).is_some_and(|(integer, fraction)| {
+            (integer == "0" || integer.len() <= MAX_INTEGER_DIGITS) && fraction.len() <= MAX_FRACTION_DIGITS
+        })
     }
 
     /// The numeric order of two canonical texts ([`Decimal::is_canonical_text`]), read
@@ -345,8 +330,29 @@ impl Decimal {
     }
 }
 
-/// The digits before and after the point of an unsigned canonical text (`""` after it for an
-/// integer).
+/// The digits before and after the point of a canonical text (`""` after it for an integer),
+/// `None` if the text is not canonical ([`Decimal::is_canonical_text`]): one pass that both
+/// checks it and splits it, for the checks of every stored decimal.
+fn canonical_parts(text: &str) -> Option<(&str, &str)> {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (integer, fraction) = match unsigned.split_once('.') {
+        Some((integer, fraction)) => (integer, Some(fraction)),
+        None => (unsigned, None),
+    };
+    let all_digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(integer) || (integer.len() > 1 && integer.starts_with('0')) {
+        return None;
+    }
+    let canonical = match fraction {
+        // `0` is never negative.
+        None => !(integer == "0" && unsigned.len() != text.len()),
+        Some(fraction) => all_digits(fraction) && !fraction.ends_with('0'),
+    };
+    canonical.then_some((integer, fraction.unwrap_or("")))
+}
+
+/// The digits before and after the point of a text already known to be canonical (`""` after
+/// it for an integer).
 fn split_canonical(text: &str) -> (&str, &str) {
     let unsigned = text.strip_prefix('-').unwrap_or(text);
     unsigned.split_once('.').unwrap_or((unsigned, ""))
