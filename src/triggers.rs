@@ -29,6 +29,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::quote_qualified_identifier;
 use pgrx::{AllocatedByPostgres, PgTupleDesc};
+use smallvec::SmallVec;
 
 use crate::catalog_cache::{Cached, CachedByOid};
 use crate::clock::{local_node_id, stamp_after, warn_if_far_ahead};
@@ -239,64 +240,26 @@ fn read_table_shape(table: String, relid: pg_sys::Oid, tupdesc: &PgTupleDesc<'_>
     })
 }
 
-/// A row's column values, deformed.
+/// A row's column values, deformed. Tables of up to [`INLINE_COLUMNS`] columns keep them in
+/// the row itself: the merge trigger handles three rows per replicated row, and allocating and
+/// freeing their arrays showed in its profile.
 struct Row {
-    values: Vec<pg_sys::Datum>,
-    nulls: Vec<bool>,
+    values: SmallVec<[pg_sys::Datum; INLINE_COLUMNS]>,
+    nulls: SmallVec<[bool; INLINE_COLUMNS]>,
 }
 
-thread_local! {
-    /// The buffers of dropped rows, reused by the next ones: the merge trigger deforms three
-    /// rows per replicated row, and a malloc and free per array showed in its profile.
-    static SPARE_ROWS: std::cell::Cell<Vec<(Vec<pg_sys::Datum>, Vec<bool>)>> =
-        const { std::cell::Cell::new(Vec::new()) };
-}
-
-impl Drop for Row {
-    fn drop(&mut self) {
-        const KEPT: usize = 4;
-        if self.values.capacity() == 0 {
-            return;
-        }
-        let buffers = (std::mem::take(&mut self.values), std::mem::take(&mut self.nulls));
-        // try_with: nothing to keep once the backend's thread-locals are being destroyed.
-        let _ = SPARE_ROWS.try_with(|spare| {
-            let mut kept = spare.take();
-            if kept.len() < KEPT {
-                kept.push(buffers);
-            }
-            spare.set(kept);
-        });
-    }
-}
+/// Columns a [`Row`] holds without allocating.
+const INLINE_COLUMNS: usize = 16;
 
 impl Row {
-    /// A row of `natts` NULL columns, in spare buffers when there are some.
+    /// A row of `natts` NULL columns.
     fn all_null(natts: usize) -> Row {
-        let (values, nulls) = SPARE_ROWS
-            .try_with(|spare| {
-                let mut kept = spare.take();
-                let buffers = kept.pop();
-                spare.set(kept);
-                buffers
-            })
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let mut row = Row { values, nulls };
-        row.values.clear();
-        row.values.resize(natts, pg_sys::Datum::from(0));
-        row.nulls.clear();
-        row.nulls.resize(natts, true);
-        row
+        Row { values: smallvec::smallvec![pg_sys::Datum::from(0); natts], nulls: smallvec::smallvec![true; natts] }
     }
 
     /// A copy of this row's datums (pointing at the same values).
     fn copy(&self) -> Row {
-        let mut row = Row::all_null(0);
-        row.values.extend_from_slice(&self.values);
-        row.nulls.extend_from_slice(&self.nulls);
-        row
+        Row { values: self.values.clone(), nulls: self.nulls.clone() }
     }
 
     /// # Safety
@@ -441,13 +404,14 @@ fn merge_crdt_value(ours: &Row, theirs: &Row, column: &Column) -> Result<MergedV
         return Ok(if theirs_only { MergedValue::Theirs } else { MergedValue::Ours });
     };
     if column.kind == ColumnKind::Counter {
-        let parse = |bytes| CounterView::parse(bytes).map_err(|err| corrupt_datum(&column.name, err));
-        let (local_counter, remote_counter) = (parse(&local)?, parse(&remote)?);
+        let corrupt = |err| corrupt_datum(&column.name, err);
         // One side holding the other is the common case: decided without writing the merge.
-        return Ok(match local_counter.covers_each_other(&remote_counter) {
+        return Ok(match CounterView::covers_each_other(&local, &remote).map_err(corrupt)? {
             (true, _) => MergedValue::Ours,
             (false, true) => MergedValue::Theirs,
             (false, false) => {
+                let (local_counter, remote_counter) =
+                    (CounterView::parse(&local).map_err(corrupt)?, CounterView::parse(&remote).map_err(corrupt)?);
                 let mut merged = Vec::with_capacity(local.len() + remote.len());
                 local_counter.merge_into(&remote_counter, &mut merged);
                 MergedValue::New(merged)

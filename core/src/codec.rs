@@ -128,6 +128,12 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// What an encoder that appends to a buffer writes, in a buffer of its own.
+pub(crate) fn into_new_buffer<E>(encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<Vec<u8>, E> {
+    let mut out = Vec::new();
+    encode(&mut out).map(|()| out)
+}
+
 /// `bytes` as text if they are UTF-8. Keys and JSON values are mostly ASCII, which one
 /// word-at-a-time check settles; `from_utf8` has a fixed cost that showed on short strings read
 /// per property, per row.

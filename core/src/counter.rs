@@ -17,7 +17,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::iter::Peekable;
 
-use crate::codec::{varint_len, write_varint, DecodeError, Reader, FORMAT_VERSION};
+use crate::codec::{into_new_buffer, varint_len, write_varint, DecodeError, Reader, FORMAT_VERSION};
 use crate::node::NodeId;
 use crate::text::{excerpt, read_node_pairs, write_integer, JsonReader, TextError, WrittenText};
 
@@ -263,9 +263,13 @@ impl PnCounter {
     /// and the same errors, with a shortcut for the layout [`PnCounter::to_text`] writes (what
     /// text-mode replication carries).
     pub fn encode_text(text: &str) -> Result<Vec<u8>, TextError> {
-        read_written_layout(text)
-            .map_or_else(|| PnCounter::from_text(text), Ok)
-            .map(|counter| counter.encode())
+        into_new_buffer(|out| PnCounter::encode_text_into(text, out))
+    }
+
+    /// [`PnCounter::encode_text`], appended to `out` (which holds part of it on error).
+    pub fn encode_text_into(text: &str, out: &mut Vec<u8>) -> Result<(), TextError> {
+        read_written_layout(text).map_or_else(|| PnCounter::from_text(text), Ok)?.encode_into(out);
+        Ok(())
     }
 
     /// Reads the text form. Accepts any JSON whitespace and key order; requires `"nodes"`;
@@ -631,41 +635,41 @@ impl<'a> CounterView<'a> {
         let _ = write_text(out, self.value(), self.entries());
     }
 
-    /// Whether merging `other` into this counter changes nothing (every node of `other` has a
-    /// slot here, with sums at least as large), and whether merging this one into `other`
-    /// changes nothing: both in one walk. The merge trigger's common case, one side holding the other,
-    /// is decided by this without writing the merge.
-    pub fn covers_each_other(&self, other: &CounterView<'_>) -> (bool, bool) {
-        let (mut mine, mut theirs) = (self.entries().peekable(), other.entries().peekable());
+    /// Whether merging the encoded counter `theirs` into `mine` changes nothing (every node of
+    /// `theirs` has a slot in `mine`, with sums at least as large), and whether merging `mine`
+    /// into `theirs` changes nothing: both in one walk over the two encodings, which checks
+    /// them as completely as [`CounterView::parse`]. The merge trigger's common case, one side
+    /// holding the other, is decided by this alone: nothing parsed first, no merge written.
+    pub fn covers_each_other(mine: &[u8], theirs: &[u8]) -> Result<(bool, bool), DecodeError> {
+        let (mut mine, mut theirs) = (EntryDecoder::start(mine)?, EntryDecoder::start(theirs)?);
+        let (mut m, mut t) = (mine.next_entry()?, theirs.next_entry()?);
         let (mut mine_covers, mut theirs_covers) = (true, true);
-        while mine_covers || theirs_covers {
-            match (mine.peek(), theirs.peek()) {
+        loop {
+            // Which side's slot comes first in node order (both: the same node).
+            let (mine_next, theirs_next) = match (m, t) {
                 (None, None) => break,
-                (Some(_), None) => {
-                    theirs_covers = false;
-                    break;
+                (Some(_), None) => (true, false),
+                (None, Some(_)) => (false, true),
+                (Some(x), Some(y)) => (x.node <= y.node, y.node <= x.node),
+            };
+            match (m.filter(|_| mine_next), t.filter(|_| theirs_next)) {
+                (Some(x), Some(y)) => {
+                    mine_covers &= x.inc >= y.inc && x.dec >= y.dec;
+                    theirs_covers &= y.inc >= x.inc && y.dec >= x.dec;
                 }
-                (None, Some(_)) => {
-                    mine_covers = false;
-                    break;
-                }
-                (Some(m), Some(t)) if m.node < t.node => {
-                    theirs_covers = false;
-                    mine.next();
-                }
-                (Some(m), Some(t)) if m.node > t.node => {
-                    mine_covers = false;
-                    theirs.next();
-                }
-                (Some(m), Some(t)) => {
-                    mine_covers &= m.inc >= t.inc && m.dec >= t.dec;
-                    theirs_covers &= t.inc >= m.inc && t.dec >= m.dec;
-                    mine.next();
-                    theirs.next();
-                }
+                (Some(_), None) => theirs_covers = false,
+                (None, _) => mine_covers = false,
+            }
+            if mine_next {
+                m = mine.next_entry()?;
+            }
+            if theirs_next {
+                t = theirs.next_entry()?;
             }
         }
-        (mine_covers, theirs_covers)
+        mine.finish()?;
+        theirs.finish()?;
+        Ok((mine_covers, theirs_covers))
     }
 
     /// Appends the binary form of `merge(self, other)` to `out`, streaming both inputs.

@@ -313,8 +313,15 @@ pub fn counter_merge(data: &[u8]) {
             merge_encoded_counters(&b.encode(), &a.encode(), &mut reversed).expect("valid");
             assert_eq!(out[1..], reversed[..], "byte merge is not commutative");
             check_counter(&PnCounter::decode(&out[1..]).expect("a merge result decodes"));
+            // The merge trigger's shortcut: each side covers the other exactly when the merge
+            // is that side.
+            let merge = merged_counters(&a, &b);
+            assert_eq!(CounterView::covers_each_other(&a.encode(), &b.encode()), Ok((merge == a, merge == b)));
         }
-        (Err(_), Err(_)) => assert_eq!(out, [0xee], "a failed merge wrote output"),
+        (Err(_), Err(_)) => {
+            assert_eq!(out, [0xee], "a failed merge wrote output");
+            assert!(CounterView::covers_each_other(a, b).is_err(), "covering read a counter decoding refuses");
+        }
         (result, both) => panic!("merge {result:?} but decoding {:?}", both.map(|_| ())),
     }
 }

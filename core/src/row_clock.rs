@@ -9,7 +9,7 @@
 //! a TOASTed column carries no value for it, and the apply worker fills in the *local* value.
 //! A remote stamp is adopted only with a value whose fingerprint matches the remote's.
 
-use crate::codec::DecodeError;
+use crate::codec::{into_new_buffer, DecodeError};
 use crate::doc::{read_written_layout, Doc, DocView, Property};
 use crate::hlc::Stamp;
 use crate::text::TextError;
@@ -175,13 +175,19 @@ impl RowClock {
     /// and the same errors, without building the clock (see [`Doc::encode_text`]); what the
     /// subscriber does for every row of a text-mode subscription.
     pub fn encode_text(text: &str) -> Result<Vec<u8>, TextError> {
+        into_new_buffer(|out| RowClock::encode_text_into(text, out))
+    }
+
+    /// [`RowClock::encode_text`], appended to `out` (which holds part of it on error).
+    pub fn encode_text_into(text: &str, out: &mut Vec<u8>) -> Result<(), TextError> {
         match read_written_layout(text) {
             Some(layout) => {
                 check_clock(layout.replaced(), layout.values()).map_err(not_a_clock)?;
-                Ok(layout.encode())
+                layout.encode_into(out);
             }
-            None => RowClock::from_text(text).map(|clock| clock.encode()),
+            None => RowClock::from_text(text)?.columns.encode_into(out),
         }
+        Ok(())
     }
 }
 

@@ -46,9 +46,8 @@ pub unsafe fn text_input<S: StoredState>(fcinfo: FunctionCallInfo, type_name: &s
         input,
         |stored| {
             let text = std::str::from_utf8(input).map_err(|err| invalid_representation(type_name, err))?;
-            let encoded = S::encode_text(text).map_err(|err| invalid_representation(type_name, err))?;
-            stored.extend_from_slice(&encoded);
-            Ok(())
+            // Written straight into the remembered buffer, which this backend reuses.
+            S::encode_text_into(text, stored).map_err(|err| invalid_representation(type_name, err))
         },
         bytes_into_varlena_datum,
     );

@@ -18,8 +18,8 @@ pub trait StoredState: Sized {
     /// Appends the text form of `bytes` to `out`, once they are checked as completely as
     /// `decode` checks them.
     fn write_text_of_encoded(bytes: &[u8], out: &mut String) -> Result<(), crdt_core::DecodeError>;
-    /// The binary form of a text form, which is read and checked completely.
-    fn encode_text(text: &str) -> Result<Vec<u8>, crdt_core::TextError>;
+    /// Appends the binary form of a text form, which is read and checked completely, to `out`.
+    fn encode_text_into(text: &str, out: &mut Vec<u8>) -> Result<(), crdt_core::TextError>;
 }
 
 macro_rules! stored_state_by_core {
@@ -34,16 +34,16 @@ macro_rules! stored_state_by_core {
             fn write_text_of_encoded(bytes: &[u8], out: &mut String) -> Result<(), crdt_core::DecodeError> {
                 $parse(bytes).map(|view| view.write_text(out))
             }
-            fn encode_text(text: &str) -> Result<Vec<u8>, crdt_core::TextError> {
-                $encode_text(text)
+            fn encode_text_into(text: &str, out: &mut Vec<u8>) -> Result<(), crdt_core::TextError> {
+                $encode_text(text, out)
             }
         }
     )*};
 }
 stored_state_by_core!(
-    crdt_core::PnCounter, viewed by crdt_core::CounterView::parse, text encoded by crdt_core::PnCounter::encode_text;
-    crdt_core::Doc, viewed by crdt_core::DocView::parse, text encoded by crdt_core::Doc::encode_text;
-    crdt_core::RowClock, viewed by crdt_core::RowClock::validate, text encoded by crdt_core::RowClock::encode_text
+    crdt_core::PnCounter, viewed by crdt_core::CounterView::parse, text encoded by crdt_core::PnCounter::encode_text_into;
+    crdt_core::Doc, viewed by crdt_core::DocView::parse, text encoded by crdt_core::Doc::encode_text_into;
+    crdt_core::RowClock, viewed by crdt_core::RowClock::validate, text encoded by crdt_core::RowClock::encode_text_into
 );
 
 // The three types with their I/O functions (see `io`). The functions' C symbols are those

@@ -103,7 +103,7 @@ impl Doc {
 
     /// Appends the binary form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        write_entries(&Layout::of(self.replaced, self.entries()), self.entries(), out);
+        encode_entries_into(self.replaced, self.entries(), out);
     }
 
     /// Reads the binary form, validating it completely (see the module docs).
@@ -119,6 +119,16 @@ impl Doc {
             properties,
         })
     }
+}
+
+/// Appends the binary form of a watermark and entries in key order to `out`, in one pass (the
+/// text input writes into a buffer it reuses, so sizing it first would only cost).
+pub(super) fn encode_entries_into<'e>(
+    replaced: Option<Stamp>,
+    entries: impl ExactSizeIterator<Item = (&'e str, Entry<'e>)> + Clone,
+    out: &mut Vec<u8>,
+) {
+    write_entries(&Layout::of(replaced, entries.clone()), entries, out);
 }
 
 /// The binary form of a watermark and entries in key order, sized exactly.

@@ -21,6 +21,7 @@ use super::{
     read_json_value, read_keyed, write_plain_object, CounterProperty, CounterRef, Doc, Entry, EntryBody, NodeSums, Property,
 };
 use crate::decimal::{Decimal, MAX_INTEGER_DIGITS};
+use crate::codec::into_new_buffer;
 use crate::hlc::Stamp;
 use crate::json;
 use crate::node::NodeId;
@@ -136,10 +137,16 @@ impl Doc {
     /// the same errors, without building the doc when the text is laid out as
     /// [`Doc::to_text`] writes it and has no counter (what text-mode replication carries).
     pub fn encode_text(text: &str) -> Result<Vec<u8>, TextError> {
+        into_new_buffer(|out| Doc::encode_text_into(text, out))
+    }
+
+    /// [`Doc::encode_text`], appended to `out` (which holds part of it on error).
+    pub fn encode_text_into(text: &str, out: &mut Vec<u8>) -> Result<(), TextError> {
         match read_written_layout(text) {
-            Some(layout) => Ok(layout.encode()),
-            None => Doc::from_text(text).map(|doc| doc.encode()),
+            Some(layout) => layout.encode_into(out),
+            None => Doc::from_text(text)?.encode_into(out),
         }
+        Ok(())
     }
 }
 
@@ -215,9 +222,9 @@ impl<'a> WrittenLayout<'a> {
         })
     }
 
-    /// The binary form.
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        super::binary::encode_entries(self.replaced, self.entries.iter().copied())
+    /// Appends the binary form to `out`.
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
+        super::binary::encode_entries_into(self.replaced, self.entries.iter().copied(), out);
     }
 }
 

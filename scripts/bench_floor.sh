@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The apply path's floor (a measurement, not part of the test suite): the benchmark run on a
+# build in which the merge trigger hands every replicated UPDATE's row back as it came, and the
+# receive functions store their bytes unchecked (bench/apply_floor.patch). Its binary catch-up
+# is what a CRDT table would reach if the merge and the types' input cost nothing; the text
+# catch-up keeps the real text input. Everything else is PostgreSQL's own per-row work for a
+# table with extension-typed columns and row triggers.
+#
+# Works on a scratch worktree of HEAD (the same BENCH_* knobs as scripts/bench.sh), prints the
+# catch-up rows and ratios it measured, and installs this tree's own build again at the end.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+FLOOR_TREE="$(mktemp -d)"
+chmod 755 "$FLOOR_TREE"   # the benchmark reads its SQL files as postgres
+restore() {
+    git -C "$REPO_ROOT" worktree remove --force "$FLOOR_TREE" 2>/dev/null || rm -rf "$FLOOR_TREE"
+    log "installing this tree's build again"
+    install_extension release
+}
+trap restore EXIT
+git -C "$REPO_ROOT" worktree add --quiet --detach "$FLOOR_TREE" HEAD
+patch --quiet -d "$FLOOR_TREE" -p1 < "$REPO_ROOT/bench/apply_floor.patch"
+# The same target directory: the dependencies are built once.
+CARGO_TARGET_DIR="$REPO_ROOT/target" bash "$FLOOR_TREE/scripts/bench.sh"
+log "the floor (bench/apply_floor.patch applied):"
+grep -E 'apply rate|instructions|catch-up CPU|trigger \(`suppress' "$FLOOR_TREE/BENCHMARKS.md"
