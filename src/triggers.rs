@@ -242,7 +242,9 @@ fn read_table_shape(table: String, relid: pg_sys::Oid, tupdesc: &PgTupleDesc<'_>
 
 /// A row's column values, deformed. Tables of up to [`INLINE_COLUMNS`] columns keep them in
 /// the row itself: the merge trigger handles three rows per replicated row, and allocating and
-/// freeing their arrays showed in its profile.
+/// freeing their arrays showed in its profile. A clone copies the datums (pointing at the
+/// same values).
+#[derive(Clone)]
 struct Row {
     values: SmallVec<[pg_sys::Datum; INLINE_COLUMNS]>,
     nulls: SmallVec<[bool; INLINE_COLUMNS]>,
@@ -252,21 +254,12 @@ struct Row {
 const INLINE_COLUMNS: usize = 16;
 
 impl Row {
-    /// A row of `natts` NULL columns.
-    fn all_null(natts: usize) -> Row {
-        Row { values: smallvec::smallvec![pg_sys::Datum::from(0); natts], nulls: smallvec::smallvec![true; natts] }
-    }
-
-    /// A copy of this row's datums (pointing at the same values).
-    fn copy(&self) -> Row {
-        Row { values: self.values.clone(), nulls: self.nulls.clone() }
-    }
-
     /// # Safety
     /// `tuple` must be a valid heap tuple described by `tupdesc`.
     unsafe fn deform(tuple: pg_sys::HeapTuple, tupdesc: &PgTupleDesc<'_>) -> Row {
         let natts = tupdesc.len();
-        let mut row = Row::all_null(natts);
+        let mut row =
+            Row { values: smallvec::smallvec![pg_sys::Datum::from(0); natts], nulls: smallvec::smallvec![true; natts] };
         // SAFETY: per the contract; the arrays hold natts entries.
         unsafe {
             // A row stored before an ADD COLUMN has fewer attributes than its descriptor: the
@@ -823,7 +816,7 @@ fn merge_rows(
         // A row without stamps was not written through crdt: nothing in it can be newer.
         return Ok(None);
     };
-    let mut merged = local.copy();
+    let mut merged = local.clone();
     let mut changed = false;
     // Identical clocks (the remote change touched only counters or docs, or it is an echo):
     // no stamp moves, so every stamped column keeps its local value; nothing to decode.
