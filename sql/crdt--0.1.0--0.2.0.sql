@@ -11,11 +11,17 @@
 \echo Use "ALTER EXTENSION crdt UPDATE TO '0.2.0'" to load this file. \quit
 
 -- Deletes with tombstones (DESIGN §5): the trigger functions, crdt.deletions and its trigger.
--- Tables enabled under 0.1.0 get the two delete triggers when crdt.enable is run on them again.
-CREATE FUNCTION "record_local_delete"()
+-- Tables enabled under 0.1.0 get the delete and TRUNCATE triggers when crdt.enable is run on
+-- them again.
+CREATE FUNCTION "record_local_deletes"()
 	RETURNS TRIGGER
 	LANGUAGE c
-	AS 'MODULE_PATHNAME', 'record_local_delete_wrapper';
+	AS 'MODULE_PATHNAME', 'record_local_deletes_wrapper';
+
+CREATE FUNCTION "refuse_truncate"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'refuse_truncate_wrapper';
 
 CREATE FUNCTION "skip_replicated_delete"()
 	RETURNS TRIGGER

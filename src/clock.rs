@@ -53,18 +53,31 @@ pub fn stamp_after(seen_hlc: u64) -> Result<Stamp, pg_sys::panic::ErrorReport> {
 }
 
 /// Reports (WARNING, never ERROR: rejecting would break convergence) a replicated stamp further
-/// ahead of this node's wall clock than `crdt.max_clock_skew`. `table` names the table, and is
-/// only asked for when there is something to report.
-pub fn warn_if_far_ahead(hlc: u64, table: impl FnOnce() -> String) {
+/// ahead of this node's wall clock than `crdt.max_clock_skew`, once per table per transaction:
+/// a big replicated transaction from a skewed node would otherwise log a line per row. `table`
+/// names table `relid`, and is only asked for when there is something to report.
+pub fn warn_if_far_ahead(hlc: u64, relid: pg_sys::Oid, table: impl FnOnce() -> String) {
     let ahead_ms = crdt_core::ahead_of_wall_ms(hlc, wall_ms());
     let limit_ms = u64::try_from(crate::gucs::MAX_CLOCK_SKEW_MS.get()).unwrap_or(0);
-    if ahead_ms > limit_ms {
-        let table = table();
-        pgrx::warning!(
-            "crdt: a row replicated into {table} carries a stamp {ahead_ms} ms ahead of this node's clock \
-             (crdt.max_clock_skew is {limit_ms} ms); merged anyway — check the clocks of both nodes"
-        );
+    if ahead_ms <= limit_ms {
+        return;
     }
+    // SAFETY: reads the start time of the current transaction.
+    let transaction = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    if WARNED.get() == Some((transaction, relid)) {
+        return;
+    }
+    WARNED.set(Some((transaction, relid)));
+    let table = table();
+    pgrx::warning!(
+        "crdt: a row replicated into {table} carries a stamp {ahead_ms} ms ahead of this node's clock \
+         (crdt.max_clock_skew is {limit_ms} ms); merged anyway — check the clocks of both nodes"
+    );
+}
+
+thread_local! {
+    /// The transaction (by its start time) and table of the last clock-skew WARNING.
+    static WARNED: Cell<Option<(pg_sys::TimestampTz, pg_sys::Oid)>> = const { Cell::new(None) };
 }
 
 /// This node's id, as set by `crdt.node_id` or derived from the cluster and database.

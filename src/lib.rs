@@ -8,8 +8,12 @@ mod catalog_cache;
 mod clock;
 mod error;
 mod gucs;
+mod index_probe;
+mod key_lock;
 mod no_raise;
+mod table_shape;
 mod tables;
+mod tombstones;
 mod triggers;
 mod types;
 
@@ -20,6 +24,7 @@ pgrx::pg_module_magic!();
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     catalog_cache::init();
+    key_lock::init();
 }
 
 /// Hooks `cargo pgrx test` needs: no extra setup, no extra server settings.

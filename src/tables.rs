@@ -1,8 +1,9 @@
 //! `crdt.enable` / `crdt.disable`: making an ordinary table mergeable (DESIGN §5).
 //!
-//! Enabling adds the `crdt_clock` column and four row triggers: stamping and merging (BEFORE
-//! INSERT OR UPDATE), recording tombstones (AFTER DELETE) and skipping replicated deletes
-//! (BEFORE DELETE, the tombstone decides). All are named `zz_crdt_*` on purpose: PostgreSQL
+//! Enabling adds the `crdt_clock` column and five triggers: stamping and merging (BEFORE
+//! INSERT OR UPDATE, per row), recording tombstones (AFTER DELETE, per statement), skipping
+//! replicated deletes (BEFORE DELETE, the tombstone decides) and refusing TRUNCATE (which would
+//! record none). All are named `zz_crdt_*` on purpose: PostgreSQL
 //! fires triggers in name order, and stamping must see the row as the user's own BEFORE
 //! triggers (`updated_at = now()` and the like) left it. `crdt.deletions`, the tombstones, is
 //! created here too.
@@ -16,10 +17,10 @@ use crate::error::spi_failed;
 
 /// The column holding each row's stamps.
 pub const CLOCK_COLUMN: &str = "crdt_clock";
-/// A row trigger `crdt.enable` installs.
-struct RowTrigger {
+/// A trigger `crdt.enable` installs.
+struct TableTrigger {
     name: &'static str,
-    /// `BEFORE INSERT OR UPDATE`, ...
+    /// `BEFORE INSERT OR UPDATE ... FOR EACH ROW`, ...
     fires: &'static str,
     /// The trigger function, schema-qualified.
     function: &'static str,
@@ -31,37 +32,46 @@ struct RowTrigger {
 }
 
 /// The triggers of a CRDT table, in the order `crdt.enable` installs them.
-const ROW_TRIGGERS: [RowTrigger; 4] = [
+const TABLE_TRIGGERS: [TableTrigger; 5] = [
     // Stamps local writes.
-    RowTrigger {
+    TableTrigger {
         name: "zz_crdt_stamp",
-        fires: "BEFORE INSERT OR UPDATE",
+        fires: "BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW",
         function: "crdt.stamp_local_write()",
         replica: false,
         for_deletes: false,
     },
     // Merges replicated rows.
-    RowTrigger {
+    TableTrigger {
         name: "zz_crdt_merge",
-        fires: "BEFORE INSERT OR UPDATE",
+        fires: "BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW",
         function: "crdt.merge_replicated_row()",
         replica: true,
         for_deletes: false,
     },
-    // Records a tombstone in `crdt.deletions` for each local delete.
-    RowTrigger {
+    // Records the tombstones of each local DELETE statement's rows in `crdt.deletions`, in one
+    // INSERT from the statement's transition table.
+    TableTrigger {
         name: "zz_crdt_delete",
-        fires: "AFTER DELETE",
-        function: "crdt.record_local_delete()",
+        fires: "AFTER DELETE ON {table} REFERENCING OLD TABLE AS crdt_deleted_rows FOR EACH STATEMENT",
+        function: "crdt.record_local_deletes()",
         replica: false,
         for_deletes: true,
     },
     // Skips replicated deletes: the tombstone decides.
-    RowTrigger {
+    TableTrigger {
         name: "zz_crdt_replicated_delete",
-        fires: "BEFORE DELETE",
+        fires: "BEFORE DELETE ON {table} FOR EACH ROW",
         function: "crdt.skip_replicated_delete()",
         replica: true,
+        for_deletes: true,
+    },
+    // Refuses TRUNCATE, which would write no tombstones.
+    TableTrigger {
+        name: "zz_crdt_truncate",
+        fires: "BEFORE TRUNCATE ON {table} FOR EACH STATEMENT",
+        function: "crdt.refuse_truncate()",
+        replica: false,
         for_deletes: true,
     },
 ];
@@ -197,17 +207,19 @@ fn enable(table: PgRelation) -> Result<(), ErrorReport> {
     // UPDATE.
     let has_tombstones = Spi::get_one::<bool>(
         "SELECT pg_catalog.to_regclass('crdt.deletions') IS NOT NULL
-            AND pg_catalog.to_regprocedure('crdt.record_local_delete()') IS NOT NULL
-            AND pg_catalog.to_regprocedure('crdt.skip_replicated_delete()') IS NOT NULL",
+            AND pg_catalog.to_regprocedure('crdt.record_local_deletes()') IS NOT NULL
+            AND pg_catalog.to_regprocedure('crdt.skip_replicated_delete()') IS NOT NULL
+            AND pg_catalog.to_regprocedure('crdt.refuse_truncate()') IS NOT NULL",
     )
     .map_err(spi_failed)?
     .unwrap_or(false);
-    for trigger in &ROW_TRIGGERS {
+    for trigger in &TABLE_TRIGGERS {
         if (trigger.for_deletes && !has_tombstones) || trigger_exists(relid, trigger.name)? {
             continue;
         }
-        let RowTrigger { name: trigger_name, fires, function, .. } = trigger;
-        run(&format!("CREATE TRIGGER {trigger_name} {fires} ON {name} FOR EACH ROW EXECUTE FUNCTION {function}"))?;
+        let TableTrigger { name: trigger_name, fires, function, .. } = trigger;
+        let fires = fires.replace("{table}", name);
+        run(&format!("CREATE TRIGGER {trigger_name} {fires} EXECUTE FUNCTION {function}"))?;
         if trigger.replica {
             run(&format!("ALTER TABLE {name} ENABLE REPLICA TRIGGER {trigger_name}"))?;
         }
@@ -225,7 +237,7 @@ fn disable(table: PgRelation) -> Result<(), ErrorReport> {
     let facts = checked_table(&table)?;
     let name = &facts.qualified_name;
     drop(table);
-    for trigger in ROW_TRIGGERS.iter().map(|trigger| trigger.name) {
+    for trigger in TABLE_TRIGGERS.iter().map(|trigger| trigger.name) {
         run(&format!("DROP TRIGGER IF EXISTS {} ON {name}", quote_identifier(trigger)))?;
     }
     run(&format!("ALTER TABLE {name} DROP COLUMN IF EXISTS {CLOCK_COLUMN}"))

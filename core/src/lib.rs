@@ -39,5 +39,5 @@ pub use hlc::{
     ahead_of_wall_ms, hlc_from_parts, hlc_logical, hlc_wall_ms, ClockError, HybridClock, Stamp,
 };
 pub use node::{NodeId, NodeIdParseError, NODE_ID_NAMESPACE};
-pub use row_clock::{value_fingerprint, ColumnChoice, ColumnStamp, RowClock};
+pub use row_clock::{delete_wins, value_fingerprint, ColumnChoice, ColumnStamp, RowClock};
 pub use text::TextError;

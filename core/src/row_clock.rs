@@ -31,6 +31,14 @@ pub fn value_fingerprint(bytes: Option<&[u8]>) -> u32 {
     }
 }
 
+/// Whether a delete stamped `deleted` removes a row whose clock records `seen` as the newest
+/// delete its node had seen when the row was inserted (`None`: none). A delete wins over every
+/// write its node had not seen, and a row inserted after the delete was seen is a new row
+/// (DESIGN §5): the delete wins exactly when it is newer than every delete the row had seen.
+pub fn delete_wins(deleted: Stamp, seen: Option<Stamp>) -> bool {
+    seen.is_none_or(|seen| deleted > seen)
+}
+
 /// One column's entry: when it was last written, by whom, and what was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ColumnStamp {
@@ -234,6 +242,16 @@ fn check_column_value(value: Option<&str>) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_delete_wins_over_rows_that_had_not_seen_it() {
+        let node = crate::NodeId::from_bytes([7; 16]);
+        let (earlier, later) = (Stamp::new(10, node), Stamp::new(11, node));
+        assert!(super::delete_wins(later, None), "a row that saw no delete");
+        assert!(super::delete_wins(later, Some(earlier)), "a row that saw an older delete");
+        assert!(!super::delete_wins(later, Some(later)), "the row was inserted after this very delete");
+        assert!(!super::delete_wins(earlier, Some(later)), "the row was inserted after a newer delete");
+    }
+
     use super::*;
     use crate::node::NodeId;
 

@@ -164,6 +164,35 @@ RESET session_replication_role;
 SELECT count(*) AS deleted FROM pair;
 DROP TABLE pair;
 
+-- a DELETE of many rows records their tombstones in one statement, all with one stamp after
+-- every stamp of every deleted row
+CREATE TABLE many (id int PRIMARY KEY, v text);
+SELECT crdt.enable('many');
+INSERT INTO many SELECT g, 'v' || g FROM generate_series(1, 1000) g;
+DELETE FROM many WHERE id <= 600;
+SELECT count(*) AS tombstones, count(DISTINCT hlc) AS stamps,
+       min(hlc) > (SELECT max(stamp_of(crdt_clock, 'v')) FROM many) AS after_the_rows
+FROM crdt.deletions WHERE table_name = 'tables_test.many';
+-- a key deleted and inserted again in one transaction: the row records the delete it saw
+BEGIN;
+DELETE FROM many WHERE id = 700;
+INSERT INTO many VALUES (700, 'again');
+COMMIT;
+SELECT stamp_of(m.crdt_clock, '') = d.hlc AS marks_the_delete
+FROM many m, crdt.deletions d
+WHERE m.id = 700 AND d.table_name = 'tables_test.many' AND d.key = '{"id": 700}';
+-- keys are not changed in place (a replicated change of a key is skipped, with a WARNING)
+UPDATE many SET id = 5000 WHERE id = 800;
+UPDATE many SET id = id, v = 'same key' WHERE id = 800;
+SET session_replication_role = replica;
+UPDATE many SET id = 5001 WHERE id = 801;
+RESET session_replication_role;
+SELECT id, v FROM many WHERE id IN (800, 801, 5000, 5001) ORDER BY id;
+-- TRUNCATE is refused: it would record no tombstones
+TRUNCATE many;
+SELECT count(*) AS kept FROM many;
+DROP TABLE many;
+
 -- refusals
 CREATE TABLE no_key (a int);
 SELECT crdt.enable('no_key');

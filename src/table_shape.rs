@@ -1,0 +1,264 @@
+//! The shape of a CRDT table as its triggers see it: which columns merge how, where the clock
+//! and the primary key are, and the statements the triggers run on it, prepared once per table
+//! (and again after it, a type, a schema or an operator changes), not per row.
+
+use std::ffi::CStr;
+use std::rc::Rc;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier, OwnedPreparedStatement};
+use pgrx::{PgOid, PgTupleDesc};
+
+use crate::catalog_cache::CachedByOid;
+use crate::error::spi_failed;
+use crate::index_probe::{self, KeyComparison};
+use crate::tables::CLOCK_COLUMN;
+use crate::types::counter::Counter;
+use crate::types::doc::Doc;
+use crate::types::row_clock::row_clock;
+
+/// How a column merges.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ColumnKind {
+    /// Last writer wins, by the column's stamp in the row clock.
+    Register,
+    /// `crdt.counter`: merged by its own merge, not stamped.
+    Counter,
+    /// `crdt.doc`: merged by its own merge, not stamped.
+    Doc,
+}
+
+pub(crate) struct Column {
+    pub(crate) index: usize,
+    pub(crate) name: String,
+    pub(crate) kind: ColumnKind,
+    pub(crate) typlen: i16,
+    pub(crate) byval: bool,
+}
+
+/// The columns of a CRDT table as the triggers see them.
+pub(crate) struct TableShape {
+    pub(crate) columns: Vec<Column>,
+    pub(crate) clock_index: usize,
+    /// Descriptor indexes of the primary key's columns, in the key's order (none if the key
+    /// was dropped).
+    pub(crate) key_indexes: Vec<usize>,
+    /// The primary key's index, and how it compares each of its columns.
+    pub(crate) key_index: pg_sys::Oid,
+    pub(crate) key_comparisons: Vec<KeyComparison>,
+    /// `schema.table`, quoted where needed: the table's name in `crdt.deletions`, the same on
+    /// every node.
+    pub(crate) qualified_name: String,
+    /// Locks the row whose key is that of `$1` (a row of this table).
+    pub(crate) lock_existing: OwnedPreparedStatement,
+    /// Updates the row whose key is that of `$1` (a row of this table) with the values of `$1`.
+    pub(crate) update_existing: OwnedPreparedStatement,
+    /// The key of `$1` (a row of this table) as `crdt.deletions` names it: a `jsonb` object of
+    /// the key's columns, by name.
+    pub(crate) key_json: OwnedPreparedStatement,
+    /// The row of this table whose key is the `jsonb` object `$1`, as a composite.
+    pub(crate) row_of_key_json: OwnedPreparedStatement,
+    /// Locks the row whose key is the `jsonb` object `$1` and returns its clock.
+    pub(crate) lock_by_key_json: OwnedPreparedStatement,
+    /// Deletes the row whose key is the `jsonb` object `$1`.
+    pub(crate) delete_by_key_json: OwnedPreparedStatement,
+    /// Records the tombstones of the rows in the transition table `crdt_deleted_rows`, named
+    /// `$1`, stamped `$2` (hlc, text) and `$3` (node). Run once per DELETE statement.
+    pub(crate) record_deletions_sql: String,
+}
+
+/// The transition table of a DELETE statement that the delete trigger reads.
+pub(crate) const DELETED_ROWS: &str = "crdt_deleted_rows";
+
+thread_local! {
+    static TABLE_SHAPES: CachedByOid<TableShape> = CachedByOid::new();
+}
+
+/// The shape of CRDT table `relation` (open), named (quoted and schema-qualified) by `name` when
+/// it has to be read.
+pub(crate) fn table_shape(relation: pg_sys::Relation, name: impl FnOnce() -> String) -> Result<Rc<TableShape>, ErrorReport> {
+    // SAFETY: an open relation.
+    let relid = unsafe { (*relation).rd_id };
+    TABLE_SHAPES.with(|shapes| shapes.get_or_try(relid, || read_table_shape(name(), relation)))
+}
+
+/// `relation`'s name, schema-qualified and quoted.
+pub(crate) fn relation_name(relation: pg_sys::Relation) -> String {
+    // SAFETY: an open relation: its name and namespace are valid.
+    unsafe {
+        let namespace = pg_sys::get_namespace_name((*(*relation).rd_rel).relnamespace);
+        let schema = if namespace.is_null() { "" } else { CStr::from_ptr(namespace).to_str().unwrap_or_default() };
+        let name = CStr::from_ptr((*(*relation).rd_rel).relname.data.as_ptr()).to_str().unwrap_or_default();
+        quote_qualified_identifier(schema, name)
+    }
+}
+
+fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableShape, ErrorReport> {
+    // SAFETY: an open relation.
+    let (relid, rowtype, tupdesc) =
+        unsafe { ((*relation).rd_id, (*(*relation).rd_rel).reltype, PgTupleDesc::from_pg_unchecked((*relation).rd_att)) };
+    let (counter_oid, doc_oid, clock_oid) = (Counter::type_oid(), Doc::type_oid(), row_clock::type_oid());
+    let mut columns = Vec::new();
+    let mut clock_index = None;
+    for (index, attribute) in tupdesc.iter().enumerate() {
+        // Generated columns are recomputed on every node; they are not written, so not stamped.
+        if attribute.attisdropped || attribute.attgenerated != 0 {
+            continue;
+        }
+        // SAFETY: attname is a NUL-terminated NameData.
+        let name = unsafe { CStr::from_ptr(attribute.attname.data.as_ptr()) }.to_string_lossy().into_owned();
+        if name == CLOCK_COLUMN && attribute.atttypid == clock_oid {
+            clock_index = Some(index);
+            continue;
+        }
+        let kind = match attribute.atttypid {
+            oid if oid == counter_oid => ColumnKind::Counter,
+            oid if oid == doc_oid => ColumnKind::Doc,
+            _ => ColumnKind::Register,
+        };
+        columns.push(Column { index, name, kind, typlen: attribute.attlen, byval: attribute.attbyval });
+    }
+    let clock_index = clock_index.ok_or_else(|| {
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("a CRDT table needs its {CLOCK_COLUMN} column of type crdt.row_clock"),
+            "crdt",
+        )
+        .set_hint("Run SELECT crdt.enable('your_table') again.")
+    })?;
+    let key = primary_key(relid)?;
+    let Some(key_index) = key.first().map(|column| column.index) else {
+        // Only possible if the key was dropped after crdt.enable.
+        return Err(ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("CRDT table {table} has no primary key"),
+            "crdt",
+        )
+        .set_detail("Replicated rows are matched and merged by primary key.")
+        .set_hint(format!("Add one again with ALTER TABLE {table} ADD PRIMARY KEY (...).")));
+    };
+    let key_indexes = key.iter().map(|column| usize::try_from(column.attnum - 1).unwrap_or(usize::MAX)).collect();
+    // SAFETY: the primary key's index (just read from the catalog), locked as any write to the
+    // table locks it; closed with the lock kept to the end of the transaction.
+    let key_comparisons = unsafe {
+        let index = pg_sys::index_open(key_index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let comparisons = index_probe::key_comparisons(index, key.len());
+        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        comparisons
+    };
+    // Each key column is compared with its index's own equality operator, named with its
+    // schema: nothing here depends on the search_path.
+    let key_match_with = |row: &str| {
+        key.iter()
+            .map(|column| format!("t.{name} OPERATOR({op}) ({row}).{name}", name = column.name, op = column.equality))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let row_of_key_json = format!("pg_catalog.jsonb_populate_record(NULL::{table}, $1)");
+    let key_match_json = key_match_with(&row_of_key_json);
+    // The key as a jsonb object of its columns, by name: the same on every node for one key,
+    // and what jsonb_populate_record turns back into the key's values.
+    let key_json_of = |row: &str| {
+        format!(
+            "pg_catalog.jsonb_build_object({})",
+            key.iter()
+                .map(|column| format!("{}::pg_catalog.text, ({row}).{}", quote_literal(&column.raw_name), column.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let assignments = columns
+        .iter()
+        .map(|column| quote_identifier(&column.name))
+        .filter(|name| !key.iter().any(|k| &k.name == name))
+        .chain(std::iter::once(CLOCK_COLUMN.to_owned()))
+        .map(|name| format!("{name} = ($1).{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let row_argument = [PgOid::from(rowtype)];
+    let json_argument = [PgOid::from(pg_sys::JSONBOID)];
+    let prepare = |sql: String, arguments: &[PgOid]| {
+        Spi::connect(|client| client.prepare_mut(sql.as_str(), arguments).map(|statement| statement.keep()))
+            .map_err(spi_failed)
+    };
+    Ok(TableShape {
+        columns,
+        clock_index,
+        key_indexes,
+        key_index,
+        key_comparisons,
+        lock_existing: prepare(
+            format!("SELECT true FROM {table} t WHERE {} FOR UPDATE", key_match_with("$1")),
+            &row_argument,
+        )?,
+        update_existing: prepare(
+            format!("UPDATE {table} t SET {assignments} WHERE {}", key_match_with("$1")),
+            &row_argument,
+        )?,
+        key_json: prepare(format!("SELECT {}", key_json_of("$1")), &row_argument)?,
+        row_of_key_json: prepare(format!("SELECT {row_of_key_json}"), &json_argument)?,
+        lock_by_key_json: prepare(
+            format!("SELECT t.{CLOCK_COLUMN} FROM {table} t WHERE {key_match_json} FOR UPDATE"),
+            &json_argument,
+        )?,
+        delete_by_key_json: prepare(format!("DELETE FROM {table} t WHERE {key_match_json}"), &json_argument)?,
+        record_deletions_sql: format!(
+            "INSERT INTO crdt.deletions (table_name, key, hlc, node) \
+             SELECT $1, {}, $2::pg_catalog.numeric, $3 FROM {DELETED_ROWS} o",
+            key_json_of("o")
+        ),
+        qualified_name: table,
+    })
+}
+
+/// A primary key column: its name (quoted) and number, the schema-qualified equality operator
+/// of its index, and the index.
+struct KeyColumn {
+    name: String,
+    /// The name as it is (unquoted): the key's field name in `crdt.deletions`.
+    raw_name: String,
+    attnum: i16,
+    equality: String,
+    index: pg_sys::Oid,
+}
+
+fn primary_key(relid: pg_sys::Oid) -> Result<Vec<KeyColumn>, ErrorReport> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT pg_catalog.quote_ident(a.attname::text), a.attnum,
+                        pg_catalog.quote_ident(n.nspname::text) OPERATOR(pg_catalog.||) '.'
+                            OPERATOR(pg_catalog.||) o.oprname::text,
+                        a.attname::text, i.indexrelid
+                 FROM pg_catalog.pg_index i
+                 CROSS JOIN LATERAL pg_catalog.generate_subscripts(i.indkey, 1) AS k
+                 JOIN pg_catalog.pg_attribute a
+                   ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+                  AND a.attnum OPERATOR(pg_catalog.=) i.indkey[k]
+                 JOIN pg_catalog.pg_opclass c ON c.oid OPERATOR(pg_catalog.=) i.indclass[k]
+                 JOIN pg_catalog.pg_amop m
+                   ON m.amopfamily OPERATOR(pg_catalog.=) c.opcfamily
+                  AND m.amoplefttype OPERATOR(pg_catalog.=) c.opcintype
+                  AND m.amoprighttype OPERATOR(pg_catalog.=) c.opcintype
+                  AND m.amopstrategy OPERATOR(pg_catalog.=) 3
+                 JOIN pg_catalog.pg_operator o ON o.oid OPERATOR(pg_catalog.=) m.amopopr
+                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) o.oprnamespace
+                 WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary
+                 ORDER BY k",
+                None,
+                &[relid.into()],
+            )?
+            .map(|row| {
+                Ok(KeyColumn {
+                    name: row.get::<String>(1)?.unwrap_or_default(),
+                    attnum: row.get::<i16>(2)?.unwrap_or_default(),
+                    equality: row.get::<String>(3)?.unwrap_or_default(),
+                    raw_name: row.get::<String>(4)?.unwrap_or_default(),
+                    index: row.get::<pg_sys::Oid>(5)?.unwrap_or_default(),
+                })
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::SpiError>>()
+    })
+    .map_err(spi_failed)
+}

@@ -1,0 +1,160 @@
+//! `crdt.deletions`, the tombstones of deleted rows (docs/deletes.md): where it is, reading the
+//! tombstones of one key, and acting as its owner.
+//!
+//! Reads go straight to its primary key index (`table_name, key, hlc, node`) with a dirty
+//! probe (`index_probe`): a tombstone a running transaction is writing is waited for, never
+//! missed, and no query is planned per row.
+
+use crdt_core::{NodeId, Stamp};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::{AnyNumeric, FromDatum, IntoDatum};
+
+use crate::catalog_cache::Cached;
+use crate::index_probe::{self, KeyComparison};
+
+/// Where `crdt.deletions` is, and who owns it.
+#[derive(Clone, Copy)]
+struct Deletions {
+    relid: pg_sys::Oid,
+    index: pg_sys::Oid,
+    owner: pg_sys::Oid,
+    /// How its index compares `table_name` and `key`.
+    comparisons: [KeyComparison; 2],
+}
+
+thread_local! {
+    static DELETIONS: Cached<Option<Deletions>> = const { Cached::new() };
+}
+
+/// Attribute numbers of `hlc` and `node` in `crdt.deletions`.
+const HLC_ATTRIBUTE: i32 = 3;
+const NODE_ATTRIBUTE: i32 = 4;
+
+/// `crdt.deletions`, or `None` while the extension's SQL objects are those of 0.1.0 (the library
+/// of a newer version runs with them until `ALTER EXTENSION crdt UPDATE`).
+fn deletions() -> Option<Deletions> {
+    DELETIONS.with(|cached| {
+        cached.get_or(|| {
+            let (relid, owner, index) = Spi::connect(|client| {
+                let row = client
+                    .select(
+                        "SELECT c.oid, c.relowner, i.indexrelid FROM pg_catalog.pg_class c
+                         JOIN pg_catalog.pg_index i ON i.indrelid OPERATOR(pg_catalog.=) c.oid AND i.indisprimary
+                         WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('crdt.deletions')",
+                        Some(1),
+                        &[],
+                    )?
+                    .first()
+                    .get_three::<pg_sys::Oid, pg_sys::Oid, pg_sys::Oid>()?;
+                Ok::<_, pgrx::spi::Error>(row)
+            })
+            .ok()?;
+            let (relid, owner, index) = (relid?, owner?, index?);
+            // SAFETY: the index exists (just read from the catalog); opened and closed here, its
+            // lock kept to the end of the transaction as usual.
+            let comparisons = unsafe {
+                let index_relation = pg_sys::index_open(index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+                let comparisons = index_probe::key_comparisons(index_relation, 2);
+                pg_sys::index_close(index_relation, pg_sys::NoLock as pg_sys::LOCKMODE);
+                comparisons
+            };
+            Some(Deletions { relid, index, owner, comparisons: [comparisons[0], comparisons[1]] })
+        })
+    })
+}
+
+/// The relation id of `crdt.deletions`, if it exists.
+pub(crate) fn relation_id() -> Option<pg_sys::Oid> {
+    deletions().map(|deletions| deletions.relid)
+}
+
+/// Runs `probe` on `crdt.deletions` and its index, open for reading.
+fn with_deletions<T>(deletions: &Deletions, probe: impl FnOnce(pg_sys::Relation, pg_sys::Relation) -> T) -> T {
+    let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+    // SAFETY: both exist (read from the catalog, invalidated on change); closed below with their
+    // locks kept to the end of the transaction.
+    unsafe {
+        let heap = pg_sys::table_open(deletions.relid, lock);
+        let index = pg_sys::index_open(deletions.index, lock);
+        let result = probe(heap, index);
+        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+        result
+    }
+}
+
+/// Whether `table` (named as in `crdt.deletions`) has any tombstone, committed or being
+/// written. Cheap, and no wait: a table that never had a delete skips the lookup by key.
+pub(crate) fn table_has_any(table: &str) -> bool {
+    let Some(deletions) = deletions() else { return false };
+    let Some(name) = table.into_datum() else { return false };
+    // SAFETY: a text datum for the index's first column (text).
+    with_deletions(&deletions, |heap, index| unsafe {
+        index_probe::any_entry(heap, index, &deletions.comparisons[..1], &[name])
+    })
+}
+
+/// The stamps of every tombstone of `key` (a `jsonb` datum, as in `crdt.deletions`) in `table`,
+/// after every transaction still writing one has ended.
+pub(crate) fn stamps_of_key(table: &str, key: pg_sys::Datum) -> Vec<Stamp> {
+    let Some(deletions) = deletions() else { return Vec::new() };
+    let Some(name) = table.into_datum() else { return Vec::new() };
+    // SAFETY: text and jsonb datums for the index's first two columns; the slot holds a tuple
+    // of crdt.deletions, whose hlc and node are NOT NULL.
+    with_deletions(&deletions, |heap, index| unsafe {
+        index_probe::committed_matches(heap, index, &deletions.comparisons, &[name, key], |slot| {
+            let mut is_null = false;
+            let hlc = pg_sys::slot_getattr(slot, HLC_ATTRIBUTE, &mut is_null);
+            let hlc = AnyNumeric::from_datum(hlc, is_null).and_then(|hlc| hlc.to_string().parse::<u64>().ok());
+            let node = pg_sys::slot_getattr(slot, NODE_ATTRIBUTE, &mut is_null);
+            let node = (!is_null).then(|| std::slice::from_raw_parts(node.cast_mut_ptr::<u8>(), 16));
+            match (hlc, node.and_then(|node| <[u8; 16]>::try_from(node).ok())) {
+                (Some(hlc), Some(node)) => Some(Stamp::new(hlc, NodeId::from_bytes(node))),
+                _ => None,
+            }
+        })
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Runs `work` — writes of `crdt.deletions` — as the owner of `crdt.deletions`.
+///
+/// Why not a grant: whoever can insert into `crdt.deletions` can delete any row of any CRDT
+/// table on every node the tombstone replicates to. So nobody but its owner has any privilege
+/// on it, and the triggers — which run as whoever writes the CRDT table — switch to the owner
+/// for exactly their own statements on it, the way PostgreSQL's foreign-key triggers switch to
+/// the table owner (`SECURITY_LOCAL_USERID_CHANGE`, and `SECURITY_RESTRICTED_OPERATION` so
+/// nothing run meanwhile can change session state). No SQL-callable function gets the owner's
+/// rights. An error inside is fine: transaction and subtransaction abort restore the user.
+///
+/// `None` without running `work` if there is no `crdt.deletions`.
+pub(crate) fn as_owner<T>(work: impl FnOnce() -> Result<T, ErrorReport>) -> Result<Option<T>, ErrorReport> {
+    match deletions() {
+        Some(deletions) => as_role(deletions.owner, work).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Runs `work` as `role` (see [`as_owner`]).
+pub(crate) fn as_role<T>(role: pg_sys::Oid, work: impl FnOnce() -> Result<T, ErrorReport>) -> Result<T, ErrorReport> {
+    let (mut user, mut context) = (pg_sys::InvalidOid, 0);
+    // SAFETY: reads the backend's current user and security context.
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
+    struct Restore(pg_sys::Oid, std::ffi::c_int);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: puts back what GetUserIdAndSecContext returned.
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) };
+        }
+    }
+    let _restore = Restore(user, context);
+    let switched = context
+        | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int
+        | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int;
+    // SAFETY: a role that exists (it owns a relation); restored when `_restore` drops.
+    unsafe { pg_sys::SetUserIdAndSecContext(role, switched) };
+    work()
+}
