@@ -12,6 +12,10 @@ PG_CONFIG="$PG_BIN/pg_config"
 PGRX_VERSION=0.18.0
 DEBIAN_PACKAGES=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang sudo)
 
+# Servers started from here, and the tests' own, see what production servers see: pgrx appends
+# a Rust backtrace to every error that crosses Rust frames when RUST_BACKTRACE is set.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
@@ -89,6 +93,18 @@ install_old_install_scripts() {
             $SUDO install -m 644 "$script" "$extension_dir/${script##*/}"
         fi
     done
+}
+
+# Whether server log $1 is free of Rust internals (module paths, panics, backtraces, source
+# locations): prints the lines that are not and fails. Users see what the log holds.
+RUST_INTERNALS='(std|core|alloc|pgrx|pgrx_pg_sys|crdt|crdt_core)::[a-z_]|panicked at|stack backtrace|rust_begin_unwind|\{\{closure\}\}|\.rs:[0-9]+'
+log_names_no_rust_internals() {
+    local found
+    found="$($SUDO grep -E "$RUST_INTERNALS" "$1" 2>/dev/null | head -n 20 || true)"
+    if [ -n "$found" ]; then
+        printf 'Rust internals in %s:\n%s\n' "$1" "$found" >&2
+        return 1
+    fi
 }
 
 # Prints a loopback TCP port that no socket uses, starting the search at $1. Callers start

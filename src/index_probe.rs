@@ -6,7 +6,8 @@
 //!
 //! This is what replaces a lock per key held to the end of the transaction: with a short
 //! `key_lock` around it, a probe and the write that follows it are never interleaved with
-//! another writer's probe and write of the same key.
+//! another writer's probe and write of the same key. The key lock is let go while waiting
+//! (`key_lock::while_released`), and the index looked at again after.
 
 use pgrx::pg_sys;
 
@@ -83,7 +84,9 @@ pub(crate) unsafe fn committed_matches<T>(
             found.clear();
             let mut tid = (*slot).tts_tid;
             pg_sys::ExecClearTuple(slot);
-            pg_sys::XactLockTableWait(running_writer, heap, &mut tid, pg_sys::XLTW_Oper::XLTW_None);
+            crate::key_lock::while_released(|| {
+                pg_sys::XactLockTableWait(running_writer, heap, &mut tid, pg_sys::XLTW_Oper::XLTW_None)
+            });
         }
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         found

@@ -58,6 +58,20 @@ pub(crate) fn release_key_lock() {
     }
 }
 
+/// Runs `wait` — a wait for another transaction — without the key lock this backend holds, and
+/// takes it again after. Waiting while holding it would deadlock with a transaction that wrote
+/// the key before and writes it again (an insert, then the delete of the same key, replicated
+/// in one transaction): that one waits for the key lock, this one for it to end.
+pub(crate) fn while_released<T>(wait: impl FnOnce() -> T) -> T {
+    let held = HELD.get();
+    release_key_lock();
+    let result = wait();
+    if let Some((_, relation, hash)) = held {
+        lock_key(pg_sys::Oid::from(relation), hash);
+    }
+    result
+}
+
 /// Releases the key lock when the transaction ends, whichever way. At commit the transaction's
 /// rows are visible already (the callback runs after the commit is recorded and published).
 #[pgrx::pg_guard]
