@@ -45,7 +45,7 @@ fn dump_and_restore_keeps_values_and_stamps_and_merges_afterwards() {
     // merging and skipping deletes (the tombstone decides) in replicas.
     assert_eq!(
         restored.sql(DB, "SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'product'::regclass"),
-        "zz_crdt_delete:O,zz_crdt_merge:R,zz_crdt_replicated_delete:R,zz_crdt_stamp:O"
+        "zz_crdt_delete:O,zz_crdt_merge:R,zz_crdt_replicated_delete:R,zz_crdt_stamp:O,zz_crdt_truncate:O"
     );
     // The tombstones too (crdt.deletions is a configuration table of the extension).
     assert_same_snapshot(&[origin, restored], DB, "SELECT table_name, key::text, hlc, node FROM crdt.deletions");
