@@ -7,6 +7,7 @@
 #   pgbench             increments: CRDT counter table vs plain bigint table, 2 clients
 #   WAL                 bytes per single-row update, CRDT vs plain
 #   apply               logical-replication catch-up rate, merge trigger vs plain table
+#   bulk                statements of 100,000 rows and their replicated catch-up (bench_bulk.sh)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROUNDS="${BENCH_ROUNDS:-5}"
@@ -273,6 +274,11 @@ for table in "${APPLY_TABLES[@]}"; do
     record figure "$INSTRUCTIONS_CASE, $mode" "$table" "$per_update"$'\t'"$per_update"$'\t'"$per_update" instructions
 done
 
+log "bulk statements (scripts/bench_bulk.sh)"
+BULK="$NODE_A/bulk.md"
+BENCH_BULK_INSTALLED=1 bash "$REPO_ROOT/scripts/bench_bulk.sh" >"$BULK"
+cat "$BULK"
+
 log "writing BENCHMARKS.md"
 value_of() { awk -F'\t' -v b="$1" -v v="$2" '$2 == b && $3 == v { print $4; exit }' "$RESULTS"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -317,5 +323,12 @@ controls() { # controls DESCRIPTION TABLE: the Targets row of a control table, a
     echo "| doc overhead ≤ 24 bytes per property | see \"crdt.doc overhead per property\" above |"
     echo "| 10-property doc merge no slower than \`jsonb \\|\\| jsonb\`: docs both replicas wrote to | $(ratio "$doc_merge" "$doc_concat") × the time of \`jsonb \\|\\| jsonb\` |"
     echo "| the same, one side newer (it holds the merge) | $(ratio "$newer_merge" "$newer_concat") × the time of \`jsonb \\|\\| jsonb\` |"
+    echo
+    echo "## Bulk statements"
+    echo
+    echo "\`scripts/bench_bulk.sh\`: one statement of many rows on a CRDT table (counter, doc, text) against the"
+    echo "same on a plain table (bigint, jsonb, text), medians of ${BENCH_BULK_ROUNDS:-3} rounds; then one transaction of as"
+    echo "many rows applied by a subscriber (binary), from the publisher's commit until the subscriber has it."
+    cat "$BULK"
 } >"$REPO_ROOT/BENCHMARKS.md"
 cat "$REPO_ROOT/BENCHMARKS.md"

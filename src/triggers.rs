@@ -339,7 +339,8 @@ fn refuse_truncate<'a>(
             .set_detail("TRUNCATE records no tombstones: the other nodes would keep the rows and send them back.")
             .set_hint(format!(
                 "DELETE FROM {name} deletes every row on every node. To empty it on this node only, \
-                 SELECT crdt.disable('{name}') first."
+                 SELECT crdt.disable({}) first.",
+                pgrx::spi::quote_literal(&name)
             )),
     )
 }
@@ -584,6 +585,13 @@ fn lock_row_of_tombstone(
 /// does, the lock is let go (the row itself is what writers of the key meet from then on); if
 /// none does, it is held until this backend's write of the key is in the index.
 fn lock_key_unless_present(relation: pg_sys::Relation, relid: pg_sys::Oid, shape: &TableShape, row: &Row) -> bool {
+    if shape.key_indexes.iter().any(|&index| row.nulls[index]) {
+        // A NULL in the key: no row can have it, and the key's NOT NULL constraint refuses this
+        // one once the BEFORE triggers are done. Nothing to probe (an index scan key can't be
+        // NULL here).
+        release_key_lock();
+        return false;
+    }
     lock_key(relid, key_hash(shape, row));
     let values: SmallVec<[pg_sys::Datum; 4]> = shape.key_indexes.iter().map(|&index| row.values[index]).collect();
     // SAFETY: the primary key's index of the open `relation`; the values are the key's columns
