@@ -8,6 +8,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_dependencies
 cd "$REPO_ROOT"
 
+log "format and lints: cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --check
+cargo clippy -p crdt-core -p crdt-replication-tests --all-targets -- -D warnings
+cargo clippy -p crdt --all-targets --features "pg$PG_MAJOR pg_test" -- -D warnings
+
 log "core: unit and property tests"
 cargo test -p crdt-core
 

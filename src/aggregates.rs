@@ -14,10 +14,7 @@ use crate::types::counter::Counter;
 /// State transition of `crdt.sum(counter)`: adds the counter's value; NULL counters are skipped,
 /// so the sum of no rows (or of only NULLs) is NULL, as for PostgreSQL's own `sum`.
 #[pg_extern(immutable, parallel_safe)]
-fn counter_sum_step(
-    total: Option<AnyNumeric>,
-    counter: Option<Counter>,
-) -> Result<Option<AnyNumeric>, ErrorReport> {
+fn counter_sum_step(total: Option<AnyNumeric>, counter: Option<Counter>) -> Result<Option<AnyNumeric>, ErrorReport> {
     let Some(counter) = counter else { return Ok(total) };
     let value = counter.view()?.value();
     Ok(Some(match total {

@@ -97,7 +97,11 @@ pub(crate) fn init() {
             pg_sys::SysCacheIdentifier::NAMESPACEOID,
             pg_sys::SysCacheIdentifier::OPEROID,
         ] {
-            pg_sys::CacheRegisterSyscacheCallback(cache as std::ffi::c_int, Some(catalog_changed), pg_sys::Datum::from(0));
+            pg_sys::CacheRegisterSyscacheCallback(
+                cache as std::ffi::c_int,
+                Some(catalog_changed),
+                pg_sys::Datum::from(0),
+            );
         }
     }
 }
@@ -186,7 +190,11 @@ mod tests {
     #[pg_test]
     fn a_relation_change_reads_only_its_own_facts_again() {
         Spi::run("CREATE TABLE cache_a (id int); CREATE TABLE cache_b (id int)").unwrap();
-        let oid = |name: &str| Spi::get_one::<pg_sys::Oid>(&format!("SELECT '{name}'::regclass::oid")).unwrap().unwrap();
+        let oid = |name: &str| {
+            Spi::get_one::<pg_sys::Oid>(&format!("SELECT '{name}'::regclass::oid"))
+                .unwrap()
+                .unwrap()
+        };
         let (a, b) = (oid("cache_a"), oid("cache_b"));
         let (cache, reads) = (CachedByOid::new(), Cell::new(0));
         for relid in [a, b, a, b] {

@@ -36,7 +36,10 @@ pub fn local_node_id() -> NodeId {
 
 /// Wall-clock milliseconds since the Unix epoch (0 if the clock is before 1970).
 fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// A fresh HLC reading of this backend greater than `seen_hlc` (`max(now, last + 1, seen + 1)`).

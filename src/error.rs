@@ -60,7 +60,11 @@ pub fn out_of_memory(bytes: usize) -> ErrorReport {
 
 /// `XX000` for a failed SPI query of the extension's own: never caused by user input.
 pub fn spi_failed(err: pgrx::spi::Error) -> ErrorReport {
-    ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("crdt query failed: {err}"), "crdt")
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("crdt query failed: {err}"),
+        "crdt",
+    )
 }
 
 /// Raises `report` as an ERROR. Only for paths where pgrx would not keep the SQLSTATE of a

@@ -29,12 +29,8 @@ pub(crate) unsafe fn key_comparisons(index: pg_sys::Relation, columns: usize) ->
             .map(|column| {
                 let opfamily = *(*index).rd_opfamily.add(column);
                 let input_type = *(*index).rd_opcintype.add(column);
-                let operator = pg_sys::get_opfamily_member(
-                    opfamily,
-                    input_type,
-                    input_type,
-                    pg_sys::BTEqualStrategyNumber as i16,
-                );
+                let operator =
+                    pg_sys::get_opfamily_member(opfamily, input_type, input_type, pg_sys::BTEqualStrategyNumber as i16);
                 KeyComparison {
                     procedure: pg_sys::get_opcode(operator),
                     collation: *(*index).rd_indcollation.add(column),
@@ -69,7 +65,11 @@ pub(crate) unsafe fn committed_matches<T>(
             while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
                 // The dirty snapshot names the transaction still inserting (xmin) or deleting
                 // (xmax) the tuple it just let through.
-                let writer = if snapshot.xmin != pg_sys::InvalidTransactionId { snapshot.xmin } else { snapshot.xmax };
+                let writer = if snapshot.xmin != pg_sys::InvalidTransactionId {
+                    snapshot.xmin
+                } else {
+                    snapshot.xmax
+                };
                 if writer != pg_sys::InvalidTransactionId {
                     running_writer = writer;
                     break;

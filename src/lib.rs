@@ -3,6 +3,10 @@
 //! This crate only binds SQL to the pure core in `crdt_core`; nothing about merging is decided
 //! here. One module per SQL feature.
 
+// pgrx's ErrorReport (208 bytes) is the error of every fallible function here, by design: it
+// carries the SQLSTATE, message, detail and hint to PostgreSQL, and errors are the cold path.
+#![allow(clippy::result_large_err)]
+
 mod aggregates;
 mod catalog_cache;
 mod clock;

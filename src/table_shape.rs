@@ -77,7 +77,10 @@ thread_local! {
 
 /// The shape of CRDT table `relation` (open), named (quoted and schema-qualified) by `name` when
 /// it has to be read.
-pub(crate) fn table_shape(relation: pg_sys::Relation, name: impl FnOnce() -> String) -> Result<Rc<TableShape>, ErrorReport> {
+pub(crate) fn table_shape(
+    relation: pg_sys::Relation,
+    name: impl FnOnce() -> String,
+) -> Result<Rc<TableShape>, ErrorReport> {
     // SAFETY: an open relation.
     let relid = unsafe { (*relation).rd_id };
     TABLE_SHAPES.with(|shapes| shapes.get_or_try(relid, || read_table_shape(name(), relation)))
@@ -88,16 +91,27 @@ pub(crate) fn relation_name(relation: pg_sys::Relation) -> String {
     // SAFETY: an open relation: its name and namespace are valid.
     unsafe {
         let namespace = pg_sys::get_namespace_name((*(*relation).rd_rel).relnamespace);
-        let schema = if namespace.is_null() { "" } else { CStr::from_ptr(namespace).to_str().unwrap_or_default() };
-        let name = CStr::from_ptr((*(*relation).rd_rel).relname.data.as_ptr()).to_str().unwrap_or_default();
+        let schema = if namespace.is_null() {
+            ""
+        } else {
+            CStr::from_ptr(namespace).to_str().unwrap_or_default()
+        };
+        let name = CStr::from_ptr((*(*relation).rd_rel).relname.data.as_ptr())
+            .to_str()
+            .unwrap_or_default();
         quote_qualified_identifier(schema, name)
     }
 }
 
 fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableShape, ErrorReport> {
     // SAFETY: an open relation.
-    let (relid, rowtype, tupdesc) =
-        unsafe { ((*relation).rd_id, (*(*relation).rd_rel).reltype, PgTupleDesc::from_pg_unchecked((*relation).rd_att)) };
+    let (relid, rowtype, tupdesc) = unsafe {
+        (
+            (*relation).rd_id,
+            (*(*relation).rd_rel).reltype,
+            PgTupleDesc::from_pg_unchecked((*relation).rd_att),
+        )
+    };
     let (counter_oid, doc_oid, clock_oid) = (Counter::type_oid(), Doc::type_oid(), row_clock::type_oid());
     let mut columns = Vec::new();
     let mut clock_index = None;
@@ -107,7 +121,9 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
             continue;
         }
         // SAFETY: attname is a NUL-terminated NameData.
-        let name = unsafe { CStr::from_ptr(attribute.attname.data.as_ptr()) }.to_string_lossy().into_owned();
+        let name = unsafe { CStr::from_ptr(attribute.attname.data.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
         if name == CLOCK_COLUMN && attribute.atttypid == clock_oid {
             clock_index = Some(index);
             continue;
@@ -117,7 +133,13 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
             oid if oid == doc_oid => ColumnKind::Doc,
             _ => ColumnKind::Register,
         };
-        columns.push(Column { index, name, kind, typlen: attribute.attlen, byval: attribute.attbyval });
+        columns.push(Column {
+            index,
+            name,
+            kind,
+            typlen: attribute.attlen,
+            byval: attribute.attbyval,
+        });
     }
     let clock_index = clock_index.ok_or_else(|| {
         ErrorReport::new(
@@ -138,7 +160,10 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
         .set_detail("Replicated rows are matched and merged by primary key.")
         .set_hint(format!("Add one again with ALTER TABLE {table} ADD PRIMARY KEY (...).")));
     };
-    let key_indexes = key.iter().map(|column| usize::try_from(column.attnum - 1).unwrap_or(usize::MAX)).collect();
+    let key_indexes = key
+        .iter()
+        .map(|column| usize::try_from(column.attnum - 1).unwrap_or(usize::MAX))
+        .collect();
     // SAFETY: the primary key's index (just read from the catalog), locked as any write to the
     // table locks it; closed with the lock kept to the end of the transaction.
     let key_comparisons = unsafe {
@@ -151,7 +176,13 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
     // schema: nothing here depends on the search_path.
     let key_match_with = |row: &str| {
         key.iter()
-            .map(|column| format!("t.{name} OPERATOR({op}) ({row}).{name}", name = column.name, op = column.equality))
+            .map(|column| {
+                format!(
+                    "t.{name} OPERATOR({op}) ({row}).{name}",
+                    name = column.name,
+                    op = column.equality
+                )
+            })
             .collect::<Vec<_>>()
             .join(" AND ")
     };
@@ -163,7 +194,11 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
         format!(
             "pg_catalog.jsonb_build_object({})",
             key.iter()
-                .map(|column| format!("{}::pg_catalog.text, ({row}).{}", quote_literal(&column.raw_name), column.name))
+                .map(|column| format!(
+                    "{}::pg_catalog.text, ({row}).{}",
+                    quote_literal(&column.raw_name),
+                    column.name
+                ))
                 .collect::<Vec<_>>()
                 .join(", ")
         )
@@ -179,8 +214,12 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
     let row_argument = [PgOid::from(rowtype)];
     let json_argument = [PgOid::from(pg_sys::JSONBOID)];
     let prepare = |sql: String, arguments: &[PgOid]| {
-        Spi::connect(|client| client.prepare_mut(sql.as_str(), arguments).map(|statement| statement.keep()))
-            .map_err(spi_failed)
+        Spi::connect(|client| {
+            client
+                .prepare_mut(sql.as_str(), arguments)
+                .map(|statement| statement.keep())
+        })
+        .map_err(spi_failed)
     };
     Ok(TableShape {
         columns,

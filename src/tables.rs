@@ -198,7 +198,9 @@ fn enable(table: PgRelation) -> Result<(), ErrorReport> {
                 format!("table {name} already has a column {CLOCK_COLUMN} of type {other}"),
                 "crdt",
             )
-            .set_hint(format!("crdt.enable adds {CLOCK_COLUMN} crdt.row_clock; rename the existing column.")))
+            .set_hint(format!(
+                "crdt.enable adds {CLOCK_COLUMN} crdt.row_clock; rename the existing column."
+            )))
         }
     }
     // The delete triggers (since 0.2.0; enabling a table again adds them to tables enabled
@@ -217,9 +219,16 @@ fn enable(table: PgRelation) -> Result<(), ErrorReport> {
         if (trigger.for_deletes && !has_tombstones) || trigger_exists(relid, trigger.name)? {
             continue;
         }
-        let TableTrigger { name: trigger_name, fires, function, .. } = trigger;
+        let TableTrigger {
+            name: trigger_name,
+            fires,
+            function,
+            ..
+        } = trigger;
         let fires = fires.replace("{table}", name);
-        run(&format!("CREATE TRIGGER {trigger_name} {fires} EXECUTE FUNCTION {function}"))?;
+        run(&format!(
+            "CREATE TRIGGER {trigger_name} {fires} EXECUTE FUNCTION {function}"
+        ))?;
         if trigger.replica {
             run(&format!("ALTER TABLE {name} ENABLE REPLICA TRIGGER {trigger_name}"))?;
         }
@@ -238,7 +247,10 @@ fn disable(table: PgRelation) -> Result<(), ErrorReport> {
     let name = &facts.qualified_name;
     drop(table);
     for trigger in TABLE_TRIGGERS.iter().map(|trigger| trigger.name) {
-        run(&format!("DROP TRIGGER IF EXISTS {} ON {name}", quote_identifier(trigger)))?;
+        run(&format!(
+            "DROP TRIGGER IF EXISTS {} ON {name}",
+            quote_identifier(trigger)
+        ))?;
     }
     run(&format!("ALTER TABLE {name} DROP COLUMN IF EXISTS {CLOCK_COLUMN}"))
 }

@@ -59,7 +59,12 @@ fn deletions() -> Option<Deletions> {
                 pg_sys::index_close(index_relation, pg_sys::NoLock as pg_sys::LOCKMODE);
                 comparisons
             };
-            Some(Deletions { relid, index, owner, comparisons: [comparisons[0], comparisons[1]] })
+            Some(Deletions {
+                relid,
+                index,
+                owner,
+                comparisons: [comparisons[0], comparisons[1]],
+            })
         })
     })
 }
@@ -98,8 +103,12 @@ pub(crate) fn table_has_any(table: &str) -> bool {
 /// The stamps of every tombstone of `key` (a `jsonb` datum, as in `crdt.deletions`) in `table`,
 /// after every transaction still writing one has ended.
 pub(crate) fn stamps_of_key(table: &str, key: pg_sys::Datum) -> Vec<Stamp> {
-    let Some(deletions) = deletions() else { return Vec::new() };
-    let Some(name) = table.into_datum() else { return Vec::new() };
+    let Some(deletions) = deletions() else {
+        return Vec::new();
+    };
+    let Some(name) = table.into_datum() else {
+        return Vec::new();
+    };
     // SAFETY: text and jsonb datums for the index's first two columns; the slot holds a tuple
     // of crdt.deletions, whose hlc and node are NOT NULL.
     with_deletions(&deletions, |heap, index| unsafe {

@@ -100,8 +100,10 @@ impl Row {
     /// `tuple` must be a valid heap tuple described by `tupdesc`.
     unsafe fn deform(tuple: pg_sys::HeapTuple, tupdesc: &PgTupleDesc<'_>) -> Row {
         let natts = tupdesc.len();
-        let mut row =
-            Row { values: smallvec::smallvec![pg_sys::Datum::from(0); natts], nulls: smallvec::smallvec![true; natts] };
+        let mut row = Row {
+            values: smallvec::smallvec![pg_sys::Datum::from(0); natts],
+            nulls: smallvec::smallvec![true; natts],
+        };
         // SAFETY: per the contract; the arrays hold natts entries.
         unsafe {
             // A row stored before an ADD COLUMN has fewer attributes than its descriptor: the
@@ -135,9 +137,7 @@ impl Row {
         }
         let datum = self.values[column.index];
         let bytes = match (column.byval, column.typlen) {
-            (true, len) => {
-                Cow::Owned(datum.value().to_ne_bytes()[..usize::try_from(len).unwrap_or(0).min(8)].to_vec())
-            }
+            (true, len) => Cow::Owned(datum.value().to_ne_bytes()[..usize::try_from(len).unwrap_or(0).min(8)].to_vec()),
             // SAFETY: a non-null by-reference datum of a fixed-length type points at len bytes.
             (false, len) if len > 0 => {
                 Cow::Borrowed(unsafe { std::slice::from_raw_parts(datum.cast_mut_ptr::<u8>(), len as usize) })
@@ -181,14 +181,16 @@ impl Row {
     /// Whether every column holds the same value as in `other` (the same datum, or equal
     /// bytes).
     fn same_row(&self, other: &Row, shape: &TableShape) -> bool {
-        let same_datum = |i: usize| {
-            self.nulls[i] == other.nulls[i] && (self.nulls[i] || self.values[i] == other.values[i])
-        };
+        let same_datum =
+            |i: usize| self.nulls[i] == other.nulls[i] && (self.nulls[i] || self.values[i] == other.values[i]);
         self.values.len() == other.values.len()
             && (0..self.values.len()).all(|i| {
                 same_datum(i)
                     || (i == shape.clock_index && self.clock_bytes(shape) == other.clock_bytes(shape))
-                    || shape.columns.iter().any(|column| column.index == i && self.same_value(other, column))
+                    || shape
+                        .columns
+                        .iter()
+                        .any(|column| column.index == i && self.same_value(other, column))
             })
     }
 
@@ -236,22 +238,30 @@ enum MergedValue {
 fn merge_crdt_value(ours: &Row, theirs: &Row, column: &Column) -> Result<MergedValue, ErrorReport> {
     let (Some(local), Some(remote)) = (ours.value_bytes(column), theirs.value_bytes(column)) else {
         let theirs_only = ours.is_null(column) && !theirs.is_null(column);
-        return Ok(if theirs_only { MergedValue::Theirs } else { MergedValue::Ours });
+        return Ok(if theirs_only {
+            MergedValue::Theirs
+        } else {
+            MergedValue::Ours
+        });
     };
     if column.kind == ColumnKind::Counter {
         let corrupt = |err| corrupt_datum(&column.name, err);
         // One side holding the other is the common case: decided without writing the merge.
-        return Ok(match CounterView::covers_each_other(&local, &remote).map_err(corrupt)? {
-            (true, _) => MergedValue::Ours,
-            (false, true) => MergedValue::Theirs,
-            (false, false) => {
-                let (local_counter, remote_counter) =
-                    (CounterView::parse(&local).map_err(corrupt)?, CounterView::parse(&remote).map_err(corrupt)?);
-                let mut merged = Vec::with_capacity(local.len() + remote.len());
-                local_counter.merge_into(&remote_counter, &mut merged);
-                MergedValue::New(merged)
-            }
-        });
+        return Ok(
+            match CounterView::covers_each_other(&local, &remote).map_err(corrupt)? {
+                (true, _) => MergedValue::Ours,
+                (false, true) => MergedValue::Theirs,
+                (false, false) => {
+                    let (local_counter, remote_counter) = (
+                        CounterView::parse(&local).map_err(corrupt)?,
+                        CounterView::parse(&remote).map_err(corrupt)?,
+                    );
+                    let mut merged = Vec::with_capacity(local.len() + remote.len());
+                    local_counter.merge_into(&remote_counter, &mut merged);
+                    MergedValue::New(merged)
+                }
+            },
+        );
     }
     let mut merged = Vec::with_capacity(local.len().max(remote.len()));
     crdt_core::doc::merge_encoded(&local, &remote, &mut merged).map_err(|err| corrupt_datum(&column.name, err))?;
@@ -329,19 +339,21 @@ fn skip_replicated_delete<'a>(
 /// the rows and write them back, and a TRUNCATE that replicates echoes between the nodes of a
 /// PostgreSQL 15 mesh for good, erasing every write made meanwhile.
 #[pg_trigger]
-fn refuse_truncate<'a>(
-    trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, Infallible> {
+fn refuse_truncate<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, Infallible> {
     // SAFETY: tg_relation is open for the duration of the trigger call.
     let name = relation_name(trigger.trigger_data().tg_relation);
     raise(
-        ErrorReport::new(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, format!("cannot truncate CRDT table {name}"), "crdt")
-            .set_detail("TRUNCATE records no tombstones: the other nodes would keep the rows and send them back.")
-            .set_hint(format!(
-                "DELETE FROM {name} deletes every row on every node. To empty it on this node only, \
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("cannot truncate CRDT table {name}"),
+            "crdt",
+        )
+        .set_detail("TRUNCATE records no tombstones: the other nodes would keep the rows and send them back.")
+        .set_hint(format!(
+            "DELETE FROM {name} deletes every row on every node. To empty it on this node only, \
                  SELECT crdt.disable({}) first.",
-                pgrx::spi::quote_literal(&name)
-            )),
+            pgrx::spi::quote_literal(&name)
+        )),
     )
 }
 
@@ -375,7 +387,9 @@ fn record_deletes(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
     tombstones::as_owner(|| {
         Spi::connect_mut(|client| {
             // SAFETY: the trigger data of this call, whose transition table the query reads.
-            unsafe { pg_sys::SPI_register_trigger_data(trigger.trigger_data() as *const _ as *mut pg_sys::TriggerData) };
+            unsafe {
+                pg_sys::SPI_register_trigger_data(trigger.trigger_data() as *const _ as *mut pg_sys::TriggerData)
+            };
             client
                 .update(
                     &shape.record_deletions_sql,
@@ -468,7 +482,9 @@ fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     let node = NodeId::from_bytes(node.try_into().unwrap_or([0; 16]));
     // SAFETY: a non-null numeric datum.
     let hlc = unsafe { AnyNumeric::from_datum(tombstone.values[DELETION_HLC], false) };
-    let deleted = hlc.and_then(|hlc| hlc.to_string().parse::<u64>().ok()).map(|hlc| Stamp::new(hlc, node));
+    let deleted = hlc
+        .and_then(|hlc| hlc.to_string().parse::<u64>().ok())
+        .map(|hlc| Stamp::new(hlc, node));
 
     // The CRDT table the tombstone is of, if this node has it: a table with this name as crdt
     // names it, with a row clock.
@@ -479,15 +495,20 @@ fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
         unsafe { pgrx::direct_function_call::<pg_sys::Oid>(pg_sys::to_regclass, &[Some(name)]) }
     };
     // SAFETY: an existing relation, locked as any write to it would; `None` if dropped since.
-    let relation = relid.filter(|relid| *relid != pg_sys::InvalidOid).and_then(|relid| unsafe {
-        let relation = pg_sys::try_relation_open(relid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
-        (!relation.is_null()).then_some(relation)
-    });
+    let relation = relid
+        .filter(|relid| *relid != pg_sys::InvalidOid)
+        .and_then(|relid| unsafe {
+            let relation = pg_sys::try_relation_open(relid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+            (!relation.is_null()).then_some(relation)
+        });
     let target = relation.and_then(|relation| {
         let name = relation_name(relation);
         // SAFETY: an open relation.
         let is_table = unsafe { (*(*relation).rd_rel).relkind } == pg_sys::RELKIND_RELATION as std::ffi::c_char;
-        (is_table && name == table_name).then(|| table_shape(relation, || name).ok()).flatten().map(|shape| (relation, shape))
+        (is_table && name == table_name)
+            .then(|| table_shape(relation, || name).ok())
+            .flatten()
+            .map(|shape| (relation, shape))
     });
 
     let row_clock = match &target {
@@ -520,7 +541,11 @@ fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     warn_if_far_ahead(deleted.hlc, relid.unwrap_or(pg_sys::InvalidOid), || table_name.clone());
     if let (Some((_, shape)), Some(clock)) = (&target, row_clock) {
         // A clock that can't be read has seen nothing.
-        let seen = clock.ok().flatten().and_then(|clock| clock.column(SEEN_DELETE)).map(|entry| entry.stamp);
+        let seen = clock
+            .ok()
+            .flatten()
+            .and_then(|clock| clock.column(SEEN_DELETE))
+            .map(|entry| entry.stamp);
         if delete_wins(deleted, seen) {
             struct Reset;
             impl Drop for Reset {
@@ -659,7 +684,10 @@ fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     // SAFETY: for UPDATE, tg_trigtuple is OLD and tg_newtuple NEW; for INSERT tg_trigtuple is NEW.
     let (old, mut new) = unsafe {
         if is_update {
-            (Some(Row::deform(data.tg_trigtuple, &tupdesc)), Row::deform(data.tg_newtuple, &tupdesc))
+            (
+                Some(Row::deform(data.tg_trigtuple, &tupdesc)),
+                Row::deform(data.tg_newtuple, &tupdesc),
+            )
         } else {
             (None, Row::deform(data.tg_trigtuple, &tupdesc))
         }
@@ -694,10 +722,10 @@ fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     let node = local_node_id();
     for column in &shape.columns {
         match (column.kind, &old) {
-            (ColumnKind::Register, old) => {
-                if stamp_all || old.as_ref().is_some_and(|old| !old.same_value(&new, column)) {
-                    clock.stamp(&column.name, new.fingerprint(column), stamp);
-                }
+            (ColumnKind::Register, old)
+                if stamp_all || old.as_ref().is_some_and(|old| !old.same_value(&new, column)) =>
+            {
+                clock.stamp(&column.name, new.fingerprint(column), stamp);
             }
             (ColumnKind::Counter, Some(old)) => write_counter_locally(old, &mut new, column, node)?,
             // A doc set to NULL stays NULL: clearing the column is the user's to do.
@@ -728,7 +756,10 @@ fn key_changed(shape: &TableShape, old: &Row, new: &Row) -> bool {
 fn key_update_refused(shape: &TableShape) -> ErrorReport {
     ErrorReport::new(
         PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-        format!("cannot change the primary key of a row of CRDT table {}", shape.qualified_name),
+        format!(
+            "cannot change the primary key of a row of CRDT table {}",
+            shape.qualified_name
+        ),
         "crdt",
     )
     .set_detail("Rows of CRDT tables are merged across nodes by primary key.")
@@ -748,8 +779,12 @@ fn merge_replicated<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
         };
     }
     // SAFETY: for UPDATE, tg_trigtuple is the local row (OLD) and tg_newtuple the replicated one.
-    let (local, remote) =
-        unsafe { (Row::deform(data.tg_trigtuple, &tupdesc), Row::deform(data.tg_newtuple, &tupdesc)) };
+    let (local, remote) = unsafe {
+        (
+            Row::deform(data.tg_trigtuple, &tupdesc),
+            Row::deform(data.tg_newtuple, &tupdesc),
+        )
+    };
     if key_changed(&shape, &local, &remote) {
         // Only a node that does not refuse key updates (not a CRDT table there, or an older
         // version) sends one. Applying it would move a row the other nodes keep: skipped, loudly.
@@ -829,7 +864,10 @@ fn merge_replicated_insert(
         warn_if_far_ahead(clock.max_hlc(), relid, || shape.qualified_name.clone());
     }
     if let Some(deleted) = newest_tombstone(trigger, tupdesc, shape, incoming)? {
-        let seen = clock.as_ref().and_then(|clock| clock.column(SEEN_DELETE)).map(|entry| entry.stamp);
+        let seen = clock
+            .as_ref()
+            .and_then(|clock| clock.column(SEEN_DELETE))
+            .map(|entry| entry.stamp);
         if delete_wins(deleted, seen) {
             release_key_lock();
             return Ok(ReplicatedInsert::Deleted);
@@ -894,12 +932,7 @@ fn write_counter_locally(old: &Row, new: &mut Row, column: &Column, node: NodeId
 
 /// The merge of a replicated row into the local one, or `None` if the local row already is it
 /// (then nothing is written, no WAL, and the change is not echoed back).
-fn merge_rows(
-    shape: &TableShape,
-    local: &Row,
-    remote: &Row,
-    relid: pg_sys::Oid,
-) -> Result<Option<Row>, ErrorReport> {
+fn merge_rows(shape: &TableShape, local: &Row, remote: &Row, relid: pg_sys::Oid) -> Result<Option<Row>, ErrorReport> {
     let Some(remote_stamps) = remote.clock_bytes(shape) else {
         // A row without stamps was not written through crdt: nothing in it can be newer.
         return Ok(None);
@@ -912,9 +945,15 @@ fn merge_rows(
         let local_clock = local.clock(shape)?.unwrap_or_default();
         let remote_clock = row_clock::decode_stored(remote_stamps)?;
         warn_if_far_ahead(remote_clock.max_hlc(), relid, || shape.qualified_name.clone());
-        let registers: Vec<&Column> = shape.columns.iter().filter(|c| c.kind == ColumnKind::Register).collect();
-        let named: Vec<(&str, u32)> =
-            registers.iter().map(|column| (column.name.as_str(), remote.fingerprint(column))).collect();
+        let registers: Vec<&Column> = shape
+            .columns
+            .iter()
+            .filter(|c| c.kind == ColumnKind::Register)
+            .collect();
+        let named: Vec<(&str, u32)> = registers
+            .iter()
+            .map(|column| (column.name.as_str(), remote.fingerprint(column)))
+            .collect();
         let mut clock = local_clock.clone();
         let choices = clock.merge_replicated(&remote_clock, &named);
         for (column, choice) in registers.iter().zip(&choices) {

@@ -7,11 +7,10 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use crdt_core::{
-    hlc_from_parts, value_fingerprint, CounterView, Decimal, Doc, DocView, NodeId, PnCounter,
-    RowClock, Stamp,
+    hlc_from_parts, value_fingerprint, CounterView, Decimal, Doc, DocView, NodeId, PnCounter, RowClock, Stamp,
 };
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 
 /// A wall clock in late 2025, in ms.
 const EPOCH_MS: u64 = 1_764_000_000_000;
@@ -76,8 +75,7 @@ fn counter_benches(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("merge_encoded", format!("{nodes}_nodes")), |bench| {
             bench.iter(|| {
                 out.clear();
-                crdt_core::counter::merge_encoded(black_box(&a_bytes), black_box(&b_bytes), &mut out)
-                    .expect("valid");
+                crdt_core::counter::merge_encoded(black_box(&a_bytes), black_box(&b_bytes), &mut out).expect("valid");
                 black_box(&out);
             })
         });
@@ -94,9 +92,10 @@ fn counter_benches(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("to_text", format!("{nodes}_nodes")), |bench| {
             bench.iter(|| black_box(&merged).to_text())
         });
-        group.bench_function(BenchmarkId::new("from_text_and_encode", format!("{nodes}_nodes")), |bench| {
-            bench.iter(|| PnCounter::from_text(black_box(&text)).expect("valid").encode())
-        });
+        group.bench_function(
+            BenchmarkId::new("from_text_and_encode", format!("{nodes}_nodes")),
+            |bench| bench.iter(|| PnCounter::from_text(black_box(&text)).expect("valid").encode()),
+        );
         // What `counter_in` runs: the written layout read by the shortcut.
         group.bench_function(BenchmarkId::new("encode_text", format!("{nodes}_nodes")), |bench| {
             bench.iter(|| PnCounter::encode_text(black_box(&text)).expect("valid"))
@@ -133,15 +132,18 @@ fn doc_benches(c: &mut Criterion) {
     merged.merge(&b);
     let merged_bytes = merged.encode();
     assert_eq!(merged.get("p8").as_deref(), Some("8"), "both nodes' additions are kept");
-    assert_eq!(merged.get("p4").as_deref(), Some(r#""us-east-2""#), "B's later patch wins");
+    assert_eq!(
+        merged.get("p4").as_deref(),
+        Some(r#""us-east-2""#),
+        "B's later patch wins"
+    );
     let mut out = Vec::with_capacity(merged_bytes.len());
 
     let mut group = c.benchmark_group("doc");
     group.bench_function("merge_encoded", |bench| {
         bench.iter(|| {
             out.clear();
-            crdt_core::doc::merge_encoded(black_box(&a_bytes), black_box(&b_bytes), &mut out)
-                .expect("valid");
+            crdt_core::doc::merge_encoded(black_box(&a_bytes), black_box(&b_bytes), &mut out).expect("valid");
             black_box(&out);
         })
     });
@@ -202,7 +204,11 @@ fn row_clock_benches(c: &mut Criterion) {
     {
         use crdt_core::ColumnChoice::{Local, Remote};
         let choices = local.clone().merge_replicated(&remote, &columns);
-        assert_eq!(choices, [Local, Local, Remote, Remote, Remote, Local], "the data is as described");
+        assert_eq!(
+            choices,
+            [Local, Local, Remote, Remote, Remote, Local],
+            "the data is as described"
+        );
     }
     let mut group = c.benchmark_group("row_clock");
     group.bench_function("merge_replicated/6_columns", |bench| {

@@ -11,11 +11,7 @@
 use std::path::PathBuf;
 
 fn main() -> std::io::Result<()> {
-    let root = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "fuzz/corpus".into()),
-    );
+    let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
     for target in crdt_core::fuzz_checks::TARGETS {
         let dir = root.join(target.name);
         std::fs::create_dir_all(&dir)?;

@@ -319,11 +319,7 @@ mod tests {
     fn varint_rejects_overlong() {
         for bad in [&[0x80, 0x00][..], &[0x81, 0x80, 0x00], &[0xff, 0x00]] {
             let mut r = Reader::new(bad);
-            assert_eq!(
-                r.varint(),
-                Err(DecodeError::OverlongVarint { offset: 0 }),
-                "{bad:?}"
-            );
+            assert_eq!(r.varint(), Err(DecodeError::OverlongVarint { offset: 0 }), "{bad:?}");
         }
         // Ten bytes ending in 0x00 is also overlong.
         let mut ten = vec![0x80; 9];
@@ -376,13 +372,7 @@ mod tests {
         assert_eq!(r.u8(), Ok(1));
         assert_eq!(r.bytes(2), Ok(&[2u8, 3][..]));
         assert_eq!(r.remaining(), 2);
-        assert_eq!(
-            r.finish(),
-            Err(DecodeError::TrailingBytes {
-                offset: 3,
-                count: 2
-            })
-        );
+        assert_eq!(r.finish(), Err(DecodeError::TrailingBytes { offset: 3, count: 2 }));
         assert_eq!(
             r.bytes(usize::MAX),
             Err(DecodeError::UnexpectedEnd {
@@ -402,24 +392,14 @@ mod tests {
         assert_eq!(Reader::new(&[FORMAT_VERSION]).version(), Ok(FORMAT_VERSION));
         assert_eq!(
             Reader::new(&[7]).version(),
-            Err(DecodeError::UnsupportedVersion {
-                offset: 0,
-                version: 7
-            })
+            Err(DecodeError::UnsupportedVersion { offset: 0, version: 7 })
         );
         assert!(Reader::new(&[]).version().is_err());
     }
 
     #[test]
     fn error_messages_name_offset() {
-        let msg = DecodeError::TrailingBytes {
-            offset: 9,
-            count: 2,
-        }
-        .to_string();
-        assert!(
-            msg.contains("offset 9") && msg.contains("2 trailing"),
-            "{msg}"
-        );
+        let msg = DecodeError::TrailingBytes { offset: 9, count: 2 }.to_string();
+        assert!(msg.contains("offset 9") && msg.contains("2 trailing"), "{msg}");
     }
 }

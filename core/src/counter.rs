@@ -70,9 +70,7 @@ pub enum CounterError {
 impl fmt::Display for CounterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CounterError::Overflow => {
-                f.write_str("counter out of range: the result would not fit in a bigint")
-            }
+            CounterError::Overflow => f.write_str("counter out of range: the result would not fit in a bigint"),
         }
     }
 }
@@ -88,9 +86,7 @@ pub struct PnCounter {
 impl PnCounter {
     /// The empty counter (value 0).
     pub const fn new() -> Self {
-        PnCounter {
-            entries: Vec::new(),
-        }
+        PnCounter { entries: Vec::new() }
     }
 
     /// A counter holding `value`, credited to `node` (the cast from a number).
@@ -160,19 +156,11 @@ impl PnCounter {
         match self.entries.binary_search_by(|e| e.node.cmp(&node)) {
             Ok(i) => {
                 let entry = &mut self.entries[i];
-                let sum = if delta > 0 {
-                    &mut entry.inc
-                } else {
-                    &mut entry.dec
-                };
+                let sum = if delta > 0 { &mut entry.inc } else { &mut entry.dec };
                 *sum = sum.checked_add(magnitude).ok_or(CounterError::Overflow)?;
             }
             Err(i) => {
-                let (inc, dec) = if delta > 0 {
-                    (magnitude, 0)
-                } else {
-                    (0, magnitude)
-                };
+                let (inc, dec) = if delta > 0 { (magnitude, 0) } else { (0, magnitude) };
                 self.entries.insert(i, CounterEntry { node, inc, dec });
             }
         }
@@ -199,9 +187,7 @@ impl PnCounter {
     /// idempotent; never fails.
     pub fn merge(&mut self, other: &PnCounter) {
         if !other.entries.is_empty() {
-            self.entries =
-                merge_entries(self.entries.iter().copied(), other.entries.iter().copied())
-                    .collect();
+            self.entries = merge_entries(self.entries.iter().copied(), other.entries.iter().copied()).collect();
         }
     }
 
@@ -215,12 +201,7 @@ impl PnCounter {
 
     /// The binary form's size in bytes.
     pub fn encoded_len(&self) -> usize {
-        1 + varint_len(self.entries.len() as u64)
-            + self
-                .entries
-                .iter()
-                .map(CounterEntry::encoded_len)
-                .sum::<usize>()
+        1 + varint_len(self.entries.len() as u64) + self.entries.iter().map(CounterEntry::encoded_len).sum::<usize>()
     }
 
     /// The binary form (on-disk payload and send/recv payload).
@@ -268,7 +249,9 @@ impl PnCounter {
 
     /// [`PnCounter::encode_text`], appended to `out` (which holds part of it on error).
     pub fn encode_text_into(text: &str, out: &mut Vec<u8>) -> Result<(), TextError> {
-        read_written_layout(text).map_or_else(|| PnCounter::from_text(text), Ok)?.encode_into(out);
+        read_written_layout(text)
+            .map_or_else(|| PnCounter::from_text(text), Ok)?
+            .encode_into(out);
         Ok(())
     }
 
@@ -408,11 +391,7 @@ fn text_of(value: i128, entries: impl Iterator<Item = CounterEntry>, len: usize)
 
 /// Writes the canonical text form. Shared by the owned counter and the in-place view, so the
 /// two can't drift apart.
-fn write_text(
-    out: &mut impl fmt::Write,
-    value: i128,
-    entries: impl Iterator<Item = CounterEntry>,
-) -> fmt::Result {
+fn write_text(out: &mut impl fmt::Write, value: i128, entries: impl Iterator<Item = CounterEntry>) -> fmt::Result {
     out.write_str("{\"value\": ")?;
     write_integer(out, value)?;
     out.write_str(", \"nodes\": {")?;
@@ -602,9 +581,7 @@ impl<'a> CounterView<'a> {
 
     /// `node`'s slot, if it has one (a scan that stops at the first larger node).
     pub fn get(&self, node: NodeId) -> Option<CounterEntry> {
-        self.entries()
-            .take_while(|e| e.node <= node)
-            .find(|e| e.node == node)
+        self.entries().take_while(|e| e.node <= node).find(|e| e.node == node)
     }
 
     /// The value, Σinc − Σdec, computed without allocating.
@@ -790,7 +767,10 @@ mod tests {
             text.replace(": ", ":"),
         ] {
             assert_eq!(read_written_layout(&other), None, "{other}");
-            assert_eq!(PnCounter::encode_text(&other), PnCounter::from_text(&other).map(|c| c.encode()));
+            assert_eq!(
+                PnCounter::encode_text(&other),
+                PnCounter::from_text(&other).map(|c| c.encode())
+            );
         }
     }
 
@@ -822,10 +802,7 @@ mod tests {
         let min = PnCounter::from_value(node(1), i64::MIN);
         assert_eq!(min, counter(&[(1, 0, 1 << 63)]));
         assert_eq!(min.value_i64(), Some(i64::MIN));
-        assert_eq!(
-            PnCounter::from_value(node(1), i64::MAX).value_i64(),
-            Some(i64::MAX)
-        );
+        assert_eq!(PnCounter::from_value(node(1), i64::MAX).value_i64(), Some(i64::MAX));
     }
 
     #[test]
@@ -980,13 +957,7 @@ mod tests {
                     available: 0,
                 },
             ),
-            (
-                vec![2, 0],
-                DecodeError::UnsupportedVersion {
-                    offset: 0,
-                    version: 2,
-                },
-            ),
+            (vec![2, 0], DecodeError::UnsupportedVersion { offset: 0, version: 2 }),
             (
                 vec![1],
                 DecodeError::UnexpectedEnd {
@@ -995,10 +966,7 @@ mod tests {
                     available: 0,
                 },
             ),
-            (
-                vec![1, 0x80, 0x00],
-                DecodeError::OverlongVarint { offset: 1 },
-            ),
+            (vec![1, 0x80, 0x00], DecodeError::OverlongVarint { offset: 1 }),
             (
                 raw(2, &[entry_bytes(2, 1, 0), entry_bytes(1, 1, 0)]),
                 DecodeError::UnsortedEntries { offset: 20 },
@@ -1007,24 +975,12 @@ mod tests {
                 raw(2, &[entry_bytes(1, 1, 0), entry_bytes(1, 2, 0)]),
                 DecodeError::UnsortedEntries { offset: 20 },
             ),
-            (
-                raw(1, &[entry_bytes(1, 0, 0)]),
-                DecodeError::EmptyEntry { offset: 2 },
-            ),
+            (raw(1, &[entry_bytes(1, 0, 0)]), DecodeError::EmptyEntry { offset: 2 }),
             (
                 raw(1, &[entry_bytes(1, 1, 0), vec![9]]),
-                DecodeError::TrailingBytes {
-                    offset: 20,
-                    count: 1,
-                },
+                DecodeError::TrailingBytes { offset: 20, count: 1 },
             ),
-            (
-                vec![1, 0, 0],
-                DecodeError::TrailingBytes {
-                    offset: 2,
-                    count: 1,
-                },
-            ),
+            (vec![1, 0, 0], DecodeError::TrailingBytes { offset: 2, count: 1 }),
             (
                 raw(2, &[entry_bytes(1, 1, 0)]),
                 DecodeError::CountTooLarge {
@@ -1035,16 +991,8 @@ mod tests {
             ),
         ];
         for (bytes, expected) in cases {
-            assert_eq!(
-                PnCounter::decode(&bytes),
-                Err(expected.clone()),
-                "{bytes:?}"
-            );
-            assert_eq!(
-                CounterView::parse(&bytes),
-                Err(expected.clone()),
-                "{bytes:?}"
-            );
+            assert_eq!(PnCounter::decode(&bytes), Err(expected.clone()), "{bytes:?}");
+            assert_eq!(CounterView::parse(&bytes), Err(expected.clone()), "{bytes:?}");
         }
         // Overlong varint inside an entry.
         let mut overlong = raw(1, &[vec![1; 16]]);
@@ -1211,8 +1159,7 @@ mod tests {
     #[test]
     fn value_mismatch_quotes_long_values_briefly() {
         let huge = "9".repeat(10_000);
-        let err = PnCounter::from_text(&format!("{{\"value\": {huge}, \"nodes\": {{}}}}"))
-            .expect_err("mismatch");
+        let err = PnCounter::from_text(&format!("{{\"value\": {huge}, \"nodes\": {{}}}}")).expect_err("mismatch");
         assert!(err.to_string().len() < 200, "{err}");
     }
 

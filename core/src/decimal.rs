@@ -180,19 +180,12 @@ impl Decimal {
         }
         // The fraction's digits were counted into the coefficient. Both terms are bounded
         // (by the cap and by the text length), so this cannot overflow.
-        Ok(Decimal::normalized(
-            negative,
-            digits,
-            exponent - fraction_len,
-        ))
+        Ok(Decimal::normalized(negative, digits, exponent - fraction_len))
     }
 
     /// Parses `text` and accepts it if it has at most `integer_digits` digits before the
     /// decimal point and [`MAX_FRACTION_DIGITS`] after it.
-    pub(crate) fn parse_with_integer_limit(
-        text: &str,
-        integer_digits: usize,
-    ) -> Result<Decimal, DecimalError> {
+    pub(crate) fn parse_with_integer_limit(text: &str, integer_digits: usize) -> Result<Decimal, DecimalError> {
         let value = Decimal::parse_any(text)?;
         if value.fits(integer_digits, MAX_FRACTION_DIGITS) {
             Ok(value)
@@ -269,13 +262,9 @@ impl Decimal {
             return self.clone();
         }
         let exponent = self.exponent.min(other.exponent);
-        let span =
-            |d: &Decimal| d.digits.len() + usize::try_from(d.exponent - exponent).unwrap_or(0);
+        let span = |d: &Decimal| d.digits.len() + usize::try_from(d.exponent - exponent).unwrap_or(0);
         let len = span(self).max(span(other)) + 1;
-        let (a, b) = (
-            self.aligned_digits(exponent, len),
-            other.aligned_digits(exponent, len),
-        );
+        let (a, b) = (self.aligned_digits(exponent, len), other.aligned_digits(exponent, len));
         let (negative, little_endian) = if self.negative == other.negative {
             let mut carry = 0;
             let sum = a
@@ -382,12 +371,7 @@ impl FromStr for Decimal {
 
 impl From<i64> for Decimal {
     fn from(value: i64) -> Decimal {
-        let digits = value
-            .unsigned_abs()
-            .to_string()
-            .bytes()
-            .map(|c| c - b'0')
-            .collect();
+        let digits = value.unsigned_abs().to_string().bytes().map(|c| c - b'0').collect();
         Decimal::normalized(value < 0, digits, 0)
     }
 }
@@ -524,19 +508,15 @@ mod tests {
             "1_000",
             "--1",
         ] {
-            assert_eq!(
-                bad.parse::<Decimal>(),
-                Err(DecimalError::Invalid),
-                "{bad:?}"
-            );
+            assert_eq!(bad.parse::<Decimal>(), Err(DecimalError::Invalid), "{bad:?}");
         }
     }
 
     #[test]
     fn canonical_text_is_what_display_writes() {
         for text in [
-            "0", "-0", "00", "1", "-1", "10", "100", "007", "0.5", "-0.5", "0.50", ".5", "5.",
-            "1.05", "-12.25", "1e3", "+1", "", "-", "0.0", "1.0", "12.30", "1.2.3", "0.000001",
+            "0", "-0", "00", "1", "-1", "10", "100", "007", "0.5", "-0.5", "0.50", ".5", "5.", "1.05", "-12.25", "1e3",
+            "+1", "", "-", "0.0", "1.0", "12.30", "1.2.3", "0.000001",
         ] {
             let shown = text.parse::<Decimal>().map(|value| value.to_string());
             assert_eq!(
@@ -578,7 +558,10 @@ mod tests {
         let most = format!("{}.{}", "9".repeat(MAX_INTEGER_DIGITS), "9".repeat(MAX_FRACTION_DIGITS));
         assert!(Decimal::is_canonical_within_limits(&most));
         assert!(most.parse::<Decimal>().is_ok());
-        for over in [format!("1{}", "0".repeat(MAX_INTEGER_DIGITS)), format!("0.{}1", "0".repeat(MAX_FRACTION_DIGITS))] {
+        for over in [
+            format!("1{}", "0".repeat(MAX_INTEGER_DIGITS)),
+            format!("0.{}1", "0".repeat(MAX_FRACTION_DIGITS)),
+        ] {
             assert!(!Decimal::is_canonical_within_limits(&over));
             assert!(over.parse::<Decimal>().is_err());
         }
@@ -593,10 +576,7 @@ mod tests {
     fn limits() {
         let big = format!("1{}", "0".repeat(MAX_INTEGER_DIGITS - 1));
         assert!(d(&big).is_within_limits());
-        assert_eq!(
-            format!("{big}0").parse::<Decimal>(),
-            Err(DecimalError::OutOfRange)
-        );
+        assert_eq!(format!("{big}0").parse::<Decimal>(), Err(DecimalError::OutOfRange));
         assert_eq!("1e1000".parse::<Decimal>(), Err(DecimalError::OutOfRange));
         assert!("1e999".parse::<Decimal>().is_ok());
         assert!("1e-1000".parse::<Decimal>().is_ok());

@@ -258,7 +258,10 @@ impl CounterRef<'_> {
         match self {
             CounterRef::Decoded(counter) => Some(counter.value()),
             // The base's stamp does not enter the value.
-            CounterRef::Text(counter) => counter.to_property(Stamp::default()).ok().map(|counter| counter.value()),
+            CounterRef::Text(counter) => counter
+                .to_property(Stamp::default())
+                .ok()
+                .map(|counter| counter.value()),
         }
     }
 }
@@ -314,9 +317,7 @@ fn resolve(mine: Entry<'_>, theirs: Entry<'_>) -> Resolution {
         std::cmp::Ordering::Equal => match (mine.body, theirs.body) {
             (EntryBody::Counter(_), EntryBody::Counter(_)) => Resolution::CombinedCounters,
             // Same stamp, different text only in forged states: pick one deterministically.
-            (EntryBody::Value(mine), EntryBody::Value(theirs)) if theirs > mine => {
-                Resolution::Theirs
-            }
+            (EntryBody::Value(mine), EntryBody::Value(theirs)) if theirs > mine => Resolution::Theirs,
             _ => Resolution::Mine,
         },
     }
@@ -357,9 +358,9 @@ impl CounterProperty {
 
     /// base + Σinc − Σdec, exactly.
     pub fn value(&self) -> Decimal {
-        self.sums.values().fold(self.base.clone(), |value, sums| {
-            value.add(&sums.inc).sub(&sums.dec)
-        })
+        self.sums
+            .values()
+            .fold(self.base.clone(), |value, sums| value.add(&sums.inc).sub(&sums.dec))
     }
 
     /// Adds `amount` to `node`'s sums; `false` (and no change) if the sum would leave the
@@ -447,9 +448,7 @@ impl Doc {
         };
         for (key, (json, _)) in read_object(object_json)? {
             if json != "null" {
-                write
-                    .properties
-                    .insert(key, Property::Value { json, stamp });
+                write.properties.insert(key, Property::Value { json, stamp });
             }
         }
         self.merge(&write);
@@ -460,9 +459,7 @@ impl Doc {
     pub fn remove(&mut self, key: &str, stamp: Stamp) -> Result<(), DocError> {
         check_key(key)?;
         let mut write = Doc::new();
-        write
-            .properties
-            .insert(key.to_owned(), Property::Tombstone { stamp });
+        write.properties.insert(key.to_owned(), Property::Tombstone { stamp });
         self.merge(&write);
         Ok(())
     }
@@ -495,8 +492,7 @@ impl Doc {
         if !counter.add(node, amount) {
             return Err(overflow());
         }
-        self.properties
-            .insert(key.to_owned(), Property::Counter(counter));
+        self.properties.insert(key.to_owned(), Property::Counter(counter));
         Ok(())
     }
 
@@ -572,13 +568,11 @@ impl Doc {
             kind: StampKind::Replaced,
             stamp,
         });
-        watermark
-            .into_iter()
-            .chain(self.properties().map(|(key, p)| StampInfo {
-                key: Some(key),
-                kind: p.kind(),
-                stamp: p.stamp(),
-            }))
+        watermark.into_iter().chain(self.properties().map(|(key, p)| StampInfo {
+            key: Some(key),
+            kind: p.kind(),
+            stamp: p.stamp(),
+        }))
     }
 }
 
@@ -592,10 +586,7 @@ fn text_of(json: Cow<'_, str>) -> Cow<'_, str> {
 
 /// The plain object from `(key, JSON text or None if removed)` pairs in key order. Shared by
 /// the owned doc and the in-place view so they can't drift apart.
-fn write_plain_object<'a>(
-    out: &mut String,
-    entries: impl Iterator<Item = (&'a str, Option<Cow<'a, str>>)>,
-) {
+fn write_plain_object<'a>(out: &mut String, entries: impl Iterator<Item = (&'a str, Option<Cow<'a, str>>)>) {
     out.push('{');
     let mut first = true;
     for (key, json) in entries {
@@ -652,10 +643,7 @@ fn read_keyed<T>(
     let mut object = reader.begin_object(expected)?;
     while let Some((key, offset)) = reader.next_key(&mut object)? {
         if key.contains('\0') {
-            return Err(reader.syntax_error(
-                offset,
-                "a key without \\u0000 (PostgreSQL text cannot hold it)",
-            ));
+            return Err(reader.syntax_error(offset, "a key without \\u0000 (PostgreSQL text cannot hold it)"));
         }
         let value = read(reader)?;
         if members.contains_key(&*key) {
@@ -725,10 +713,7 @@ mod tests {
                 r#""z": 0, "é": "unicode key"}"#
             )
         );
-        assert_eq!(
-            doc.get_text("s").as_deref(),
-            Some("tab\there \"q\" \\ / é 😀 \u{1} ☃")
-        );
+        assert_eq!(doc.get_text("s").as_deref(), Some("tab\there \"q\" \\ / é 😀 \u{1} ☃"));
         assert_eq!(doc.get_text("ctl\n").as_deref(), Some("\u{1f}"));
         assert_eq!(doc.get("fresh").as_deref(), Some("7"));
         assert_eq!(doc.replaced(), Some(at(1_000, 1)));
@@ -762,15 +747,11 @@ mod tests {
         let start = patched(r#"{"name":"x","inventoryCount":5}"#, at(100, 0xa));
         let mut on_a = start.clone();
         let mut on_b = start.clone();
-        on_a.patch(r#"{"name": "new name"}"#, at(200, 0xa))
-            .expect("patch");
+        on_a.patch(r#"{"name": "new name"}"#, at(200, 0xa)).expect("patch");
         on_a.add("inventoryCount", &dec("5"), a).expect("add");
         on_b.add("inventoryCount", &dec("-1"), b).expect("add");
         let both = converge(&on_a, &on_b);
-        assert_eq!(
-            both.to_json(),
-            r#"{"inventoryCount": 9, "name": "new name"}"#
-        );
+        assert_eq!(both.to_json(), r#"{"inventoryCount": 9, "name": "new name"}"#);
         assert_eq!(both.get("inventoryCount").as_deref(), Some("9"));
         // Replaying any state changes nothing.
         assert_eq!(merged(&both, &on_a), both);
@@ -780,20 +761,15 @@ mod tests {
     #[test]
     fn patch_sets_removes_and_leaves_the_rest() {
         let mut doc = patched(r#"{"a": 1, "b": {"x": [1, 2]}, "c": "keep"}"#, at(1, 1));
-        doc.patch(r#"{"a": null, "b": {"y": true}}"#, at(2, 1))
-            .expect("patch");
+        doc.patch(r#"{"a": null, "b": {"y": true}}"#, at(2, 1)).expect("patch");
         assert_eq!(doc.to_json(), r#"{"b": {"y": true}, "c": "keep"}"#);
-        assert_eq!(
-            doc.property("a"),
-            Some(&Property::Tombstone { stamp: at(2, 1) })
-        );
+        assert_eq!(doc.property("a"), Some(&Property::Tombstone { stamp: at(2, 1) }));
         assert_eq!(doc.get("a"), None);
         assert_eq!(doc.get("zzz"), None);
         // Patching nothing changes nothing; an older write loses.
         let before = doc.clone();
         doc.patch("{}", at(3, 1)).expect("empty patch");
-        doc.patch(r#"{"c": "older"}"#, at(0, 9))
-            .expect("older patch");
+        doc.patch(r#"{"c": "older"}"#, at(0, 9)).expect("older patch");
         assert_eq!(doc, before);
     }
 
@@ -812,10 +788,7 @@ mod tests {
                 Err(DocError::NotAnObject { found }),
                 "{input}"
             );
-            assert_eq!(
-                doc.put(input, at(1, 1)),
-                Err(DocError::NotAnObject { found })
-            );
+            assert_eq!(doc.put(input, at(1, 1)), Err(DocError::NotAnObject { found }));
         }
         for bad in [
             "",
@@ -826,10 +799,7 @@ mod tests {
             "{\"a\": 1, \"a\": 2}",
             "nope",
         ] {
-            assert!(
-                matches!(doc.patch(bad, at(1, 1)), Err(DocError::Text(_))),
-                "{bad:?}"
-            );
+            assert!(matches!(doc.patch(bad, at(1, 1)), Err(DocError::Text(_))), "{bad:?}");
         }
         assert_eq!(doc, Doc::new());
         let err = doc.patch("[]", at(1, 1)).expect_err("array");
@@ -840,22 +810,13 @@ mod tests {
     fn same_property_on_two_nodes_later_stamp_wins_ties_by_node() {
         let on_a = patched(r#"{"p": "from a"}"#, at(10, 0xa));
         let on_b = patched(r#"{"p": "from b"}"#, at(11, 0xb));
-        assert_eq!(
-            converge(&on_a, &on_b).get("p").as_deref(),
-            Some("\"from b\"")
-        );
+        assert_eq!(converge(&on_a, &on_b).get("p").as_deref(), Some("\"from b\""));
         // Equal HLCs: the larger node id wins, on both.
         let on_a = patched(r#"{"p": "from a"}"#, at(10, 0xa));
         let on_b = patched(r#"{"p": "from b"}"#, at(10, 0x0b));
         let on_c = patched(r#"{"p": "from c"}"#, at(10, 0xc));
-        assert_eq!(
-            converge(&on_a, &on_b).get("p").as_deref(),
-            Some("\"from b\"")
-        );
-        assert_eq!(
-            converge(&on_a, &on_c).get("p").as_deref(),
-            Some("\"from c\"")
-        );
+        assert_eq!(converge(&on_a, &on_b).get("p").as_deref(), Some("\"from b\""));
+        assert_eq!(converge(&on_a, &on_c).get("p").as_deref(), Some("\"from c\""));
         // A removal competes like any write.
         let mut removed = on_a.clone();
         removed.remove("p", at(12, 0xa)).expect("remove");
@@ -867,8 +828,7 @@ mod tests {
         let start = patched(r#"{"a": 1, "b": 2}"#, at(10, 1));
         // Node 1 replaces the record; node 2 concurrently (earlier stamp) patches c.
         let mut on_1 = start.clone();
-        on_1.put(r#"{"a": 100, "gone": null}"#, at(20, 1))
-            .expect("put");
+        on_1.put(r#"{"a": 100, "gone": null}"#, at(20, 1)).expect("put");
         assert_eq!(on_1.to_json(), r#"{"a": 100}"#);
         assert_eq!(on_1.replaced(), Some(at(20, 1)));
         let mut on_2 = start.clone();
@@ -942,34 +902,19 @@ mod tests {
         let mut removed = patched(r#"{"r": null}"#, at(60, 0xb));
         let tombstone = removed.clone();
         removed.add("r", &dec("-4"), a).expect("add");
-        assert_eq!(
-            converge(&removed, &tombstone).get("r").as_deref(),
-            Some("-4")
-        );
+        assert_eq!(converge(&removed, &tombstone).get("r").as_deref(), Some("-4"));
         // A number value: base is the number, at the value's stamp (exact decimal).
-        let mut numeric = patched(
-            r#"{"v": 1.50, "big": 12345678901234567890123}"#,
-            at(70, 0xb),
-        );
+        let mut numeric = patched(r#"{"v": 1.50, "big": 12345678901234567890123}"#, at(70, 0xb));
         numeric.add("v", &dec("0.25"), a).expect("add");
         numeric.add("big", &dec("1"), a).expect("add");
         assert_eq!(numeric.get("v").as_deref(), Some("1.75"));
-        assert_eq!(
-            numeric.get("big").as_deref(),
-            Some("12345678901234567890124")
-        );
-        assert_eq!(
-            numeric.property("v").map(Property::stamp),
-            Some(at(70, 0xb))
-        );
+        assert_eq!(numeric.get("big").as_deref(), Some("12345678901234567890124"));
+        assert_eq!(numeric.property("v").map(Property::stamp), Some(at(70, 0xb)));
         // Adding zero still makes a counter (value normalized).
         numeric.patch(r#"{"z": 2.50}"#, at(71, 0xb)).expect("patch");
         numeric.add("z", &Decimal::ZERO, a).expect("add");
         assert_eq!(numeric.get("z").as_deref(), Some("2.5"));
-        assert_eq!(
-            numeric.property("z").map(Property::kind),
-            Some(StampKind::Counter)
-        );
+        assert_eq!(numeric.property("z").map(Property::kind), Some(StampKind::Counter));
     }
 
     #[test]
@@ -994,10 +939,7 @@ mod tests {
         let max = dec(&"9".repeat(MAX_INTEGER_DIGITS));
         doc.add("ok", &max, a).expect("within limits");
         let grown = doc.clone();
-        assert_eq!(
-            doc.add("ok", &max, a),
-            Err(DocError::Overflow { key: "ok".into() })
-        );
+        assert_eq!(doc.add("ok", &max, a), Err(DocError::Overflow { key: "ok".into() }));
         assert_eq!(doc, grown);
         // Decrements have their own sum.
         doc.add("ok", &max.neg(), a).expect("dec sum");
@@ -1014,10 +956,7 @@ mod tests {
             doc.add("a\0b", &dec("1"), a),
             Err(DocError::InvalidKey { key: "a\0b".into() })
         );
-        assert!(matches!(
-            doc.remove("\0", at(9, 1)),
-            Err(DocError::InvalidKey { .. })
-        ));
+        assert!(matches!(doc.remove("\0", at(9, 1)), Err(DocError::InvalidKey { .. })));
         for error in [
             DocError::NotANumber { key: "s".into() },
             DocError::Overflow { key: "ok".into() },
@@ -1051,10 +990,7 @@ mod tests {
         doc.put(r#"{"a": 1}"#, at(7, 1)).expect("put");
         doc.patch(r#"{"b": null}"#, at(9, 2)).expect("patch");
         doc.add("c", &dec("1"), node(3)).expect("add");
-        let listed: Vec<_> = doc
-            .metadata()
-            .map(|i| (i.key, i.kind.as_str(), i.stamp))
-            .collect();
+        let listed: Vec<_> = doc.metadata().map(|i| (i.key, i.kind.as_str(), i.stamp)).collect();
         assert_eq!(
             listed,
             [
@@ -1077,10 +1013,7 @@ mod tests {
         assert_eq!(doc.get("s").as_deref(), Some(r#""a\"b\né""#));
         assert_eq!(doc.get_text("s").as_deref(), Some("a\"b\né"));
         assert_eq!(doc.get_text("n").as_deref(), Some("1.50"));
-        assert_eq!(
-            doc.get_text("o").as_deref(),
-            Some(r#"{"k": [1, "x", null]}"#)
-        );
+        assert_eq!(doc.get_text("o").as_deref(), Some(r#"{"k": [1, "x", null]}"#));
         assert_eq!(doc.get_text("t").as_deref(), Some("false"));
         assert_eq!(doc.get_text("missing"), None);
         assert_eq!(Doc::new().to_json(), "{}");

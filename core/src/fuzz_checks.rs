@@ -50,24 +50,12 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "counter_text",
         check: counter_text,
-        seeds: || {
-            known_counters()
-                .iter()
-                .map(|c| c.to_text().into_bytes())
-                .collect()
-        },
+        seeds: || known_counters().iter().map(|c| c.to_text().into_bytes()).collect(),
     },
     Target {
         name: "counter_merge",
         check: counter_merge,
-        seeds: || {
-            pairs(
-                &known_counters()
-                    .iter()
-                    .map(PnCounter::encode)
-                    .collect::<Vec<_>>(),
-            )
-        },
+        seeds: || pairs(&known_counters().iter().map(PnCounter::encode).collect::<Vec<_>>()),
     },
     Target {
         name: "doc_binary",
@@ -77,12 +65,7 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "doc_text",
         check: doc_text,
-        seeds: || {
-            known_docs()
-                .iter()
-                .map(|d| d.to_text().into_bytes())
-                .collect()
-        },
+        seeds: || known_docs().iter().map(|d| d.to_text().into_bytes()).collect(),
     },
     Target {
         name: "doc_merge",
@@ -97,24 +80,12 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "row_clock_text",
         check: row_clock_text,
-        seeds: || {
-            known_row_clocks()
-                .iter()
-                .map(|c| c.to_text().into_bytes())
-                .collect()
-        },
+        seeds: || known_row_clocks().iter().map(|c| c.to_text().into_bytes()).collect(),
     },
     Target {
         name: "row_clock_merge",
         check: row_clock_merge,
-        seeds: || {
-            pairs(
-                &known_row_clocks()
-                    .iter()
-                    .map(RowClock::encode)
-                    .collect::<Vec<_>>(),
-            )
-        },
+        seeds: || pairs(&known_row_clocks().iter().map(RowClock::encode).collect::<Vec<_>>()),
     },
     Target {
         name: "json_text",
@@ -124,12 +95,7 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "decimal_text",
         check: decimal_text,
-        seeds: || {
-            DECIMAL_SEEDS
-                .iter()
-                .map(|s| s.as_bytes().to_vec())
-                .collect()
-        },
+        seeds: || DECIMAL_SEEDS.iter().map(|s| s.as_bytes().to_vec()).collect(),
     },
 ];
 
@@ -219,10 +185,8 @@ pub fn known_docs() -> Vec<Doc> {
     rich.add("fresh", &decimal("7"), node(2)).expect("small");
     rich.remove("gone", at(300, 4)).expect("valid key");
     let mut far = Doc::new();
-    far.patch(r#"{"k": -0.5e-3}"#, at(u64::MAX, 0xff))
-        .expect("valid patch");
-    far.add("c", &decimal(&"9".repeat(40)), node(0))
-        .expect("within limits");
+    far.patch(r#"{"k": -0.5e-3}"#, at(u64::MAX, 0xff)).expect("valid patch");
+    far.add("c", &decimal(&"9".repeat(40)), node(0)).expect("within limits");
     vec![Doc::new(), plain, rich, far]
 }
 
@@ -249,9 +213,7 @@ const JSON_SEEDS: &[&str] = &[
     r#" { "z" : 1 , "a" : [ ] } "#,
 ];
 
-const DECIMAL_SEEDS: &[&str] = &[
-    "0", "-12", "1.50", "0.000001", "-2.5E-7", "1e999", ".5", "+7.",
-];
+const DECIMAL_SEEDS: &[&str] = &["0", "-12", "1.50", "0.000001", "-2.5E-7", "1e999", ".5", "+7."];
 
 // ---------------------------------------------------------------------------------------------
 // Counters.
@@ -304,11 +266,7 @@ pub fn counter_merge(data: &[u8]) {
     let both = PnCounter::decode(a).and_then(|a| Ok((a, PnCounter::decode(b)?)));
     match (result, both) {
         (Ok(()), Ok((a, b))) => {
-            assert_eq!(
-                out[1..],
-                merged_counters(&a, &b).encode()[..],
-                "byte merge differs"
-            );
+            assert_eq!(out[1..], merged_counters(&a, &b).encode()[..], "byte merge differs");
             let mut reversed = Vec::new();
             merge_encoded_counters(&b.encode(), &a.encode(), &mut reversed).expect("valid");
             assert_eq!(out[1..], reversed[..], "byte merge is not commutative");
@@ -316,11 +274,17 @@ pub fn counter_merge(data: &[u8]) {
             // The merge trigger's shortcut: each side covers the other exactly when the merge
             // is that side.
             let merge = merged_counters(&a, &b);
-            assert_eq!(CounterView::covers_each_other(&a.encode(), &b.encode()), Ok((merge == a, merge == b)));
+            assert_eq!(
+                CounterView::covers_each_other(&a.encode(), &b.encode()),
+                Ok((merge == a, merge == b))
+            );
         }
         (Err(_), Err(_)) => {
             assert_eq!(out, [0xee], "a failed merge wrote output");
-            assert!(CounterView::covers_each_other(a, b).is_err(), "covering read a counter decoding refuses");
+            assert!(
+                CounterView::covers_each_other(a, b).is_err(),
+                "covering read a counter decoding refuses"
+            );
         }
         (result, both) => panic!("merge {result:?} but decoding {:?}", both.map(|_| ())),
     }
@@ -336,40 +300,28 @@ fn merged_counters(a: &PnCounter, b: &PnCounter) -> PnCounter {
 fn check_counter(counter: &PnCounter) {
     let bytes = counter.encode();
     assert_eq!(bytes.len(), counter.encoded_len());
-    assert_eq!(
-        PnCounter::decode(&bytes).as_ref(),
-        Ok(counter),
-        "binary round trip"
-    );
+    assert_eq!(PnCounter::decode(&bytes).as_ref(), Ok(counter), "binary round trip");
     let view = CounterView::parse(&bytes).expect("its own encoding parses");
     assert_eq!(view.to_counter(), *counter, "view differs");
-    assert_eq!(PnCounter::encode_text(&counter.to_text()).as_ref(), Ok(&bytes), "text encoded differs");
+    assert_eq!(
+        PnCounter::encode_text(&counter.to_text()).as_ref(),
+        Ok(&bytes),
+        "text encoded differs"
+    );
     assert_eq!(view.value(), counter.value());
     assert_eq!(view.value_i64(), counter.value_i64());
     assert_eq!(view.len(), counter.len());
     let text = counter.to_text();
     assert_eq!(view.to_text(), text, "view text differs");
-    assert_eq!(
-        PnCounter::from_text(&text).as_ref(),
-        Ok(counter),
-        "text round trip"
-    );
+    assert_eq!(PnCounter::from_text(&text).as_ref(), Ok(counter), "text round trip");
     // Merges: idempotent, commutative with known values, absorbing, same through bytes.
-    assert_eq!(
-        merged_counters(counter, counter),
-        *counter,
-        "merge is not idempotent"
-    );
+    assert_eq!(merged_counters(counter, counter), *counter, "merge is not idempotent");
     let mut out = Vec::new();
     merge_encoded_counters(&bytes, &bytes, &mut out).expect("valid");
     assert_eq!(out, bytes, "byte merge is not idempotent");
     for good in known_counters() {
         let ab = merged_counters(counter, &good);
-        assert_eq!(
-            ab,
-            merged_counters(&good, counter),
-            "merge is not commutative"
-        );
+        assert_eq!(ab, merged_counters(&good, counter), "merge is not commutative");
         assert_eq!(merged_counters(&ab, counter), ab, "merge does not absorb");
         let mut out = Vec::new();
         merge_encoded_counters(&bytes, &good.encode(), &mut out).expect("valid");
@@ -424,11 +376,7 @@ pub fn doc_merge(data: &[u8]) {
     let both = Doc::decode(a).and_then(|a| Ok((a, Doc::decode(b)?)));
     match (result, both) {
         (Ok(()), Ok((a, b))) => {
-            assert_eq!(
-                out[1..],
-                merged_docs(&a, &b).encode()[..],
-                "byte merge differs"
-            );
+            assert_eq!(out[1..], merged_docs(&a, &b).encode()[..], "byte merge differs");
             let mut reversed = Vec::new();
             merge_encoded_docs(&b.encode(), &a.encode(), &mut reversed).expect("valid");
             assert_eq!(out[1..], reversed[..], "byte merge is not commutative");
@@ -456,11 +404,7 @@ fn check_doc(doc: &Doc) {
     rewritten
         .patch(&plain, at(1, 9))
         .expect("the plain object is a valid patch");
-    assert_eq!(
-        rewritten.to_json(),
-        plain,
-        "the plain object does not read back"
-    );
+    assert_eq!(rewritten.to_json(), plain, "the plain object does not read back");
     // Merges: idempotent, commutative with known values, absorbing, same through bytes.
     let bytes = doc.encode();
     assert_eq!(merged_docs(doc, doc), *doc, "merge is not idempotent");
@@ -478,15 +422,8 @@ fn check_doc(doc: &Doc) {
     }
     // Writes on the first few properties (and a new one): refused or applied, and the result
     // is valid. Stamps after the doc's newest, as the extension makes them.
-    let keys: Vec<String> = doc
-        .properties()
-        .take(3)
-        .map(|(key, _)| key.to_owned())
-        .collect();
-    let fresh = doc
-        .max_hlc()
-        .checked_add(1)
-        .map(|hlc| Stamp::new(hlc, node(9)));
+    let keys: Vec<String> = doc.properties().take(3).map(|(key, _)| key.to_owned()).collect();
+    let fresh = doc.max_hlc().checked_add(1).map(|hlc| Stamp::new(hlc, node(9)));
     for key in keys.iter().map(String::as_str).chain(["new"]) {
         for amount in ["1", "-0.5", &"9".repeat(1000)] {
             let mut written = doc.clone();
@@ -497,9 +434,7 @@ fn check_doc(doc: &Doc) {
         }
         if let Some(stamp) = fresh {
             let mut written = doc.clone();
-            written
-                .remove(key, stamp)
-                .expect("a key the doc holds is valid");
+            written.remove(key, stamp).expect("a key the doc holds is valid");
             check_doc_forms(&written);
             let mut object = String::from("{");
             json::write_string(&mut object, key);
@@ -529,11 +464,7 @@ fn check_doc_forms(doc: &Doc) {
     assert_eq!(view.to_json(), plain, "view JSON differs");
     for (key, _) in doc.properties() {
         assert_eq!(view.get(key), doc.get(key), "view get differs");
-        assert_eq!(
-            view.get_text(key),
-            doc.get_text(key),
-            "view get_text differs"
-        );
+        assert_eq!(view.get_text(key), doc.get_text(key), "view get_text differs");
     }
     let text = doc.to_text();
     assert_eq!(view.to_text(), text, "view text differs");
@@ -563,10 +494,7 @@ pub fn row_clock_text(data: &[u8]) {
     let parsed = RowClock::from_text(text);
     check_encode_text(RowClock::encode_text(text), &parsed, RowClock::encode);
     if parsed.is_ok() {
-        assert!(
-            Doc::from_text(text).is_ok(),
-            "a row clock that is not a doc"
-        );
+        assert!(Doc::from_text(text).is_ok(), "a row clock that is not a doc");
     }
     if let Ok(clock) = parsed {
         check_row_clock(&clock);
@@ -586,18 +514,14 @@ pub fn row_clock_merge(data: &[u8]) {
 /// Every invariant of an accepted row clock.
 fn check_row_clock(clock: &RowClock) {
     let bytes = clock.encode();
-    assert_eq!(
-        RowClock::decode(&bytes).as_ref(),
-        Ok(clock),
-        "binary round trip"
-    );
+    assert_eq!(RowClock::decode(&bytes).as_ref(), Ok(clock), "binary round trip");
     let text = clock.to_text();
+    assert_eq!(RowClock::from_text(&text).as_ref(), Ok(clock), "text round trip");
     assert_eq!(
-        RowClock::from_text(&text).as_ref(),
-        Ok(clock),
-        "text round trip"
+        RowClock::encode_text(&text).as_ref(),
+        Ok(&bytes),
+        "text encoded differs"
     );
-    assert_eq!(RowClock::encode_text(&text).as_ref(), Ok(&bytes), "text encoded differs");
     assert_eq!(
         RowClock::validate(&bytes).map(|view| view.to_text()).as_ref(),
         Ok(&text),
@@ -608,10 +532,7 @@ fn check_row_clock(clock: &RowClock) {
         Ok(text),
         "the doc forms differ"
     );
-    assert_eq!(
-        clock.row_stamp().map_or(0, |stamp| stamp.hlc),
-        clock.max_hlc()
-    );
+    assert_eq!(clock.row_stamp().map_or(0, |stamp| stamp.hlc), clock.max_hlc());
     for good in known_row_clocks() {
         check_replicated_merge(clock, &good);
         check_replicated_merge(&good, clock);
@@ -671,10 +592,7 @@ fn check_replicated_merge(local: &RowClock, remote: &RowClock) {
     // Replaying the same replicated row changes nothing more.
     let mut replayed = merged.clone();
     let again = replayed.merge_replicated(remote, &columns);
-    assert!(
-        again.iter().all(|c| *c == ColumnChoice::Local),
-        "replay adopted again"
-    );
+    assert!(again.iter().all(|c| *c == ColumnChoice::Local), "replay adopted again");
     assert_eq!(replayed, merged, "replay changed the clock");
 }
 
@@ -716,29 +634,19 @@ pub fn json_text(data: &[u8]) {
             "not idempotent"
         );
         assert!(json::is_canonical_json(canonical));
-        assert_eq!(
-            json::is_number(canonical),
-            json::kind_name(canonical) == "a number"
-        );
+        assert_eq!(json::is_number(canonical), json::kind_name(canonical) == "a number");
         let _ = json::as_text(canonical);
         if json::is_number(canonical) {
             // `add` turns a number property into a counter: any JSON number is a decimal,
             // in range or not.
-            assert_ne!(
-                canonical.parse::<Decimal>().err(),
-                Some(DecimalError::Invalid)
-            );
+            assert_ne!(canonical.parse::<Decimal>().err(), Some(DecimalError::Invalid));
         }
     }
     let mut patched = known_docs().swap_remove(2);
     let stamp = Stamp::new(patched.max_hlc().saturating_add(1), node(9));
     let mut put = patched.clone();
     let (patch_result, put_result) = (patched.patch(text, stamp), put.put(text, stamp));
-    assert_eq!(
-        patch_result.is_ok(),
-        put_result.is_ok(),
-        "patch and put disagree"
-    );
+    assert_eq!(patch_result.is_ok(), put_result.is_ok(), "patch and put disagree");
     if patch_result.is_ok() {
         check_doc(&patched);
         check_doc(&put);
@@ -765,11 +673,7 @@ pub fn decimal_text(data: &[u8]) {
         shown == text,
         "is_canonical_text disagrees with Display"
     );
-    assert_eq!(
-        shown.parse::<Decimal>().as_ref(),
-        Ok(&value),
-        "text round trip"
-    );
+    assert_eq!(shown.parse::<Decimal>().as_ref(), Ok(&value), "text round trip");
     // The plain text is what the doc writes as a counter's value: it must be JSON.
     assert_eq!(
         json::canonical_json(&shown).as_ref(),

@@ -206,9 +206,7 @@ mod tests {
         assert_eq!(full.tick(0), Err(ClockError::Exhausted));
         assert_eq!(full.floor, u64::MAX);
         // The very last stamp can still be issued.
-        let mut almost = HybridClock {
-            floor: u64::MAX - 1,
-        };
+        let mut almost = HybridClock { floor: u64::MAX - 1 };
         assert_eq!(almost.tick(0), Ok(u64::MAX));
         assert!(ClockError::Exhausted.to_string().contains("exhausted"));
     }

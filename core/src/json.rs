@@ -51,11 +51,7 @@ fn scalar_is_canonical(text: &str) -> Option<bool> {
                 .number("a JSON value")
                 .is_ok_and(|number| number.text.len() == text.len()),
         ),
-        [b'"', inner @ .., b'"']
-            if crate::text::first_quote_escape_or_control(inner).is_none() =>
-        {
-            Some(true)
-        }
+        [b'"', inner @ .., b'"'] if crate::text::first_quote_escape_or_control(inner).is_none() => Some(true),
         _ => None,
     }
 }
@@ -68,10 +64,7 @@ fn transcribes_to_itself(text: &str) -> bool {
 }
 
 /// Reads one JSON value from `reader` and appends its canonical text to `out`.
-pub(crate) fn read_canonical(
-    reader: &mut JsonReader<'_>,
-    out: &mut String,
-) -> Result<(), TextError> {
+pub(crate) fn read_canonical(reader: &mut JsonReader<'_>, out: &mut String) -> Result<(), TextError> {
     transcribe(reader, out)
 }
 
@@ -299,10 +292,7 @@ fn transcribe<S: Sink>(reader: &mut JsonReader<'_>, sink: &mut S) -> Result<(), 
         loop {
             match stack.last_mut() {
                 None => return Ok(()),
-                Some(Open::Array {
-                    cursor,
-                    has_elements,
-                }) => {
+                Some(Open::Array { cursor, has_elements }) => {
                     if reader.next_element(cursor)? {
                         if *has_elements {
                             sink.push(", ")?;
@@ -323,10 +313,7 @@ fn transcribe<S: Sink>(reader: &mut JsonReader<'_>, sink: &mut S) -> Result<(), 
                         if key.contains('\0') {
                             return Err(reader.syntax_error(offset, NUL_EXPECTED));
                         }
-                        let previous = members
-                            .get(*members_from..)
-                            .and_then(<[Member]>::last)
-                            .copied();
+                        let previous = members.get(*members_from..).and_then(<[Member]>::last).copied();
                         if previous.is_some() {
                             sink.push(", ")?;
                         }
@@ -344,8 +331,7 @@ fn transcribe<S: Sink>(reader: &mut JsonReader<'_>, sink: &mut S) -> Result<(), 
                                             key: crate::text::excerpt(&key),
                                         }
                                     } else {
-                                        reader
-                                            .syntax_error(offset, "object keys in canonical order")
+                                        reader.syntax_error(offset, "object keys in canonical order")
                                     });
                                 }
                                 *unsorted = true;
@@ -461,9 +447,34 @@ mod tests {
     #[test]
     fn scalar_shortcut_agrees_with_transcribing() {
         let cases = [
-            "true", "false", "null", "nul", "truex", "0", "-0", "01", "-", "1.", "1.5", "1e5",
-            "1E+5", "-1.25e-3", "1 ", " 1", "12a", "\"\"", "\"a\"", "\"é ü\"", "\"a\\\"b\"",
-            "\"a\\\\b\"", "\"\\u0041\"", "\"\t\"", "\"\\t\"", "\"", "\"a\" ", "\"\u{7f}\"",
+            "true",
+            "false",
+            "null",
+            "nul",
+            "truex",
+            "0",
+            "-0",
+            "01",
+            "-",
+            "1.",
+            "1.5",
+            "1e5",
+            "1E+5",
+            "-1.25e-3",
+            "1 ",
+            " 1",
+            "12a",
+            "\"\"",
+            "\"a\"",
+            "\"é ü\"",
+            "\"a\\\"b\"",
+            "\"a\\\\b\"",
+            "\"\\u0041\"",
+            "\"\t\"",
+            "\"\\t\"",
+            "\"",
+            "\"a\" ",
+            "\"\u{7f}\"",
         ];
         for text in cases {
             if let Some(quick) = scalar_is_canonical(text) {
@@ -506,10 +517,7 @@ mod tests {
                 r#"{"a": 0, "b": {"y": {"p": {}, "q": []}, "z": 1}}"#,
             ),
             // Byte order, not jsonb's length-first order.
-            (
-                r#"{"bb": 1, "a": 2, "ab": 3}"#,
-                r#"{"a": 2, "ab": 3, "bb": 1}"#,
-            ),
+            (r#"{"bb": 1, "a": 2, "ab": 3}"#, r#"{"a": 2, "ab": 3, "bb": 1}"#),
             ("\n[ 1 ,\t2 ]\r\n", "[1, 2]"),
         ] {
             assert_eq!(canon(input), expected, "{input}");
@@ -621,10 +629,7 @@ mod tests {
         );
         // Far deeper input is refused just as cheaply.
         let hostile = "[{\"a\":".repeat(1_000_000);
-        assert!(matches!(
-            canonical_json(&hostile),
-            Err(TextError::TooDeep { .. })
-        ));
+        assert!(matches!(canonical_json(&hostile), Err(TextError::TooDeep { .. })));
         assert!(!is_canonical_json(&hostile));
     }
 

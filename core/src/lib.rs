@@ -30,14 +30,10 @@ pub mod row_clock;
 pub mod text;
 
 pub use codec::{DecodeError, Reader, FORMAT_VERSION};
-pub use counter::{
-    merge_encoded, CounterEntries, CounterEntry, CounterError, CounterView, PnCounter,
-};
+pub use counter::{merge_encoded, CounterEntries, CounterEntry, CounterError, CounterView, PnCounter};
 pub use decimal::{Decimal, DecimalError};
 pub use doc::{CounterProperty, Doc, DocError, DocView, NodeSums, Property, StampInfo, StampKind};
-pub use hlc::{
-    ahead_of_wall_ms, hlc_from_parts, hlc_logical, hlc_wall_ms, ClockError, HybridClock, Stamp,
-};
+pub use hlc::{ahead_of_wall_ms, hlc_from_parts, hlc_logical, hlc_wall_ms, ClockError, HybridClock, Stamp};
 pub use node::{NodeId, NodeIdParseError, NODE_ID_NAMESPACE};
 pub use row_clock::{delete_wins, value_fingerprint, ColumnChoice, ColumnStamp, RowClock};
 pub use text::TextError;

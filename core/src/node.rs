@@ -185,18 +185,12 @@ mod tests {
         let upper: NodeId = text.to_uppercase().parse().expect("uppercase accepted");
         assert_eq!(upper, id);
         assert_eq!(NodeId::from_bytes(*id.as_bytes()), id);
-        assert_eq!(
-            NodeId::default().to_string(),
-            "00000000-0000-0000-0000-000000000000"
-        );
+        assert_eq!(NodeId::default().to_string(), "00000000-0000-0000-0000-000000000000");
     }
 
     #[test]
     fn parse_errors() {
-        assert_eq!(
-            "".parse::<NodeId>(),
-            Err(NodeIdParseError::WrongLength { len: 0 })
-        );
+        assert_eq!("".parse::<NodeId>(), Err(NodeIdParseError::WrongLength { len: 0 }));
         assert_eq!(
             "47b959a065f54145b2dffff8d769f8f1".parse::<NodeId>(),
             Err(NodeIdParseError::WrongLength { len: 32 })
@@ -210,9 +204,7 @@ mod tests {
             Err(NodeIdParseError::ExpectedHexDigit { position: 35 })
         );
         // Multi-byte characters count as bytes and never panic.
-        assert!("é7b959a0-65f5-4145-b2df-fff8d769f8f"
-            .parse::<NodeId>()
-            .is_err());
+        assert!("é7b959a0-65f5-4145-b2df-fff8d769f8f".parse::<NodeId>().is_err());
         let msg = NodeIdParseError::WrongLength { len: 3 }.to_string();
         assert!(msg.contains("expected a UUID"), "{msg}");
     }
@@ -241,10 +233,7 @@ mod tests {
     fn derive_matches_independent_uuid_v5() {
         // Expected values computed outside Rust: SHA-1(namespace || name) truncated and tagged
         // as version 5 (Python's hashlib + uuid.UUID(bytes=.., version=5)).
-        assert_eq!(
-            NodeId::derive(1, 5).to_string(),
-            "c7a317a1-6dce-5f33-a511-7677c770f4f7"
-        );
+        assert_eq!(NodeId::derive(1, 5).to_string(), "c7a317a1-6dce-5f33-a511-7677c770f4f7");
         assert_eq!(
             NodeId::derive(7_300_000_000_000_000_001, 16_384).to_string(),
             "e3f922e3-dcb3-5b47-9e39-2b6a7a8a01e8"

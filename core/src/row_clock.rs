@@ -72,16 +72,18 @@ impl RowClock {
     /// The entry of `column`, if it was ever stamped.
     pub fn column(&self, column: &str) -> Option<ColumnStamp> {
         match self.columns.property(column)? {
-            Property::Value { json, stamp } => {
-                json.parse().ok().map(|fingerprint| ColumnStamp { stamp: *stamp, fingerprint })
-            }
+            Property::Value { json, stamp } => json.parse().ok().map(|fingerprint| ColumnStamp {
+                stamp: *stamp,
+                fingerprint,
+            }),
             _ => None,
         }
     }
 
     /// Records a write of `column` with `stamp` (ignored if the clock already holds a newer one).
     pub fn stamp(&mut self, column: &str, fingerprint: u32, stamp: Stamp) {
-        self.columns.merge_values([(column.to_owned(), fingerprint.to_string(), stamp)]);
+        self.columns
+            .merge_values([(column.to_owned(), fingerprint.to_string(), stamp)]);
     }
 
     /// The row's own stamp: its newest column stamp (`None` before any write).
@@ -106,8 +108,7 @@ impl RowClock {
             .iter()
             .map(|&(name, fingerprint)| match (self.column(name), remote.column(name)) {
                 (local, Some(theirs))
-                    if local.is_none_or(|ours| theirs.stamp > ours.stamp)
-                        && theirs.fingerprint == fingerprint =>
+                    if local.is_none_or(|ours| theirs.stamp > ours.stamp) && theirs.fingerprint == fingerprint =>
                 {
                     ColumnChoice::Remote
                 }
@@ -116,16 +117,22 @@ impl RowClock {
             .collect();
         // The remote entries adopted, and those of columns the table does not have, merged in
         // as one write.
-        let adopted = columns.iter().zip(&choices).filter_map(|(&(name, fingerprint), choice)| {
-            let theirs = remote.column(name).filter(|_| *choice == ColumnChoice::Remote)?;
-            Some((name.to_owned(), fingerprint.to_string(), theirs.stamp))
-        });
-        let foreign = remote.columns.properties().filter_map(|(name, property)| match property {
-            Property::Value { json, stamp } if !columns.iter().any(|&(column, _)| column == name) => {
-                Some((name.to_owned(), json.clone(), *stamp))
-            }
-            _ => None,
-        });
+        let adopted = columns
+            .iter()
+            .zip(&choices)
+            .filter_map(|(&(name, fingerprint), choice)| {
+                let theirs = remote.column(name).filter(|_| *choice == ColumnChoice::Remote)?;
+                Some((name.to_owned(), fingerprint.to_string(), theirs.stamp))
+            });
+        let foreign = remote
+            .columns
+            .properties()
+            .filter_map(|(name, property)| match property {
+                Property::Value { json, stamp } if !columns.iter().any(|&(column, _)| column == name) => {
+                    Some((name.to_owned(), json.clone(), *stamp))
+                }
+                _ => None,
+            });
         let write: Vec<_> = adopted.chain(foreign).collect();
         self.columns.merge_values(write);
         choices
@@ -214,9 +221,9 @@ fn not_a_clock(problem: &'static str) -> TextError {
 /// [`check_column_value`] during its parse, then [`check_no_watermark`], in the same order.
 fn check_clock<'a>(
     replaced: Option<Stamp>,
-    values: impl Iterator<Item = Option<&'a str>>,
+    mut values: impl Iterator<Item = Option<&'a str>>,
 ) -> Result<(), &'static str> {
-    values.map(check_column_value).collect::<Result<(), _>>()?;
+    values.try_for_each(check_column_value)?;
     check_no_watermark(replaced)
 }
 
@@ -247,9 +254,18 @@ mod tests {
         let node = crate::NodeId::from_bytes([7; 16]);
         let (earlier, later) = (Stamp::new(10, node), Stamp::new(11, node));
         assert!(super::delete_wins(later, None), "a row that saw no delete");
-        assert!(super::delete_wins(later, Some(earlier)), "a row that saw an older delete");
-        assert!(!super::delete_wins(later, Some(later)), "the row was inserted after this very delete");
-        assert!(!super::delete_wins(earlier, Some(later)), "the row was inserted after a newer delete");
+        assert!(
+            super::delete_wins(later, Some(earlier)),
+            "a row that saw an older delete"
+        );
+        assert!(
+            !super::delete_wins(later, Some(later)),
+            "the row was inserted after this very delete"
+        );
+        assert!(
+            !super::delete_wins(earlier, Some(later)),
+            "the row was inserted after a newer delete"
+        );
     }
 
     use super::*;
@@ -277,8 +293,20 @@ mod tests {
         remote.stamp("qty", 22, stamp(5, 2));
         let choices = local.merge_replicated(&remote, &[("name", 12), ("qty", 22)]);
         assert_eq!(choices, vec![ColumnChoice::Remote, ColumnChoice::Local]);
-        assert_eq!(local.column("name"), Some(ColumnStamp { stamp: stamp(20, 2), fingerprint: 12 }));
-        assert_eq!(local.column("qty"), Some(ColumnStamp { stamp: stamp(10, 1), fingerprint: 21 }));
+        assert_eq!(
+            local.column("name"),
+            Some(ColumnStamp {
+                stamp: stamp(20, 2),
+                fingerprint: 12
+            })
+        );
+        assert_eq!(
+            local.column("qty"),
+            Some(ColumnStamp {
+                stamp: stamp(10, 1),
+                fingerprint: 21
+            })
+        );
         assert_eq!(local.row_stamp(), Some(stamp(20, 2)));
     }
 

@@ -111,10 +111,18 @@ pub enum TextError {
 impl fmt::Display for TextError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TextError::Syntax { offset, expected, found: Some(c) } => {
+            TextError::Syntax {
+                offset,
+                expected,
+                found: Some(c),
+            } => {
                 write!(f, "expected {expected} at offset {offset}, found {c:?}")
             }
-            TextError::Syntax { offset, expected, found: None } => {
+            TextError::Syntax {
+                offset,
+                expected,
+                found: None,
+            } => {
                 write!(f, "expected {expected} at offset {offset}, found end of input")
             }
             TextError::UnknownKey { offset, key, expected } => {
@@ -134,11 +142,19 @@ impl fmt::Display for TextError {
                 f,
                 "node {node} at offset {offset} is [0, 0]: nodes with nothing counted must be omitted"
             ),
-            TextError::ValueMismatch { offset, stated, computed } => write!(
+            TextError::ValueMismatch {
+                offset,
+                stated,
+                computed,
+            } => write!(
                 f,
                 "\"value\" {stated} at offset {offset} does not match the nodes, which add up to {computed}"
             ),
-            TextError::DecimalMismatch { offset, stated, computed } => write!(
+            TextError::DecimalMismatch {
+                offset,
+                stated,
+                computed,
+            } => write!(
                 f,
                 "value {stated} at offset {offset} does not match its counter, which adds up to {computed}"
             ),
@@ -307,10 +323,7 @@ impl<'a> JsonReader<'a> {
 
     /// The next key of the object (and its offset), with the `:` after it consumed; `None`
     /// once the closing `}` is consumed.
-    pub fn next_key(
-        &mut self,
-        cursor: &mut ObjectCursor,
-    ) -> Result<Option<(Cow<'a, str>, usize)>, TextError> {
+    pub fn next_key(&mut self, cursor: &mut ObjectCursor) -> Result<Option<(Cow<'a, str>, usize)>, TextError> {
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -345,9 +358,7 @@ impl<'a> JsonReader<'a> {
                     return Ok(Cow::Borrowed(s));
                 }
                 Some(b'\\') => break,
-                Some(&c) if c < 0x20 => {
-                    return Err(self.syntax_error(self.pos, "an escaped control character"))
-                }
+                Some(&c) if c < 0x20 => return Err(self.syntax_error(self.pos, "an escaped control character")),
                 Some(_) => self.pos += 1,
             }
         }
@@ -376,11 +387,7 @@ impl<'a> JsonReader<'a> {
                                 b'n' => '\n',
                                 b'r' => '\r',
                                 b't' => '\t',
-                                _ => {
-                                    return Err(
-                                        self.syntax_error(at + 1, "a valid escape character")
-                                    )
-                                }
+                                _ => return Err(self.syntax_error(at + 1, "a valid escape character")),
                             };
                             self.pos = at + 2;
                             simple
@@ -389,9 +396,7 @@ impl<'a> JsonReader<'a> {
                     };
                     out.push(escaped);
                 }
-                Some(&c) if c < 0x20 => {
-                    return Err(self.syntax_error(at, "an escaped control character"))
-                }
+                Some(&c) if c < 0x20 => return Err(self.syntax_error(at, "an escaped control character")),
                 Some(_) => {
                     // Copy one whole (possibly multi-byte) character.
                     let ch = self
@@ -424,9 +429,7 @@ impl<'a> JsonReader<'a> {
                 0x10000 + ((first - 0xD800) << 10) + (low - 0xDC00)
             }
             0xDC00..=0xDFFF => {
-                return Err(
-                    self.syntax_error(escape_at, "a \\u escape that is not a lone low surrogate")
-                )
+                return Err(self.syntax_error(escape_at, "a \\u escape that is not a lone low surrogate"))
             }
             other => other,
         };
@@ -540,10 +543,7 @@ pub(crate) fn read_node_pairs<T>(
             key: pair[1].0.to_string(),
         });
     }
-    Ok(listed
-        .into_iter()
-        .map(|(node, inc, dec, _)| (node, inc, dec))
-        .collect())
+    Ok(listed.into_iter().map(|(node, inc, dec, _)| (node, inc, dec)).collect())
 }
 
 /// "00", "01", ... "99": the two digits of every number below 100.
@@ -568,7 +568,10 @@ struct Digits {
 
 impl Digits {
     fn of(value: u128) -> Digits {
-        let mut digits = Digits { buf: [0; 40], start: 40 };
+        let mut digits = Digits {
+            buf: [0; 40],
+            start: 40,
+        };
         // 128-bit division is a library call; nearly every value fits 64 bits.
         let mut high = value;
         while u64::try_from(high).is_err() {
@@ -626,15 +629,17 @@ pub(crate) fn first_quote_escape_or_control(bytes: &[u8]) -> Option<usize> {
     let mut at = 0;
     for chunk in &mut chunks {
         let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        let marked = below(word ^ (ONES * u64::from(b'"')), 1)
-            | below(word ^ (ONES * u64::from(b'\\')), 1)
-            | below(word, b' ');
+        let marked =
+            below(word ^ (ONES * u64::from(b'"')), 1) | below(word ^ (ONES * u64::from(b'\\')), 1) | below(word, b' ');
         if marked != 0 {
             return Some(at + marked.trailing_zeros() as usize / 8);
         }
         at += 8;
     }
-    let tail = chunks.remainder().iter().position(|&b| b == b'"' || b == b'\\' || b < b' ')?;
+    let tail = chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < b' ')?;
     Some(at + tail)
 }
 
@@ -672,7 +677,9 @@ impl<'a> WrittenText<'a> {
     }
 
     pub(crate) fn literal(&mut self, expected: &str) -> Option<()> {
-        self.rest().starts_with(expected.as_bytes()).then(|| self.at += expected.len())
+        self.rest()
+            .starts_with(expected.as_bytes())
+            .then(|| self.at += expected.len())
     }
 
     /// `", "` before another member, or nothing.
@@ -778,9 +785,29 @@ mod tests {
 
     #[test]
     fn integers_are_written_as_display_writes_them() {
-        let boundaries = [0, 1, -1, 9, 10, -10, 11, 99, 100, 101, 999, 1000, 1001, -100, 4_218_009_092];
+        let boundaries = [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            -10,
+            11,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            1001,
+            -100,
+            4_218_009_092,
+        ];
         let extremes = [i128::from(u64::MAX), i128::from(u64::MAX) + 1, i128::MAX, i128::MIN];
-        for value in boundaries.into_iter().chain(extremes).chain((0..2000).map(|i| i * 7919)) {
+        for value in boundaries
+            .into_iter()
+            .chain(extremes)
+            .chain((0..2000).map(|i| i * 7919))
+        {
             let mut out = String::new();
             write_integer(&mut out, value).expect("a string");
             assert_eq!(out, value.to_string());
@@ -798,7 +825,21 @@ mod tests {
     #[test]
     fn quote_escape_or_control_found_first() {
         let naive = |bytes: &[u8]| bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < b' ');
-        let alphabet = [b'a', b'"', b'\\', 0x00, 0x1f, b' ', 0x7f, 0x80, 0xff, b'!', b'#', b']', b'\\' + 1];
+        let alphabet = [
+            b'a',
+            b'"',
+            b'\\',
+            0x00,
+            0x1f,
+            b' ',
+            0x7f,
+            0x80,
+            0xff,
+            b'!',
+            b'#',
+            b']',
+            b'\\' + 1,
+        ];
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         for len in 0..40 {
             for _ in 0..200 {
@@ -808,7 +849,11 @@ mod tests {
                         seed ^= seed >> 7;
                         seed ^= seed << 17;
                         // Mostly plain bytes, so matches fall at every position.
-                        if seed % 7 == 0 { alphabet[(seed >> 8) as usize % alphabet.len()] } else { b'a' + (seed >> 16) as u8 % 26 }
+                        if seed.is_multiple_of(7) {
+                            alphabet[(seed >> 8) as usize % alphabet.len()]
+                        } else {
+                            b'a' + (seed >> 16) as u8 % 26
+                        }
                     })
                     .collect();
                 assert_eq!(first_quote_escape_or_control(&bytes), naive(&bytes), "{bytes:?}");
@@ -848,17 +893,12 @@ mod tests {
             parse("18446744073709551615").ok(),
             Some((Some(u64::MAX), Some(u64::MAX.into()), true))
         );
-        assert_eq!(
-            parse("18446744073709551616").ok(),
-            Some((None, Some(1 << 64), true))
-        );
+        assert_eq!(parse("18446744073709551616").ok(), Some((None, Some(1 << 64), true)));
         assert_eq!(parse("-12").ok(), Some((None, Some(-12), true)));
         assert_eq!(parse("1.5").ok(), Some((None, None, false)));
         assert_eq!(parse("1e3").ok(), Some((None, None, false)));
         assert_eq!(parse("1E+3").ok(), Some((None, None, false)));
-        for bad in [
-            "", "-", "+1", "01", ".5", "1.", "1e", "1e+", "0x10", "Infinity", "NaN",
-        ] {
+        for bad in ["", "-", "+1", "01", ".5", "1.", "1e", "1e+", "0x10", "Infinity", "NaN"] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -59,10 +59,7 @@ fn huge_count_in_short_buffer_allocates_nothing() {
     write_varint(&mut bytes, u64::MAX / 2);
     assert_eq!(bytes.len(), 10);
     let (result, largest) = largest_allocation(|| PnCounter::decode(&bytes));
-    assert!(
-        matches!(result, Err(DecodeError::CountTooLarge { .. })),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(DecodeError::CountTooLarge { .. })), "{result:?}");
     assert_eq!(
         largest, 0,
         "decode allocated {largest} bytes before rejecting the count"
@@ -73,10 +70,7 @@ fn huge_count_in_short_buffer_allocates_nothing() {
     write_varint(&mut five, 1 << 27);
     assert_eq!(five.len(), 5);
     let (result, largest) = largest_allocation(|| PnCounter::decode(&five));
-    assert!(
-        matches!(result, Err(DecodeError::CountTooLarge { .. })),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(DecodeError::CountTooLarge { .. })), "{result:?}");
     assert_eq!(largest, 0);
 }
 
@@ -112,10 +106,7 @@ fn doc_huge_counts_in_short_buffers_allocate_nothing() {
     write_varint(&mut properties, 1 << 40);
     for bytes in [nodes, properties] {
         let (result, largest) = largest_allocation(|| Doc::decode(&bytes));
-        assert!(
-            matches!(result, Err(DecodeError::CountTooLarge { .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(DecodeError::CountTooLarge { .. })), "{result:?}");
         assert_eq!(
             largest, 0,
             "decode allocated {largest} bytes before rejecting the count"

@@ -46,27 +46,19 @@ fn arb_json() -> impl Strategy<Value = String> {
         .prop_map(str::to_owned),
         (-1_000_000i64..1_000_000).prop_map(|n| n.to_string()),
         "[a-zé😀 \"\\\\/\t\n\u{1}\u{7f}☃]{0,8}".prop_map(|s| quote(&s)),
-        prop::sample::select(vec![
-            r#""\u00e9\ud83d\ude00""#,
-            r#""\/\b\f""#,
-            r#""\u001F""#
-        ])
-        .prop_map(str::to_owned),
+        prop::sample::select(vec![r#""\u00e9\ud83d\ude00""#, r#""\/\b\f""#, r#""\u001F""#]).prop_map(str::to_owned),
     ];
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
-            (prop::collection::vec(inner.clone(), 0..4), any::<bool>()).prop_map(
-                |(items, spaced)| format!("[{}]", items.join(if spaced { ", " } else { "," }))
-            ),
+            (prop::collection::vec(inner.clone(), 0..4), any::<bool>())
+                .prop_map(|(items, spaced)| format!("[{}]", items.join(if spaced { ", " } else { "," }))),
             (
                 prop::collection::btree_map("[a-z\u{e9}]{0,3}", inner, 0..4),
                 any::<bool>(),
             )
                 .prop_map(|(members, reversed)| {
-                    let mut members: Vec<String> = members
-                        .into_iter()
-                        .map(|(k, v)| format!("{}:{v}", quote(&k)))
-                        .collect();
+                    let mut members: Vec<String> =
+                        members.into_iter().map(|(k, v)| format!("{}:{v}", quote(&k))).collect();
                     if reversed {
                         members.reverse();
                     }
@@ -103,10 +95,7 @@ fn arb_object() -> impl Strategy<Value = String> {
         0..4,
     )
     .prop_map(|members| {
-        let members: Vec<String> = members
-            .into_iter()
-            .map(|(k, v)| format!("{}: {v}", quote(k)))
-            .collect();
+        let members: Vec<String> = members.into_iter().map(|(k, v)| format!("{}: {v}", quote(k))).collect();
         format!("{{{}}}", members.join(", "))
     })
 }
@@ -114,8 +103,7 @@ fn arb_object() -> impl Strategy<Value = String> {
 fn arb_amount() -> impl Strategy<Value = Decimal> {
     prop_oneof![
         (-100i64..100).prop_map(Decimal::from),
-        (-100_000i64..100_000, 1u32..4)
-            .prop_map(|(n, scale)| format!("{n}e-{scale}").parse().expect("small decimal")),
+        (-100_000i64..100_000, 1u32..4).prop_map(|(n, scale)| format!("{n}e-{scale}").parse().expect("small decimal")),
         Just("123456789012345678901234567890".parse().expect("big")),
     ]
 }
@@ -180,10 +168,7 @@ impl Replica {
     /// refused operations (e.g. adding to a string) leave the doc as it was.
     fn apply(&mut self, op: &Op, wall_ms: u64) {
         let wall = wall_ms.saturating_add_signed(self.skew);
-        let hlc = self
-            .clock
-            .tick_after(wall, self.doc.max_hlc())
-            .expect("clock in range");
+        let hlc = self.clock.tick_after(wall, self.doc.max_hlc()).expect("clock in range");
         let stamp = Stamp::new(hlc, self.node);
         let before = self.doc.clone();
         let result = match op {
@@ -241,17 +226,11 @@ fn merged(a: &Doc, b: &Doc) -> Doc {
 
 /// Three docs from one run, so they share history (the interesting merges).
 fn arb_three() -> impl Strategy<Value = (Doc, Doc, Doc)> {
-    (
-        arb_scenario(24),
-        any::<Index>(),
-        any::<Index>(),
-        any::<Index>(),
-    )
-        .prop_map(|(scenario, i, j, k)| {
-            let docs = run(&scenario);
-            let pick = |x: Index| docs[x.index(docs.len())].clone();
-            (pick(i), pick(j), pick(k))
-        })
+    (arb_scenario(24), any::<Index>(), any::<Index>(), any::<Index>()).prop_map(|(scenario, i, j, k)| {
+        let docs = run(&scenario);
+        let pick = |x: Index| docs[x.index(docs.len())].clone();
+        (pick(i), pick(j), pick(k))
+    })
 }
 
 fn arb_doc() -> impl Strategy<Value = Doc> {

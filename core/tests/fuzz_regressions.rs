@@ -21,19 +21,12 @@ fn saved_inputs() -> Vec<(String, PathBuf)> {
     let mut inputs = Vec::new();
     for dir in fs::read_dir(regressions_dir()).expect("tests/fuzz_regressions exists") {
         let dir = dir.expect("readable").path();
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("UTF-8 name")
-            .to_owned();
+        let name = dir.file_name().and_then(|n| n.to_str()).expect("UTF-8 name").to_owned();
         assert!(dir.is_dir(), "{} is not a target directory", dir.display());
         assert!(target(&name).is_some(), "{name} is not a fuzz target");
         for file in fs::read_dir(&dir).expect("readable") {
             let file = file.expect("readable").path();
-            let file_name = file
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
+            let file_name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             assert!(
                 file_name.starts_with("crash-") || file_name.starts_with("edge-"),
                 "{} is neither crash-* nor edge-*",
@@ -78,10 +71,7 @@ fn seeds_pass_every_check_and_are_accepted() {
                 (&seed[..], &[][..])
             };
             assert!(crdt_core::PnCounter::decode(a).is_ok(), "{name}");
-            assert!(
-                b.is_empty() || crdt_core::PnCounter::decode(b).is_ok(),
-                "{name}"
-            );
+            assert!(b.is_empty() || crdt_core::PnCounter::decode(b).is_ok(), "{name}");
         }
     }
     for seed in (target("doc_text").expect("exists").seeds)() {
@@ -99,8 +89,7 @@ fn every_target_has_a_fuzz_binary() {
     let manifest = fs::read_to_string(fuzz.join("Cargo.toml")).expect("fuzz/Cargo.toml");
     for target in TARGETS {
         let source = fuzz.join(format!("fuzz_targets/{}.rs", target.name));
-        let code = fs::read_to_string(&source)
-            .unwrap_or_else(|_| panic!("{} is missing", source.display()));
+        let code = fs::read_to_string(&source).unwrap_or_else(|_| panic!("{} is missing", source.display()));
         assert!(
             code.contains(&format!("fuzz_checks::{}(", target.name)),
             "{} does not call its check",

@@ -91,8 +91,7 @@ fn counter_from_integer(value: i32) -> Counter {
 #[pg_extern(immutable, strict, parallel_safe)]
 fn counter_to_bigint(counter: Counter) -> Result<i64, ErrorReport> {
     let value = counter.view()?.value();
-    i64::try_from(value)
-        .map_err(|_| out_of_range(format!("{TYPE_NAME} value {value} is out of range for type bigint")))
+    i64::try_from(value).map_err(|_| out_of_range(format!("{TYPE_NAME} value {value} is out of range for type bigint")))
 }
 
 /// Merges two counter states: per node, the larger increment and decrement sums.
@@ -153,12 +152,7 @@ CREATE CAST (integer AS counter) WITH FUNCTION counter_from_integer(integer) AS 
 CREATE CAST (counter AS bigint) WITH FUNCTION counter_to_bigint(counter) AS ASSIGNMENT;
 "#,
     name = "counter_casts",
-    requires = [
-        "types",
-        counter_from_bigint,
-        counter_from_integer,
-        counter_to_bigint
-    ]
+    requires = ["types", counter_from_bigint, counter_from_integer, counter_to_bigint]
 );
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -199,8 +193,12 @@ mod tests {
     fn text_round_trip_is_exact() {
         use_crdt_schema();
         Spi::run(NODE_A).unwrap();
-        let text = Spi::get_one::<String>("SELECT ((7::crdt.counter) - 2)::text").unwrap().unwrap();
-        let again = Spi::get_one::<String>(&format!("SELECT '{text}'::crdt.counter::text")).unwrap().unwrap();
+        let text = Spi::get_one::<String>("SELECT ((7::crdt.counter) - 2)::text")
+            .unwrap()
+            .unwrap();
+        let again = Spi::get_one::<String>(&format!("SELECT '{text}'::crdt.counter::text"))
+            .unwrap()
+            .unwrap();
         assert_eq!(text, again);
         assert!(text.starts_with("{\"value\": 5"), "{text}");
     }
@@ -272,7 +270,14 @@ mod tests {
         let bad = r#"{"value": 4, "nodes": {"aaaaaaaa-0000-4000-8000-000000000001": [3, 0]}}"#;
         let (a_bytes, b_bytes) = (read(a).unwrap(), read(b).unwrap());
         assert_ne!(a_bytes, b_bytes);
-        for (text, expected) in [(a, Ok(&a_bytes)), (a, Ok(&a_bytes)), (b, Ok(&b_bytes)), (bad, Err(())), (bad, Err(())), (a, Ok(&a_bytes))] {
+        for (text, expected) in [
+            (a, Ok(&a_bytes)),
+            (a, Ok(&a_bytes)),
+            (b, Ok(&b_bytes)),
+            (bad, Err(())),
+            (bad, Err(())),
+            (a, Ok(&a_bytes)),
+        ] {
             assert_eq!(read(text).as_ref().map_err(|_| ()), expected, "{text}");
         }
         let mut corrupt = a_bytes.clone();
@@ -305,7 +310,11 @@ mod tests {
             )
         };
         for input in [&b"a"[..], b"b", b"a", b"b", b"c", b"a", b"refused", b"refused"] {
-            let expected = if input == b"refused" { Err(()) } else { Ok(input.to_ascii_uppercase()) };
+            let expected = if input == b"refused" {
+                Err(())
+            } else {
+                Ok(input.to_ascii_uppercase())
+            };
             assert_eq!(convert(input), expected);
         }
         assert_eq!(conversions.get(), 5, "a, b, c and the refused input twice");

@@ -12,8 +12,8 @@ use pgrx::{AnyNumeric, PgSqlErrorCode};
 
 use crate::clock::{local_node_id, stamp_after};
 use crate::error::{corrupt_datum, invalid_representation, out_of_range};
-use crate::types::jsonb_text::JsonbText;
 use crate::types::crdt_sql_type;
+use crate::types::jsonb_text::JsonbText;
 
 const TYPE_NAME: &str = "crdt.doc";
 
@@ -154,6 +154,8 @@ fn doc_get_text(doc: Doc, key: &str) -> Result<Option<String>, ErrorReport> {
 /// For debugging: each property's stamp — when (wall-clock part of the HLC) and on which node
 /// it was written — plus a row for the record's replace watermark (`key` NULL) if any.
 #[pg_extern(immutable, strict, parallel_safe)]
+// pgrx reads the result columns' names from this signature: it can't be a type alias.
+#[allow(clippy::type_complexity)]
 fn stamps(
     doc: Doc,
 ) -> Result<
@@ -198,12 +200,7 @@ fn to_timestamp(seconds: f64) -> Option<TimestampWithTimeZone> {
         return None;
     }
     // SAFETY: float8_timestamptz takes a float8 datum and returns a timestamptz datum.
-    unsafe {
-        pgrx::direct_function_call::<TimestampWithTimeZone>(
-            pg_sys::float8_timestamptz,
-            &[seconds.into_datum()],
-        )
-    }
+    unsafe { pgrx::direct_function_call::<TimestampWithTimeZone>(pg_sys::float8_timestamptz, &[seconds.into_datum()]) }
 }
 
 extension_sql!(
@@ -235,12 +232,14 @@ mod tests {
         )
         .unwrap();
         Spi::run("SET crdt.node_id = 'bbbbbbbb-0000-4000-8000-000000000002'").unwrap();
-        Spi::run("INSERT INTO r SELECT 'b', crdt.add(d, 'inventoryCount', -1) FROM r WHERE node = 'start'")
-            .unwrap();
+        Spi::run("INSERT INTO r SELECT 'b', crdt.add(d, 'inventoryCount', -1) FROM r WHERE node = 'start'").unwrap();
         let ab = json_of("SELECT crdt.merge(a.d, b.d)::text FROM r a, r b WHERE a.node = 'a' AND b.node = 'b'");
         let ba = json_of("SELECT crdt.merge(b.d, a.d)::text FROM r a, r b WHERE a.node = 'a' AND b.node = 'b'");
         assert_eq!(ab, ba);
-        assert!(ab.starts_with(r#"{"value": {"inventoryCount": 9, "name": "y"}"#), "{ab}");
+        assert!(
+            ab.starts_with(r#"{"value": {"inventoryCount": 9, "name": "y"}"#),
+            "{ab}"
+        );
     }
 
     #[pg_test(error = "expected a JSON object, got an array")]

@@ -173,7 +173,10 @@ impl LastInputs {
     const ENTRIES: usize = 4;
 
     pub const fn new() -> Self {
-        LastInputs(RefCell::new(RecentInputs { entries: Vec::new(), next: 0 }))
+        LastInputs(RefCell::new(RecentInputs {
+            entries: Vec::new(),
+            next: 0,
+        }))
     }
 
     /// `deliver`s the stored form of `input`: the remembered one if `input` is one of the last
@@ -204,7 +207,11 @@ impl LastInputs {
         let slot = recent.next;
         recent.next = (slot + 1) % Self::ENTRIES;
         if slot == kept {
-            recent.entries.push(Kept { input: Vec::new(), stored: Vec::new(), valid: false });
+            recent.entries.push(Kept {
+                input: Vec::new(),
+                stored: Vec::new(),
+                valid: false,
+            });
         }
         // The buffers are reused: no allocation per row once they are large enough.
         let entry = &mut recent.entries[slot];

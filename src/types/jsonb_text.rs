@@ -15,11 +15,7 @@ pub struct JsonbText(pub String);
 pgrx::impl_sql_translatable!(JsonbText, "jsonb");
 
 impl FromDatum for JsonbText {
-    unsafe fn from_polymorphic_datum(
-        datum: pg_sys::Datum,
-        is_null: bool,
-        _typoid: pg_sys::Oid,
-    ) -> Option<Self> {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _typoid: pg_sys::Oid) -> Option<Self> {
         if is_null || datum.is_null() {
             return None;
         }
@@ -35,9 +31,7 @@ impl IntoDatum for JsonbText {
         // text); a NUL would be a bug, and jsonb_in reports invalid input as 22P02 anyway.
         let text = CString::new(self.0).unwrap_or_default();
         // SAFETY: jsonb_in takes a C string and returns a new jsonb datum or raises an ERROR.
-        unsafe {
-            direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(text.as_ptr()))])
-        }
+        unsafe { direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(text.as_ptr()))]) }
     }
 
     fn type_oid() -> pg_sys::Oid {

@@ -234,7 +234,9 @@ macro_rules! stored_as_varlena {
                     return None;
                 }
                 // SAFETY: a non-null datum of this type is a (possibly toasted) varlena.
-                Some(Self::from_stored(unsafe { $crate::types::varlena_datum_bytes(datum) }))
+                Some(Self::from_stored(unsafe {
+                    $crate::types::varlena_datum_bytes(datum)
+                }))
             }
         }
 
@@ -248,10 +250,7 @@ pub(crate) use stored_as_varlena;
 macro_rules! call_abi_via_datum {
     ($ty:ty) => {
         unsafe impl ::pgrx::callconv::BoxRet for $ty {
-            unsafe fn box_into<'fcx>(
-                self,
-                fcinfo: &mut ::pgrx::callconv::FcInfo<'fcx>,
-            ) -> ::pgrx::datum::Datum<'fcx> {
+            unsafe fn box_into<'fcx>(self, fcinfo: &mut ::pgrx::callconv::FcInfo<'fcx>) -> ::pgrx::datum::Datum<'fcx> {
                 match ::pgrx::datum::IntoDatum::into_datum(self) {
                     None => fcinfo.return_null(),
                     // SAFETY: a fresh datum of the function's declared return type.
@@ -286,9 +285,7 @@ macro_rules! call_abi_via_datum {
                 }
             }
 
-            unsafe fn unbox_nullable_arg(
-                arg: ::pgrx::callconv::Arg<'_, 'fcx>,
-            ) -> ::pgrx::nullable::Nullable<Self> {
+            unsafe fn unbox_nullable_arg(arg: ::pgrx::callconv::Arg<'_, 'fcx>) -> ::pgrx::nullable::Nullable<Self> {
                 // SAFETY: as above; NULL maps to Nullable::Null.
                 unsafe { arg.unbox_arg_using_from_datum().into() }
             }

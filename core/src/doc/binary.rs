@@ -28,12 +28,12 @@
 //! the input is trusted before the bytes it describes are known to be there.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use super::{
-    max_hlc_of, resolve, text_of, write_plain_object, CounterProperty, CounterRef, Doc, Entry, EntryBody,
-    NodeSums, Property, Resolution, StampInfo,
+    max_hlc_of, resolve, text_of, write_plain_object, CounterProperty, CounterRef, Doc, Entry, EntryBody, NodeSums,
+    Property, Resolution, StampInfo,
 };
 use crate::codec::{varint_len, write_varint, DecodeError, Reader, FORMAT_VERSION};
 use crate::decimal::Decimal;
@@ -275,10 +275,7 @@ struct Layout {
 }
 
 impl Layout {
-    fn of<'e>(
-        replaced: Option<Stamp>,
-        entries: impl ExactSizeIterator<Item = (&'e str, Entry<'e>)> + Clone,
-    ) -> Layout {
+    fn of<'e>(replaced: Option<Stamp>, entries: impl ExactSizeIterator<Item = (&'e str, Entry<'e>)> + Clone) -> Layout {
         Layout {
             replaced,
             nodes: node_table(replaced, entries.clone()),
@@ -294,7 +291,11 @@ fn write_entries<'e, S: ByteSink>(
     entries: impl ExactSizeIterator<Item = (&'e str, Entry<'e>)>,
     sink: &mut S,
 ) {
-    let Layout { replaced, ref nodes, max_hlc } = *layout;
+    let Layout {
+        replaced,
+        ref nodes,
+        max_hlc,
+    } = *layout;
     // Every node is in the table (it was built from these entries), so the search always hits.
     let index = |node: NodeId| nodes.binary_search(&node).unwrap_or_else(|at| at) as u64;
     sink.put(&[FORMAT_VERSION]);
@@ -541,16 +542,30 @@ impl<'a> CounterText<'a> {
         };
         let mut sums = BTreeMap::new();
         for slot in &self.slots {
-            sums.insert(slot.node, NodeSums { inc: parse(slot.inc)?, dec: parse(slot.dec)? });
+            sums.insert(
+                slot.node,
+                NodeSums {
+                    inc: parse(slot.inc)?,
+                    dec: parse(slot.dec)?,
+                },
+            );
         }
-        Ok(CounterProperty { base: parse(self.base)?, stamp, sums })
+        Ok(CounterProperty {
+            base: parse(self.base)?,
+            stamp,
+            sums,
+        })
     }
 
     /// [`CounterProperty::merge_same_base`] on the texts: per node the larger of each sum (a
     /// node one side lacks has sums of zero there), and the larger base.
     fn merge_same_base(&self, other: &CounterText<'a>) -> CounterText<'a> {
         let larger = |mine: &'a str, theirs: &'a str| {
-            if Decimal::cmp_canonical_text(theirs, mine).is_gt() { theirs } else { mine }
+            if Decimal::cmp_canonical_text(theirs, mine).is_gt() {
+                theirs
+            } else {
+                mine
+            }
         };
         let mut slots = Vec::with_capacity(self.slots.len() + other.slots.len());
         let (mut mine, mut theirs) = (self.slots.iter().peekable(), other.slots.iter().peekable());
@@ -558,12 +573,19 @@ impl<'a> CounterText<'a> {
             let x = mine.next_if(|x| theirs.peek().is_none_or(|y| x.node <= y.node));
             let y = theirs.next_if(|y| x.is_none_or(|x| x.node == y.node));
             slots.push(match (x, y) {
-                (Some(x), Some(y)) => CounterSlot { node: x.node, inc: larger(x.inc, y.inc), dec: larger(x.dec, y.dec) },
+                (Some(x), Some(y)) => CounterSlot {
+                    node: x.node,
+                    inc: larger(x.inc, y.inc),
+                    dec: larger(x.dec, y.dec),
+                },
                 (Some(only), None) | (None, Some(only)) => *only,
                 (None, None) => break,
             });
         }
-        CounterText { base: larger(self.base, other.base), slots }
+        CounterText {
+            base: larger(self.base, other.base),
+            slots,
+        }
     }
 }
 
@@ -712,10 +734,7 @@ impl<'a> PropertyDecoder<'a> {
                 problem: "property name contains U+0000",
             });
         }
-        if self
-            .previous_key
-            .is_some_and(|previous| previous >= key_bytes)
-        {
+        if self.previous_key.is_some_and(|previous| previous >= key_bytes) {
             return Err(DecodeError::UnsortedEntries { offset: key_at });
         }
         let tag_at = reader.offset();
@@ -728,11 +747,7 @@ impl<'a> PropertyDecoder<'a> {
             tag_at,
             self.checks.as_mut(),
         )?;
-        if self
-            .header
-            .replaced
-            .is_some_and(|watermark| stamp < watermark)
-        {
+        if self.header.replaced.is_some_and(|watermark| stamp < watermark) {
             return Err(DecodeError::Invalid {
                 offset: tag_at,
                 problem: "property stamped before the record's replace watermark",
@@ -741,11 +756,9 @@ impl<'a> PropertyDecoder<'a> {
         let body_at = reader.offset();
         let body = match tag % KINDS {
             KIND_VALUE => {
-                let json = crate::codec::utf8(read_len_prefixed(reader)?).map_err(|_| {
-                    DecodeError::Invalid {
-                        offset: body_at,
-                        problem: "value is not valid UTF-8",
-                    }
+                let json = crate::codec::utf8(read_len_prefixed(reader)?).map_err(|_| DecodeError::Invalid {
+                    offset: body_at,
+                    problem: "value is not valid UTF-8",
                 })?;
                 if self.checks.is_some() {
                     if json == "null" {
@@ -828,11 +841,7 @@ fn read_count(reader: &mut Reader<'_>, min_len: usize) -> Result<usize, DecodeEr
     read_count_within(reader, available, min_len)
 }
 
-fn read_count_within(
-    reader: &mut Reader<'_>,
-    available_after: usize,
-    min_len: usize,
-) -> Result<usize, DecodeError> {
+fn read_count_within(reader: &mut Reader<'_>, available_after: usize, min_len: usize) -> Result<usize, DecodeError> {
     let offset = reader.offset();
     let count = reader.varint()?;
     // `available_after` was measured from before the count; what the count itself took is
@@ -924,8 +933,7 @@ fn read_counter_text<'a>(
 fn read_decimal_text<'a>(reader: &mut Reader<'a>, signed: bool) -> Result<&'a str, DecodeError> {
     let offset = reader.offset();
     let invalid = |problem| DecodeError::Invalid { offset, problem };
-    let text = crate::codec::utf8(read_len_prefixed(reader)?)
-        .map_err(|_| invalid("decimal is not valid UTF-8"))?;
+    let text = crate::codec::utf8(read_len_prefixed(reader)?).map_err(|_| invalid("decimal is not valid UTF-8"))?;
     if !Decimal::is_canonical_within_limits(text) {
         let only_not_canonical = !Decimal::is_canonical_text(text) && text.parse::<Decimal>().is_ok();
         return Err(invalid(if only_not_canonical {
@@ -1052,13 +1060,11 @@ impl<'a> DocView<'a> {
             kind: super::StampKind::Replaced,
             stamp,
         });
-        watermark
-            .into_iter()
-            .chain(self.entries().map(|raw| StampInfo {
-                key: Some(raw.key),
-                kind: raw.kind(),
-                stamp: raw.stamp,
-            }))
+        watermark.into_iter().chain(self.entries().map(|raw| StampInfo {
+            key: Some(raw.key),
+            kind: raw.kind(),
+            stamp: raw.stamp,
+        }))
     }
 
     /// The owned doc.
@@ -1144,8 +1150,7 @@ mod tests {
         assert_eq!(Doc::new().encode(), [1, 0, 0, 0, 0]);
         assert_eq!(Doc::decode(&[1, 0, 0, 0, 0]), Ok(Doc::new()));
         let mut doc = Doc::new();
-        doc.patch(r#"{"a": 1, "b": null}"#, at(300, 7))
-            .expect("patch");
+        doc.patch(r#"{"a": 1, "b": null}"#, at(300, 7)).expect("patch");
         let expected = Raw::new()
             .v(300)
             .v(1)
@@ -1196,10 +1201,7 @@ mod tests {
         assert_eq!(view.replaced(), doc.replaced());
         assert_eq!(view.len(), doc.properties().count());
         assert!(!view.is_empty());
-        assert_eq!(
-            view.metadata().collect::<Vec<_>>(),
-            doc.metadata().collect::<Vec<_>>()
-        );
+        assert_eq!(view.metadata().collect::<Vec<_>>(), doc.metadata().collect::<Vec<_>>());
         for (key, _) in doc.properties() {
             assert_eq!(view.get(key), doc.get(key), "{key}");
             assert_eq!(view.get_text(key), doc.get_text(key), "{key}");
@@ -1208,18 +1210,14 @@ mod tests {
             assert_eq!(view.get(missing), doc.get(missing), "{missing}");
         }
         assert_eq!(view.get("n").as_deref(), Some("2.750001"));
-        assert!(
-            matches!(view.get("s"), Some(Cow::Borrowed(_))),
-            "values are borrowed"
-        );
+        assert!(matches!(view.get("s"), Some(Cow::Borrowed(_))), "values are borrowed");
     }
 
     #[test]
     fn merge_encoded_agrees_with_merge() {
         let a = rich_doc();
         let mut b = Doc::new();
-        b.patch(r#"{"s": "newer", "x": [1]}"#, at(5_000, 6))
-            .expect("patch");
+        b.patch(r#"{"s": "newer", "x": [1]}"#, at(5_000, 6)).expect("patch");
         b.add("n", &dec("1"), node(6)).expect("add");
         let mut out = vec![0xee];
         merge_encoded(&a.encode(), &b.encode(), &mut out).expect("valid");
@@ -1231,23 +1229,13 @@ mod tests {
 
     /// A valid doc: node 1 at index 0, one value property "a" = 1 at hlc 10.
     fn valid() -> Raw {
-        Raw::new()
-            .v(10)
-            .v(1)
-            .b(&[1; 16])
-            .v(0)
-            .v(1)
-            .s("a")
-            .v(0)
-            .v(0)
-            .s("1")
+        Raw::new().v(10).v(1).b(&[1; 16]).v(0).v(1).s("a").v(0).v(0).s("1")
     }
 
     #[test]
     fn decode_rejects_what_the_encoder_never_writes() {
         assert!(Doc::decode(&valid().0).is_ok());
-        let invalid =
-            |problem: &'static str| move |e: &DecodeError| e.to_string().contains(problem);
+        let invalid = |problem: &'static str| move |e: &DecodeError| e.to_string().contains(problem);
         let one_node = || Raw::new().v(10).v(1).b(&[1; 16]).v(0);
         let counter_doc = |body: Raw| one_node().v(1).s("c").v(2).v(0).counter(body);
         #[allow(clippy::type_complexity)]
@@ -1279,30 +1267,12 @@ mod tests {
             ),
             (
                 "max hlc not reached",
-                Raw::new()
-                    .v(10)
-                    .v(1)
-                    .b(&[1; 16])
-                    .v(0)
-                    .v(1)
-                    .s("a")
-                    .v(0)
-                    .v(1)
-                    .s("1"),
+                Raw::new().v(10).v(1).b(&[1; 16]).v(0).v(1).s("a").v(0).v(1).s("1"),
                 Box::new(invalid("largest hlc")),
             ),
             (
                 "delta beyond max",
-                Raw::new()
-                    .v(10)
-                    .v(1)
-                    .b(&[1; 16])
-                    .v(0)
-                    .v(1)
-                    .s("a")
-                    .v(0)
-                    .v(11)
-                    .s("1"),
+                Raw::new().v(10).v(1).b(&[1; 16]).v(0).v(1).s("a").v(0).v(11).s("1"),
                 Box::new(invalid("delta larger")),
             ),
             (
@@ -1370,30 +1340,12 @@ mod tests {
             ),
             (
                 "unsorted keys",
-                one_node()
-                    .v(2)
-                    .s("b")
-                    .v(0)
-                    .v(0)
-                    .s("1")
-                    .s("a")
-                    .v(0)
-                    .v(0)
-                    .s("1"),
+                one_node().v(2).s("b").v(0).v(0).s("1").s("a").v(0).v(0).s("1"),
                 Box::new(|e| matches!(e, DecodeError::UnsortedEntries { .. })),
             ),
             (
                 "duplicate keys",
-                one_node()
-                    .v(2)
-                    .s("a")
-                    .v(0)
-                    .v(0)
-                    .s("1")
-                    .s("a")
-                    .v(0)
-                    .v(0)
-                    .s("2"),
+                one_node().v(2).s("a").v(0).v(0).s("1").s("a").v(0).v(0).s("2"),
                 Box::new(|e| matches!(e, DecodeError::UnsortedEntries { .. })),
             ),
             (
@@ -1438,17 +1390,7 @@ mod tests {
             ),
             (
                 "before watermark",
-                Raw::new()
-                    .v(10)
-                    .v(1)
-                    .b(&[1; 16])
-                    .v(1)
-                    .v(0)
-                    .v(1)
-                    .s("a")
-                    .v(0)
-                    .v(1)
-                    .s("1"),
+                Raw::new().v(10).v(1).b(&[1; 16]).v(1).v(0).v(1).s("a").v(0).v(1).s("1"),
                 Box::new(invalid("before the record's replace watermark")),
             ),
             (
@@ -1508,27 +1450,12 @@ mod tests {
             ),
             (
                 "counter length short",
-                one_node()
-                    .v(1)
-                    .s("c")
-                    .v(2)
-                    .v(0)
-                    .v(3)
-                    .s("5")
-                    .v(1)
-                    .v(0)
-                    .s("1")
-                    .s("0"),
+                one_node().v(1).s("c").v(2).v(0).v(3).s("5").v(1).v(0).s("1").s("0"),
                 Box::new(|_| true),
             ),
             (
                 "counter length long",
-                one_node()
-                    .v(1)
-                    .s("c")
-                    .v(2)
-                    .v(0)
-                    .counter(body().s("5").v(0).b(&[0])),
+                one_node().v(1).s("c").v(2).v(0).counter(body().s("5").v(0).b(&[0])),
                 Box::new(invalid("counter length")),
             ),
             (
@@ -1550,16 +1477,7 @@ mod tests {
             assert_eq!(parsed.expect_err(name), error, "{name}");
         }
         // Unsorted counter slots need two nodes.
-        let two = Raw::new()
-            .v(10)
-            .v(2)
-            .b(&[1; 16])
-            .b(&[2; 16])
-            .v(0)
-            .v(1)
-            .s("c")
-            .v(2)
-            .v(0);
+        let two = Raw::new().v(10).v(2).b(&[1; 16]).b(&[2; 16]).v(0).v(1).s("c").v(2).v(0);
         let ok = two
             .clone()
             .counter(body().s("0").v(2).v(0).s("1").s("0").v(1).s("1").s("0"));

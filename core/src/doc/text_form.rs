@@ -18,10 +18,11 @@ use std::fmt;
 use std::fmt::Write as _;
 
 use super::{
-    read_json_value, read_keyed, write_plain_object, CounterProperty, CounterRef, Doc, Entry, EntryBody, NodeSums, Property,
+    read_json_value, read_keyed, write_plain_object, CounterProperty, CounterRef, Doc, Entry, EntryBody, NodeSums,
+    Property,
 };
-use crate::decimal::{Decimal, MAX_INTEGER_DIGITS};
 use crate::codec::into_new_buffer;
+use crate::decimal::{Decimal, MAX_INTEGER_DIGITS};
 use crate::hlc::Stamp;
 use crate::json;
 use crate::node::NodeId;
@@ -91,11 +92,7 @@ impl Doc {
                 }
                 "stamps" if stamps.is_some() => return Err(duplicate()),
                 "stamps" => {
-                    stamps = Some(read_keyed(
-                        &mut reader,
-                        "'{' starting the stamps object",
-                        read_stamp,
-                    )?);
+                    stamps = Some(read_keyed(&mut reader, "'{' starting the stamps object", read_stamp)?);
                 }
                 "counters" if counters.is_some() => return Err(duplicate()),
                 "counters" => {
@@ -107,11 +104,7 @@ impl Doc {
                 }
                 "removed" if removed.is_some() => return Err(duplicate()),
                 "removed" => {
-                    removed = Some(read_keyed(
-                        &mut reader,
-                        "'{' starting the removed object",
-                        read_stamp,
-                    )?);
+                    removed = Some(read_keyed(&mut reader, "'{' starting the removed object", read_stamp)?);
                 }
                 _ => {
                     return Err(TextError::UnknownKey {
@@ -161,7 +154,13 @@ pub(crate) fn read_written_layout(text: &str) -> Option<WrittenLayout<'_>> {
     let mut entries: Vec<(&str, Entry<'_>)> = Vec::new();
     let unstamped = Stamp::new(0, NodeId::from_bytes([0; 16]));
     layout.sorted_members(WrittenText::key, written_scalar, |key, json| {
-        entries.push((key, Entry { stamp: unstamped, body: EntryBody::Value(json) }));
+        entries.push((
+            key,
+            Entry {
+                stamp: unstamped,
+                body: EntryBody::Value(json),
+            },
+        ));
         Some(())
     })?;
     layout.literal("}, \"replaced\": ")?;
@@ -184,7 +183,13 @@ pub(crate) fn read_written_layout(text: &str) -> Option<WrittenLayout<'_>> {
     layout.literal("}, \"counters\": {}, \"removed\": {")?;
     let values = entries.len();
     layout.sorted_members(WrittenText::key, written_stamp, |key, stamp| {
-        entries.push((key, Entry { stamp, body: EntryBody::Tombstone }));
+        entries.push((
+            key,
+            Entry {
+                stamp,
+                body: EntryBody::Tombstone,
+            },
+        ));
         Some(())
     })?;
     layout.literal("}}")?;
@@ -296,11 +301,9 @@ pub(super) fn write_text<'e>(
         write_counter,
     );
     out.push_str(", \"removed\": ");
-    write_section(
-        out,
-        entries.filter(|(_, entry)| is_tombstone(entry)),
-        |out, entry| write_stamp(out, entry.stamp),
-    );
+    write_section(out, entries.filter(|(_, entry)| is_tombstone(entry)), |out, entry| {
+        write_stamp(out, entry.stamp)
+    });
     out.push('}');
 }
 
@@ -384,10 +387,7 @@ fn read_stamp(reader: &mut JsonReader<'_>) -> Result<Stamp, TextError> {
     let node: NodeId = reader
         .string()?
         .parse()
-        .map_err(|error| TextError::InvalidNodeId {
-            offset: node_at,
-            error,
-        })?;
+        .map_err(|error| TextError::InvalidNodeId { offset: node_at, error })?;
     reader.expect(b']', "']' (a stamp is [hlc, \"node\"])")?;
     Ok(Stamp::new(hlc, node))
 }
@@ -479,11 +479,7 @@ fn assemble(
             ));
         }
         let Some((stamp, stamp_at)) = stamps.remove(&key) else {
-            return Err(inconsistent(
-                key_at,
-                &key,
-                "is in \"value\" but not in \"stamps\"",
-            ));
+            return Err(inconsistent(key_at, &key, "is in \"value\" but not in \"stamps\""));
         };
         if covered(stamp) {
             return Err(inconsistent(stamp_at, &key, COVERED));
@@ -519,36 +515,21 @@ fn assemble(
         properties.insert(key, property);
     }
     if let Some((key, (_, offset))) = stamps.iter().next() {
-        return Err(inconsistent(
-            *offset,
-            key,
-            "is in \"stamps\" but not in \"value\"",
-        ));
+        return Err(inconsistent(*offset, key, "is in \"stamps\" but not in \"value\""));
     }
     if let Some((key, (_, offset))) = counters.iter().next() {
-        return Err(inconsistent(
-            *offset,
-            key,
-            "is in \"counters\" but not in \"value\"",
-        ));
+        return Err(inconsistent(*offset, key, "is in \"counters\" but not in \"value\""));
     }
     for (key, (stamp, offset)) in removed {
         if properties.contains_key(&key) {
-            return Err(inconsistent(
-                offset,
-                &key,
-                "is both in \"value\" and in \"removed\"",
-            ));
+            return Err(inconsistent(offset, &key, "is both in \"value\" and in \"removed\""));
         }
         if covered(stamp) {
             return Err(inconsistent(offset, &key, COVERED));
         }
         properties.insert(key, Property::Tombstone { stamp });
     }
-    Ok(Doc {
-        replaced,
-        properties,
-    })
+    Ok(Doc { replaced, properties })
 }
 
 #[cfg(test)]
@@ -556,8 +537,7 @@ mod tests {
     use super::super::tests::{at, dec, node, rich_doc};
     use super::*;
 
-    const EMPTY: &str =
-        r#"{"value": {}, "replaced": null, "stamps": {}, "counters": {}, "removed": {}}"#;
+    const EMPTY: &str = r#"{"value": {}, "replaced": null, "stamps": {}, "counters": {}, "removed": {}}"#;
 
     #[test]
     fn empty_doc() {
@@ -625,35 +605,22 @@ mod tests {
         };
         let ok = doc(r#""k": 1"#, "null", &format!(r#""k": {stamp}"#), "", "");
         assert!(Doc::from_text(&ok).is_ok());
-        let counter =
-            |base: &str, nodes: &str| format!(r#""k": {{"base": {base}, "nodes": {{{nodes}}}}}"#);
+        let counter = |base: &str, nodes: &str| format!(r#""k": {{"base": {base}, "nodes": {{{nodes}}}}}"#);
         let k = format!(r#""k": {stamp}"#);
         let cases: Vec<(String, &str)> = vec![
-            (
-                String::new(),
-                "expected '{' starting a doc object at offset 0",
-            ),
+            (String::new(), "expected '{' starting a doc object at offset 0"),
             ("[]".into(), "expected '{' starting a doc object"),
             (format!("{ok} x"), "expected end of input"),
             (
                 ok.replace(r#""removed": {}"#, r#""removed": {}, "extra": 1"#),
                 "unknown key \"extra\"",
             ),
+            (ok.replace(r#", "removed": {}"#, ""), "missing required key \"removed\""),
             (
-                ok.replace(r#", "removed": {}"#, ""),
-                "missing required key \"removed\"",
-            ),
-            (
-                ok.replace(
-                    r#""replaced": null"#,
-                    r#""replaced": null, "replaced": null"#,
-                ),
+                ok.replace(r#""replaced": null"#, r#""replaced": null, "replaced": null"#),
                 "duplicate key \"replaced\"",
             ),
-            (
-                doc(r#""k": 1, "k": 2"#, "null", &k, "", ""),
-                "duplicate key \"k\"",
-            ),
+            (doc(r#""k": 1, "k": 2"#, "null", &k, "", ""), "duplicate key \"k\""),
             (
                 doc(r#""k": 1"#, "null", &format!("{k}, {k}"), "", ""),
                 "duplicate key \"k\"",
@@ -662,14 +629,8 @@ mod tests {
                 doc(r#""k": 1"#, "null", "", "", ""),
                 "is in \"value\" but not in \"stamps\"",
             ),
-            (
-                doc("", "null", &k, "", ""),
-                "is in \"stamps\" but not in \"value\"",
-            ),
-            (
-                doc(r#""k": null"#, "null", &k, "", ""),
-                "is null in \"value\"",
-            ),
+            (doc("", "null", &k, "", ""), "is in \"stamps\" but not in \"value\""),
+            (doc(r#""k": null"#, "null", &k, "", ""), "is null in \"value\""),
             (
                 doc(r#""k": 1"#, "null", &k, "", &k),
                 "is both in \"value\" and in \"removed\"",
@@ -691,13 +652,7 @@ mod tests {
                 "does not match its counter",
             ),
             (
-                doc(
-                    r#""k": 1"#,
-                    "null",
-                    &k,
-                    &counter("1", &format!(r#""{b}": [0, 0]"#)),
-                    "",
-                ),
+                doc(r#""k": 1"#, "null", &k, &counter("1", &format!(r#""{b}": [0, 0]"#)), ""),
                 "is [0, 0]",
             ),
             (
@@ -721,13 +676,7 @@ mod tests {
                 "duplicate key",
             ),
             (
-                doc(
-                    r#""k": 1"#,
-                    "null",
-                    &k,
-                    &counter("1", r#""nope": [1, 0]"#),
-                    "",
-                ),
+                doc(r#""k": 1"#, "null", &k, &counter("1", r#""nope": [1, 0]"#), ""),
                 "invalid node id",
             ),
             (
@@ -743,13 +692,7 @@ mod tests {
                 "missing required key \"base\"",
             ),
             (
-                doc(
-                    r#""k": 1"#,
-                    "null",
-                    &k,
-                    r#""k": {"base": 1, "nodes": {}, "x": 0}"#,
-                    "",
-                ),
+                doc(r#""k": 1"#, "null", &k, r#""k": {"base": 1, "nodes": {}, "x": 0}"#, ""),
                 "unknown key \"x\"",
             ),
             (
@@ -776,33 +719,15 @@ mod tests {
                 "expected an hlc",
             ),
             (
-                doc(
-                    r#""k": 1"#,
-                    "null",
-                    &format!(r#""k": [1.5, "{a}"]"#),
-                    "",
-                    "",
-                ),
+                doc(r#""k": 1"#, "null", &format!(r#""k": [1.5, "{a}"]"#), "", ""),
                 "expected an hlc",
             ),
+            (doc(r#""k": 1"#, "null", r#""k": [1, "x"]"#, "", ""), "invalid node id"),
             (
-                doc(r#""k": 1"#, "null", r#""k": [1, "x"]"#, "", ""),
-                "invalid node id",
-            ),
-            (
-                doc(
-                    r#""k": 1"#,
-                    "null",
-                    &format!(r#""k": [1, "{a}", 2]"#),
-                    "",
-                    "",
-                ),
+                doc(r#""k": 1"#, "null", &format!(r#""k": [1, "{a}", 2]"#), "", ""),
                 "expected ']'",
             ),
-            (
-                doc(r#""k": [1,]"#, "null", &k, "", ""),
-                "expected a JSON value",
-            ),
+            (doc(r#""k": [1,]"#, "null", &k, "", ""), "expected a JSON value"),
             (
                 doc(r#""k": {"x": 1, "x": 2}"#, "null", &k, "", ""),
                 "duplicate key \"x\"",
@@ -810,10 +735,7 @@ mod tests {
             (doc(r#""k\u0000": 1"#, "null", &k, "", ""), "\\u0000"),
             (doc(r#""k": "\u0000""#, "null", &k, "", ""), "\\u0000"),
             (doc(r#""k": "\ud800""#, "null", &k, "", ""), "low surrogate"),
-            (
-                doc("", "nul", "", "", ""),
-                "null or a [hlc, \"node\"] stamp",
-            ),
+            (doc("", "nul", "", "", ""), "null or a [hlc, \"node\"] stamp"),
         ];
         for (text, message) in cases {
             let error = Doc::from_text(&text).expect_err(&text);
@@ -841,7 +763,12 @@ mod tests {
         counted.add("id", &dec("1"), node(3)).expect("add");
         let mut nested = Doc::new();
         nested.patch(r#"{"a": [1]}"#, at(1, 1)).expect("patch");
-        for other in [counted.to_text(), nested.to_text(), format!("{text} "), text.replace(": ", ":")] {
+        for other in [
+            counted.to_text(),
+            nested.to_text(),
+            format!("{text} "),
+            text.replace(": ", ":"),
+        ] {
             assert!(read_written_layout(&other).is_none(), "{other}");
             assert_eq!(Doc::encode_text(&other), Doc::from_text(&other).map(|doc| doc.encode()));
         }

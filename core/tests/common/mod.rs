@@ -17,7 +17,11 @@ pub enum TextEdit {
 impl TextEdit {
     /// Replace or remove, as a generated `bool` picks.
     pub fn replace_or_remove(replace: bool) -> TextEdit {
-        if replace { TextEdit::Replace } else { TextEdit::Remove }
+        if replace {
+            TextEdit::Replace
+        } else {
+            TextEdit::Remove
+        }
     }
 
     /// Replace, insert or remove, as a generated number picks (0, 1, anything else).

@@ -94,9 +94,7 @@ pub const PEER_DOWN_LOG_NOISE: &[&str] = &[
 
 /// Directory of the PostgreSQL binaries (`CRDT_PG_BIN`, default `/usr/lib/postgresql/15/bin`).
 pub fn pg_bin() -> PathBuf {
-    PathBuf::from(
-        std::env::var("CRDT_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".to_string()),
-    )
+    PathBuf::from(std::env::var("CRDT_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".to_string()))
 }
 
 fn pg_program(name: &str) -> PathBuf {
@@ -117,17 +115,13 @@ fn current_uid() -> u32 {
 }
 
 fn running_as_postgres() -> bool {
-    std::env::var("USER")
-        .map(|u| u == "postgres")
-        .unwrap_or(false)
+    std::env::var("USER").map(|u| u == "postgres").unwrap_or(false)
         || fs::read_to_string("/etc/passwd")
             .unwrap_or_default()
             .lines()
             .any(|line| {
                 let fields: Vec<&str> = line.split(':').collect();
-                fields.len() > 2
-                    && fields[0] == "postgres"
-                    && fields[2].parse::<u32>().ok() == Some(current_uid())
+                fields.len() > 2 && fields[0] == "postgres" && fields[2].parse::<u32>().ok() == Some(current_uid())
             })
 }
 
@@ -220,11 +214,7 @@ pub fn allocate_port() -> u16 {
     let start = (std::process::id() % 500) * 20;
     loop {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(
-            n < SPAN,
-            "no free loopback port left in {LOW}..{}",
-            LOW + SPAN
-        );
+        assert!(n < SPAN, "no free loopback port left in {LOW}..{}", LOW + SPAN);
         let port = (LOW + (start + n) % SPAN) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
@@ -277,10 +267,7 @@ impl Cluster {
             "cluster name {name:?}: use lower-case letters, digits and _, starting with a letter"
         );
         let sequence = SEQUENCE.fetch_add(1, Ordering::SeqCst);
-        let dir = PathBuf::from(format!(
-            "/tmp/{DIR_PREFIX}{}.{sequence}.{name}",
-            std::process::id()
-        ));
+        let dir = PathBuf::from(format!("/tmp/{DIR_PREFIX}{}.{sequence}.{name}", std::process::id()));
         if dir.exists() {
             remove_dir(&dir);
         }
@@ -305,11 +292,7 @@ impl Cluster {
                 .collect();
             handles
                 .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
+                .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
                 .collect()
         })
     }
@@ -349,8 +332,7 @@ impl Cluster {
             String::from_utf8_lossy(&output.stderr)
         );
 
-        let log_min_messages =
-            std::env::var("CRDT_LOG_MIN_MESSAGES").unwrap_or_else(|_| "warning".to_string());
+        let log_min_messages = std::env::var("CRDT_LOG_MIN_MESSAGES").unwrap_or_else(|_| "warning".to_string());
         let settings = format!(
             "\n# crdt replication test harness\n\
              listen_addresses = '127.0.0.1'\n\
@@ -411,10 +393,8 @@ impl Cluster {
                 return;
             }
             let log = fs::read(self.log_path()).unwrap_or_default();
-            let new_log = String::from_utf8_lossy(&log[(log_len_before as usize).min(log.len())..])
-                .to_string();
-            let port_taken =
-                new_log.contains("could not bind") || new_log.contains("Address already in use");
+            let new_log = String::from_utf8_lossy(&log[(log_len_before as usize).min(log.len())..]).to_string();
+            let port_taken = new_log.contains("could not bind") || new_log.contains("Address already in use");
             if port_taken && attempt < 4 && !self.ever_started() {
                 let port = allocate_port();
                 // Later lines win in postgresql.conf.
@@ -481,25 +461,13 @@ impl Cluster {
 
     /// A libpq connection string to database `db` of this cluster.
     pub fn conninfo(&self, db: &str) -> String {
-        format!(
-            "host=127.0.0.1 port={} dbname={db} user=postgres",
-            self.port()
-        )
+        format!("host=127.0.0.1 port={} dbname={db} user=postgres", self.port())
     }
 
     fn psql(&self, db: &str, extra_args: &[&str], sql: &str) -> Result<String, String> {
         let mut command = Command::new(pg_program("psql"));
         command
-            .args([
-                "-X",
-                "-q",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-p",
-            ])
+            .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
             .arg(self.port().to_string())
             .args(["-U", "postgres", "-d", db])
             .args(extra_args)
@@ -514,9 +482,7 @@ impl Cluster {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot run psql: {e}"))?;
+        let mut child = command.spawn().map_err(|e| format!("cannot run psql: {e}"))?;
         let mut stdin = child.stdin.take().expect("psql stdin");
         let input = sql.to_string();
         // A separate writer, so that a large script cannot deadlock against a full stdout pipe.
@@ -567,12 +533,7 @@ impl Cluster {
     pub fn query_rows(&self, db: &str, sql: &str) -> Vec<Vec<String>> {
         let field_separator = FIELD_SEPARATOR.to_string();
         let record_separator = RECORD_SEPARATOR.to_string();
-        let args = [
-            "-F",
-            field_separator.as_str(),
-            "-R",
-            record_separator.as_str(),
-        ];
+        let args = ["-F", field_separator.as_str(), "-R", record_separator.as_str()];
         let output = self.psql(db, &args, sql).unwrap_or_else(|error| {
             panic!(
                 "query failed on cluster {} (port {}), database {db}:\n{error}\nSQL:\n{sql}",
@@ -607,10 +568,7 @@ impl Cluster {
             match self.try_sql(db, "CREATE EXTENSION IF NOT EXISTS crdt") {
                 Ok(_) => return,
                 Err(error) if Instant::now() < deadline => {
-                    eprintln!(
-                        "cluster {}: CREATE EXTENSION crdt failed, retrying: {error}",
-                        self.name
-                    );
+                    eprintln!("cluster {}: CREATE EXTENSION crdt failed, retrying: {error}", self.name);
                     thread::sleep(Duration::from_secs(2));
                 }
                 Err(error) => panic!(
@@ -659,11 +617,7 @@ impl Cluster {
     /// Starts the server again after [`Cluster::stop_immediate`] or [`Cluster::stop_fast`], on
     /// the same port and data directory; waits until it accepts connections.
     pub fn start_again(&self) {
-        assert!(
-            !self.is_running(),
-            "cluster {} is already running",
-            self.name
-        );
+        assert!(!self.is_running(), "cluster {} is already running", self.name);
         self.start_server();
     }
 
@@ -697,14 +651,10 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if self.data_dir().join("postmaster.pid").exists() {
             let mut pg_ctl = postgres_command(&pg_program("pg_ctl"));
-            pg_ctl.arg("-D").arg(self.data_dir()).args([
-                "-m",
-                "immediate",
-                "-w",
-                "-t",
-                "60",
-                "stop",
-            ]);
+            pg_ctl
+                .arg("-D")
+                .arg(self.data_dir())
+                .args(["-m", "immediate", "-w", "-t", "60", "stop"]);
             let _ = pg_ctl
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -828,9 +778,7 @@ pub fn ensure_publication(node: &Cluster, db: &str, publication: &str, tables: &
         // and one that ran anyway must not echo between PostgreSQL 15 nodes).
         node.sql(
             db,
-            &format!(
-                "CREATE PUBLICATION {publication} FOR {target} WITH (publish = 'insert, update, delete')"
-            ),
+            &format!("CREATE PUBLICATION {publication} FOR {target} WITH (publish = 'insert, update, delete')"),
         );
         return;
     }
@@ -845,10 +793,7 @@ pub fn ensure_publication(node: &Cluster, db: &str, publication: &str, tables: &
             ),
         ) != "0";
         if !present {
-            node.sql(
-                db,
-                &format!("ALTER PUBLICATION {publication} ADD TABLE {table}"),
-            );
+            node.sql(db, &format!("ALTER PUBLICATION {publication} ADD TABLE {table}"));
         }
     }
 }
@@ -922,12 +867,7 @@ pub fn full_mesh(nodes: &[&Cluster], db: &str, tables: &[&str]) -> Vec<String> {
 }
 
 /// [`full_mesh`] with explicit subscription options.
-pub fn full_mesh_with(
-    nodes: &[&Cluster],
-    db: &str,
-    tables: &[&str],
-    options: &SubscriptionOptions,
-) -> Vec<String> {
+pub fn full_mesh_with(nodes: &[&Cluster], db: &str, tables: &[&str], options: &SubscriptionOptions) -> Vec<String> {
     for node in nodes {
         ensure_publication(node, db, PUBLICATION, tables);
     }
@@ -1111,10 +1051,7 @@ fn replication_lag(nodes: &[&Cluster], targets: &[Option<u64>]) -> Option<String
         let subscriptions = subscriptions_of(subscriber);
         let mut databases: Vec<&str> = Vec::new();
         for subscription in subscriptions.iter().filter(|s| s.enabled) {
-            let Some(publisher) = nodes
-                .iter()
-                .position(|n| Some(n.port()) == subscription.publisher_port)
-            else {
+            let Some(publisher) = nodes.iter().position(|n| Some(n.port()) == subscription.publisher_port) else {
                 continue; // a publisher outside `nodes`
             };
             let Some(target) = targets[publisher] else {
@@ -1209,11 +1146,7 @@ pub fn replication_diagnostics(nodes: &[&Cluster]) -> String {
             "\n=== cluster {} (port {}, {}) in {}\n",
             node.name(),
             node.port(),
-            if node.is_running() {
-                "running"
-            } else {
-                "stopped"
-            },
+            if node.is_running() { "running" } else { "stopped" },
             node.dir().display()
         ));
         if node.is_running() {
@@ -1248,10 +1181,7 @@ pub fn replication_diagnostics(nodes: &[&Cluster]) -> String {
                 let result = node.try_sql("postgres", query).unwrap_or_else(|e| e);
                 out.push_str(&format!("--- {title}:\n{result}\n"));
             }
-            let databases: Vec<String> = subscriptions_of(node)
-                .into_iter()
-                .map(|s| s.database)
-                .collect();
+            let databases: Vec<String> = subscriptions_of(node).into_iter().map(|s| s.database).collect();
             let mut seen = Vec::new();
             for db in databases {
                 if seen.contains(&db) {
@@ -1347,11 +1277,19 @@ pub fn assert_no_errors_in_logs_except(clusters: &[&Cluster], allowed: &[&str]) 
 /// Whether a server log line names Rust internals: a module path of the standard library, pgrx
 /// or this project, a panic, a backtrace or a source location. Users must never see one.
 pub fn names_rust_internals(line: &str) -> bool {
-    const PATHS: [&str; 7] = ["std::", "core::", "alloc::", "pgrx::", "pgrx_pg_sys::", "crdt::", "crdt_core::"];
+    const PATHS: [&str; 7] = [
+        "std::",
+        "core::",
+        "alloc::",
+        "pgrx::",
+        "pgrx_pg_sys::",
+        "crdt::",
+        "crdt_core::",
+    ];
     const MARKS: [&str; 4] = ["panicked at", "stack backtrace", "rust_begin_unwind", "{{closure}}"];
-    let source_location = line.match_indices(".rs:").any(|(at, _)| {
-        line[at + 4..].chars().next().is_some_and(|c| c.is_ascii_digit())
-    });
+    let source_location = line
+        .match_indices(".rs:")
+        .any(|(at, _)| line[at + 4..].chars().next().is_some_and(|c| c.is_ascii_digit()));
     source_location
         || MARKS.iter().any(|mark| line.contains(mark))
         || PATHS.iter().any(|path| {

@@ -21,7 +21,10 @@ const TABLE: &str = "CREATE TABLE item (id int PRIMARY KEY, n crdt.counter NOT N
 const DIGEST: &str = "SELECT count(*) || ' ' || coalesce(md5(string_agg(i::text, ',' ORDER BY id)), '') FROM item i";
 
 fn rows() -> i64 {
-    std::env::var("CRDT_BULK_ROWS").ok().and_then(|rows| rows.parse().ok()).unwrap_or(200_000)
+    std::env::var("CRDT_BULK_ROWS")
+        .ok()
+        .and_then(|rows| rows.parse().ok())
+        .unwrap_or(200_000)
 }
 
 fn timed(what: &str, work: impl FnOnce()) {
@@ -37,7 +40,11 @@ fn settle(nodes: &[&Cluster]) {
 
 fn assert_same_rows(nodes: &[&Cluster]) {
     assert_same_snapshot(nodes, DB, DIGEST);
-    assert_same_snapshot(nodes, DB, "SELECT table_name, count(*) FROM crdt.deletions GROUP BY 1 ORDER BY 1");
+    assert_same_snapshot(
+        nodes,
+        DB,
+        "SELECT table_name, count(*) FROM crdt.deletions GROUP BY 1 ORDER BY 1",
+    );
 }
 
 /// Every subscription of `node` still has its apply worker (none stopped on an error).
@@ -69,7 +76,11 @@ fn big_transactions_apply_over_text_binary_and_streaming() {
         DB,
         &subscription_name(a, c),
         PUBLICATION,
-        &SubscriptionOptions { binary: true, streaming: true, ..SubscriptionOptions::default() },
+        &SubscriptionOptions {
+            binary: true,
+            streaming: true,
+            ..SubscriptionOptions::default()
+        },
     );
     let all = [a, b, c];
 
@@ -87,7 +98,10 @@ fn big_transactions_apply_over_text_binary_and_streaming() {
     assert_same_rows(&all);
 
     timed("UPDATE of every row on A, applied on B and C", || {
-        a.sql(DB, "UPDATE item SET n = n OPERATOR(crdt.+) 1, d = crdt.add(d, 'sold', 1), s = s || ' v2'");
+        a.sql(
+            DB,
+            "UPDATE item SET n = n OPERATOR(crdt.+) 1, d = crdt.add(d, 'sold', 1), s = s || ' v2'",
+        );
         settle(&all);
     });
     assert_same_rows(&all);
@@ -105,15 +119,26 @@ fn big_transactions_apply_over_text_binary_and_streaming() {
     enable_subscriptions(b);
     timed("concurrent UPDATEs of every row on A and B, merged", || settle(&all));
     assert_same_snapshot(&[a, b], DB, DIGEST);
-    assert_eq!(a.query_value(DB, "SELECT count(*) FROM item WHERE s = 'b wrote'"), rows.to_string());
+    assert_eq!(
+        a.query_value(DB, "SELECT count(*) FROM item WHERE s = 'b wrote'"),
+        rows.to_string()
+    );
 
     timed("DELETE of every row on A, applied on B and C", || {
         a.sql(DB, "DELETE FROM item");
         settle(&all);
     });
     for node in all {
-        assert_eq!(node.query_value(DB, "SELECT count(*) FROM item"), "0", "on {}", node.name());
-        assert_eq!(node.query_value(DB, "SELECT count(*) FROM crdt.deletions"), rows.to_string());
+        assert_eq!(
+            node.query_value(DB, "SELECT count(*) FROM item"),
+            "0",
+            "on {}",
+            node.name()
+        );
+        assert_eq!(
+            node.query_value(DB, "SELECT count(*) FROM crdt.deletions"),
+            rows.to_string()
+        );
     }
     for node in all {
         assert_streaming(node);
@@ -150,7 +175,10 @@ fn copy_and_mixed_transactions_of_every_size_on_one_node() {
                 ),
             );
         });
-        assert_eq!(node.query_value(DB, "SELECT count(*) FROM item WHERE crdt_clock IS NOT NULL"), rows.to_string());
+        assert_eq!(
+            node.query_value(DB, "SELECT count(*) FROM item WHERE crdt_clock IS NOT NULL"),
+            rows.to_string()
+        );
     }
     timed("a transaction of inserts, updates and deletes", || {
         node.sql(
@@ -166,10 +194,16 @@ fn copy_and_mixed_transactions_of_every_size_on_one_node() {
         );
     });
     // 2·rows keys, a third of them deleted, the deleted third of the first rows inserted again.
-    assert_eq!(node.query_value(DB, "SELECT count(*) FROM item"), (2 * rows - 2 * rows / 3 + rows / 3).to_string());
+    assert_eq!(
+        node.query_value(DB, "SELECT count(*) FROM item"),
+        (2 * rows - 2 * rows / 3 + rows / 3).to_string()
+    );
     // Every key inserted again after its delete records the delete it saw.
     assert_eq!(
-        node.query_value(DB, "SELECT count(*) FROM item WHERE s = 'again' AND crdt_clock::text LIKE '%\"\": [%'"),
+        node.query_value(
+            DB,
+            "SELECT count(*) FROM item WHERE s = 'again' AND crdt_clock::text LIKE '%\"\": [%'"
+        ),
         (rows / 3).to_string()
     );
     assert_no_errors_in_logs(&[&node]);
@@ -200,12 +234,18 @@ fn moving_a_key_while_another_node_updates_the_row_converges() {
          DELETE FROM item WHERE id = 5;
          COMMIT;",
     );
-    b.sql(DB, "UPDATE item SET s = 'b renamed', n = n OPERATOR(crdt.+) 1 WHERE id = 5");
+    b.sql(
+        DB,
+        "UPDATE item SET s = 'b renamed', n = n OPERATOR(crdt.+) 1 WHERE id = 5",
+    );
     enable_subscriptions(a);
     enable_subscriptions(b);
     wait_for_replication_idle(&[a, b]);
     for node in [a, b] {
-        assert_eq!(node.query_value(DB, "SELECT string_agg(id || ':' || s, ',' ORDER BY id) FROM item"), "1005:five");
+        assert_eq!(
+            node.query_value(DB, "SELECT string_agg(id || ':' || s, ',' ORDER BY id) FROM item"),
+            "1005:five"
+        );
     }
     assert_same_rows(&[a, b]);
     assert_no_errors_in_logs_except(&[a, b], &["cannot change the primary key"]);
@@ -221,28 +261,47 @@ fn truncate_is_refused_and_never_echoes() {
     for node in [a, b] {
         node.create_database_with_crdt(DB);
         node.sql(DB, TABLE);
-        node.sql(DB, "CREATE TABLE other (id int PRIMARY KEY, v text); SELECT crdt.enable('other');");
+        node.sql(
+            DB,
+            "CREATE TABLE other (id int PRIMARY KEY, v text); SELECT crdt.enable('other');",
+        );
         // PostgreSQL's default: publish = 'insert, update, delete, truncate'.
         node.sql(DB, "CREATE PUBLICATION with_truncate FOR TABLE other");
     }
     connect_bidirectional(a, b, DB, &["item"]);
     for (from, to) in [(a, b), (b, a)] {
-        create_subscription(from, to, DB, &format!("truncating_{}_to_{}", from.name(), to.name()), "with_truncate",
-            &SubscriptionOptions::default());
+        create_subscription(
+            from,
+            to,
+            DB,
+            &format!("truncating_{}_to_{}", from.name(), to.name()),
+            "with_truncate",
+            &SubscriptionOptions::default(),
+        );
     }
-    a.sql(DB, "INSERT INTO item (id, s) SELECT g, 'x' FROM generate_series(1, 100) g; INSERT INTO other VALUES (1, 'x')");
+    a.sql(
+        DB,
+        "INSERT INTO item (id, s) SELECT g, 'x' FROM generate_series(1, 100) g; INSERT INTO other VALUES (1, 'x')",
+    );
     wait_for_replication_idle(&[a, b]);
 
     for table in ["item", "other"] {
         let refused = a.try_sql(DB, &format!("\\set VERBOSITY verbose\nTRUNCATE {table}"));
-        assert!(refused.as_ref().is_err_and(|err| err.contains("0A000")), "{table}: {refused:?}");
+        assert!(
+            refused.as_ref().is_err_and(|err| err.contains("0A000")),
+            "{table}: {refused:?}"
+        );
     }
     a.sql(DB, "SELECT crdt.disable('item'); TRUNCATE item;");
     let wal_before = [a, b].map(|node| parse_lsn(&node.query_value(DB, "SELECT pg_current_wal_lsn()")).unwrap_or(0));
     std::thread::sleep(Duration::from_secs(3));
     let wal_after = [a, b].map(|node| parse_lsn(&node.query_value(DB, "SELECT pg_current_wal_lsn()")).unwrap_or(0));
     for (before, after) in wal_before.iter().zip(&wal_after) {
-        assert!(after - before < 64 * 1024, "WAL grew by {} bytes in 3 idle seconds", after - before);
+        assert!(
+            after - before < 64 * 1024,
+            "WAL grew by {} bytes in 3 idle seconds",
+            after - before
+        );
     }
     assert_eq!(a.query_value(DB, "SELECT count(*) FROM item"), "0");
     assert_eq!(b.query_value(DB, "SELECT count(*) FROM item"), "100");
@@ -271,24 +330,58 @@ fn dump_and_parallel_restore_at_size() {
     let dump = format!("{}/app.dump", origin.dir().to_str().expect("utf-8 path"));
     let (origin_port, restored_port) = (origin.port().to_string(), restored.port().to_string());
     timed("pg_dump -Fc", || {
-        run_tool("pg_dump", &["-h", "127.0.0.1", "-p", &origin_port, "-U", "postgres", "-Fc", "-f", &dump, DB])
+        run_tool(
+            "pg_dump",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &origin_port,
+                "-U",
+                "postgres",
+                "-Fc",
+                "-f",
+                &dump,
+                DB,
+            ],
+        )
     });
     restored.create_database(DB);
     timed("pg_restore -j 2", || {
         run_tool(
             "pg_restore",
-            &["-h", "127.0.0.1", "-p", &restored_port, "-U", "postgres", "-d", DB, "-j", "2", "--exit-on-error", &dump],
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &restored_port,
+                "-U",
+                "postgres",
+                "-d",
+                DB,
+                "-j",
+                "2",
+                "--exit-on-error",
+                &dump,
+            ],
         )
     });
     assert_same_rows(&[origin, restored]);
-    assert_same_snapshot(&[origin, restored], DB, "SELECT md5(string_agg(d::text, ',' ORDER BY d::text)) FROM crdt.deletions d");
+    assert_same_snapshot(
+        &[origin, restored],
+        DB,
+        "SELECT md5(string_agg(d::text, ',' ORDER BY d::text)) FROM crdt.deletions d",
+    );
 
     connect_bidirectional(origin, restored, DB, &["item"]);
     origin.sql(DB, "UPDATE item SET n = n OPERATOR(crdt.+) 10 WHERE id = 1");
     restored.sql(DB, "UPDATE item SET s = 'restored wrote' WHERE id = 1");
     wait_for_replication_idle(&[origin, restored]);
     for node in [origin, restored] {
-        assert_eq!(node.query_value(DB, "SELECT n::bigint || ' ' || s FROM item WHERE id = 1"), "11 restored wrote");
+        assert_eq!(
+            node.query_value(DB, "SELECT n::bigint || ' ' || s FROM item WHERE id = 1"),
+            "11 restored wrote"
+        );
     }
     assert_same_rows(&[origin, restored]);
     assert_no_errors_in_logs(&[origin, restored]);
@@ -300,5 +393,9 @@ fn run_tool(program: &str, args: &[&str]) {
         .env_remove("RUST_BACKTRACE")
         .output()
         .expect("run a PostgreSQL tool");
-    assert!(output.status.success(), "{program} {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -235,7 +235,7 @@ fn random_write(rng: &mut Rng, node: &str, op: u64, key: i32) -> Write {
             },
         },
         75..=77 => Write::DocRemove {
-            property: *rng.pick(DOC_PROPERTIES),
+            property: rng.pick::<&str>(DOC_PROPERTIES),
         },
         78..=91 => Write::Insert {
             label: random_label(rng, node, op),
@@ -260,9 +260,7 @@ fn write_sql(op: &Op) -> String {
         )
     };
     match &op.write {
-        Write::Increment { amount } if *amount < 0 => {
-            update(format!("qty = qty - {}", -amount), "inc", *amount)
-        }
+        Write::Increment { amount } if *amount < 0 => update(format!("qty = qty - {}", -amount), "inc", *amount),
         Write::Increment { amount } => update(format!("qty = qty + {amount}"), "inc", *amount),
         Write::Assign { value } => format!(
             "INSERT INTO ledger SELECT {id}, id, 'assign', {value} - qty::bigint \
@@ -270,16 +268,10 @@ fn write_sql(op: &Op) -> String {
              UPDATE items SET qty = {value} WHERE id = {key};\n"
         ),
         Write::Label { label } => update(format!("label = {}", sql_opt_text(label)), "label", 0),
-        Write::Patch { json } => update(
-            format!("attrs = crdt.patch(attrs, {})", sql_text(json)),
-            "patch",
-            0,
-        ),
+        Write::Patch { json } => update(format!("attrs = crdt.patch(attrs, {})", sql_text(json)), "patch", 0),
         Write::Put { json } => update(format!("attrs = crdt.put(attrs, {})", sql_text(json)), "put", 0),
         Write::DocAdd { amount } => update(format!("attrs = crdt.add(attrs, 'n', {amount})"), "add", 0),
-        Write::DocRemove { property } => {
-            update(format!("attrs = crdt.remove(attrs, '{property}')"), "remove", 0)
-        }
+        Write::DocRemove { property } => update(format!("attrs = crdt.remove(attrs, '{property}')"), "remove", 0),
         Write::Insert { label, qty, attrs } => {
             let attrs = attrs
                 .as_ref()
@@ -301,8 +293,7 @@ fn write_sql(op: &Op) -> String {
 
 fn transaction_sql(transaction: &Transaction) -> String {
     let body: String = transaction.ops.iter().map(write_sql).collect();
-    let single_statement =
-        transaction.ops.len() == 1 && !matches!(transaction.ops[0].write, Write::Assign { .. });
+    let single_statement = transaction.ops.len() == 1 && !matches!(transaction.ops[0].write, Write::Assign { .. });
     if single_statement && !transaction.put_mode {
         return body;
     }
@@ -354,14 +345,11 @@ fn plan(rng: &mut Rng, schedule: &Schedule, names: &[&str]) -> Vec<Vec<Vec<Trans
         next_op
     };
     let introduced_keys = (STABLE_KEYS - INITIAL_KEYS) as usize;
-    let introduction_round =
-        |key: i32| 1 + (key - INITIAL_KEYS - 1) as usize * (schedule.rounds - 2) / introduced_keys;
+    let introduction_round = |key: i32| 1 + (key - INITIAL_KEYS - 1) as usize * (schedule.rounds - 2) / introduced_keys;
     let mut introduced = INITIAL_KEYS;
     (0..schedule.rounds)
         .map(|round| {
-            let up: Vec<usize> = (0..names.len())
-                .filter(|n| !schedule.is_down(*n, round))
-                .collect();
+            let up: Vec<usize> = (0..names.len()).filter(|n| !schedule.is_down(*n, round)).collect();
             let mut per_node: Vec<Vec<Transaction>> = vec![Vec::new(); names.len()];
             // A new stable key: every node that is up inserts it first thing in this round (at
             // least two do), so the inserts run at the same time.
@@ -677,7 +665,10 @@ fn replicated_insert_racing_a_local_insert_of_the_same_key_merges() {
     let (a, b) = (&nodes[0], &nodes[1]);
     thread::scope(|scope| {
         let local = scope.spawn(|| {
-            b.sql(DB, "BEGIN; INSERT INTO items (id, label, qty) VALUES (1, 'on b', 2); SELECT pg_sleep(2); COMMIT;")
+            b.sql(
+                DB,
+                "BEGIN; INSERT INTO items (id, label, qty) VALUES (1, 'on b', 2); SELECT pg_sleep(2); COMMIT;",
+            )
         });
         // While B's row is uncommitted, A's INSERT reaches B's apply worker: the merge trigger
         // does not see the row, so the worker inserts, waits for B's transaction, and fails.
@@ -687,9 +678,6 @@ fn replicated_insert_racing_a_local_insert_of_the_same_key_merges() {
     });
     wait_for_replication_idle(&[a, b]);
     assert_same_snapshot(&[a, b], DB, ROWS);
-    assert_eq!(
-        b.query_value(DB, "SELECT qty::bigint FROM items WHERE id = 1"),
-        "5"
-    );
+    assert_eq!(b.query_value(DB, "SELECT qty::bigint FROM items WHERE id = 1"), "5");
     assert_no_errors_in_logs(&[a, b]);
 }

@@ -26,7 +26,10 @@ fn two_nodes(options: &SubscriptionOptions) -> Vec<Cluster> {
         );
     }
     connect_bidirectional_with(&nodes[0], &nodes[1], DB, &["product"], options);
-    nodes[0].sql(DB, "INSERT INTO product (id, name, price, inventory) VALUES (1, 'x', 10, 5)");
+    nodes[0].sql(
+        DB,
+        "INSERT INTO product (id, name, price, inventory) VALUES (1, 'x', 10, 5)",
+    );
     settle(&nodes);
     nodes
 }
@@ -92,7 +95,10 @@ fn concurrent_writes_to_different_columns_are_all_kept() {
         "UPDATE product SET price = 12.50 WHERE id = 1",
     );
     let query = "SELECT name || '|' || price FROM product WHERE id = 1";
-    assert_eq!(both(&nodes, query), ("from A|12.50".to_owned(), "from A|12.50".to_owned()));
+    assert_eq!(
+        both(&nodes, query),
+        ("from A|12.50".to_owned(), "from A|12.50".to_owned())
+    );
     assert_converged(&nodes);
 }
 
@@ -107,7 +113,10 @@ fn same_column_later_write_wins_everywhere() {
         "SELECT pg_sleep(0.05); UPDATE product SET name = 'later, on B' WHERE id = 1",
     );
     let query = "SELECT name FROM product WHERE id = 1";
-    assert_eq!(both(&nodes, query), ("later, on B".to_owned(), "later, on B".to_owned()));
+    assert_eq!(
+        both(&nodes, query),
+        ("later, on B".to_owned(), "later, on B".to_owned())
+    );
     assert_converged(&nodes);
 }
 
@@ -155,7 +164,10 @@ fn counter_assignment_is_a_difference() {
 #[test]
 fn doc_columns_merge_per_property() {
     let nodes = two_nodes(&SubscriptionOptions::default());
-    nodes[0].sql(DB, r#"UPDATE product SET attrs = '{"color": "red", "sold": 1}'::jsonb WHERE id = 1"#);
+    nodes[0].sql(
+        DB,
+        r#"UPDATE product SET attrs = '{"color": "red", "sold": 1}'::jsonb WHERE id = 1"#,
+    );
     settle(&nodes);
     concurrently(
         &nodes,
@@ -189,7 +201,11 @@ fn converged_rows_are_not_rewritten() {
         }
         thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(both(&nodes, updates), expected, "writes after convergence (insert, update, merge)");
+    assert_eq!(
+        both(&nodes, updates),
+        expected,
+        "writes after convergence (insert, update, merge)"
+    );
     thread::sleep(Duration::from_secs(2));
     settle(&nodes);
     assert_eq!(both(&nodes, updates), expected, "rows were rewritten after convergence");
@@ -207,7 +223,10 @@ fn delete_wins_over_a_concurrent_update() {
         "DELETE FROM product WHERE id = 1",
         "UPDATE product SET name = 'updated on B' WHERE id = 1",
     );
-    assert_eq!(both(&nodes, "SELECT count(*) FROM product"), ("0".to_owned(), "0".to_owned()));
+    assert_eq!(
+        both(&nodes, "SELECT count(*) FROM product"),
+        ("0".to_owned(), "0".to_owned())
+    );
     assert_converged(&nodes);
 }
 
@@ -218,11 +237,20 @@ fn reinsert_after_a_replicated_delete_survives_everywhere() {
     let nodes = two_nodes(&SubscriptionOptions::default());
     nodes[0].sql(DB, "DELETE FROM product WHERE id = 1");
     settle(&nodes);
-    assert_eq!(both(&nodes, "SELECT count(*) FROM product"), ("0".to_owned(), "0".to_owned()));
-    nodes[1].sql(DB, "INSERT INTO product (id, name, inventory) VALUES (1, 'again on B', 2)");
+    assert_eq!(
+        both(&nodes, "SELECT count(*) FROM product"),
+        ("0".to_owned(), "0".to_owned())
+    );
+    nodes[1].sql(
+        DB,
+        "INSERT INTO product (id, name, inventory) VALUES (1, 'again on B', 2)",
+    );
     settle(&nodes);
     let query = "SELECT name || '|' || inventory::bigint FROM product WHERE id = 1";
-    assert_eq!(both(&nodes, query), ("again on B|2".to_owned(), "again on B|2".to_owned()));
+    assert_eq!(
+        both(&nodes, query),
+        ("again on B|2".to_owned(), "again on B|2".to_owned())
+    );
     let refs: Vec<&Cluster> = nodes.iter().collect();
     assert_same_snapshot(&refs, DB, TOMBSTONES);
     assert_eq!(nodes[0].query_value(DB, "SELECT count(*) FROM crdt.deletions"), "1");
@@ -271,7 +299,10 @@ fn unchanged_toasted_columns_merge_correctly() {
     }
     connect_bidirectional(&nodes[0], &nodes[1], DB, &["note"]);
     let big = "(SELECT string_agg(md5(i::text || $$SEED$$), '') FROM generate_series(1, 2000) i)";
-    nodes[0].sql(DB, &format!("INSERT INTO note VALUES (1, {}, 0)", big.replace("SEED", "first")));
+    nodes[0].sql(
+        DB,
+        &format!("INSERT INTO note VALUES (1, {}, 0)", big.replace("SEED", "first")),
+    );
     settle(&nodes);
     concurrently(
         &nodes,
@@ -322,6 +353,10 @@ fn three_node_mesh_converges() {
             node.name()
         );
     }
-    assert_same_snapshot(&refs, DB, "SELECT id, name, inventory::text, crdt_clock::text FROM product");
+    assert_same_snapshot(
+        &refs,
+        DB,
+        "SELECT id, name, inventory::text, crdt_clock::text FROM product",
+    );
     assert_no_errors_in_logs(&refs);
 }

@@ -9,7 +9,10 @@ const DB: &str = "app";
 const ROWS: &str = "SELECT id, name, inventory::text, attrs::text, crdt_clock::text FROM product ORDER BY id";
 
 fn run(program: &str, args: &[&str]) {
-    let output = Command::new(pg_bin().join(program)).args(args).output().expect("run pg tool");
+    let output = Command::new(pg_bin().join(program))
+        .args(args)
+        .output()
+        .expect("run pg tool");
     assert!(
         output.status.success(),
         "{program} {args:?} failed:\n{}",
@@ -36,9 +39,37 @@ fn dump_and_restore_keeps_values_and_stamps_and_merges_afterwards() {
     let dump = origin.dir().join("app.dump");
     let dump = dump.to_str().expect("utf-8 path");
     let (origin_port, restored_port) = (origin.port().to_string(), restored.port().to_string());
-    run("pg_dump", &["-h", "127.0.0.1", "-p", &origin_port, "-U", "postgres", "-Fc", "-f", dump, DB]);
+    run(
+        "pg_dump",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &origin_port,
+            "-U",
+            "postgres",
+            "-Fc",
+            "-f",
+            dump,
+            DB,
+        ],
+    );
     restored.create_database(DB);
-    run("pg_restore", &["-h", "127.0.0.1", "-p", &restored_port, "-U", "postgres", "-d", DB, "--exit-on-error", dump]);
+    run(
+        "pg_restore",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &restored_port,
+            "-U",
+            "postgres",
+            "-d",
+            DB,
+            "--exit-on-error",
+            dump,
+        ],
+    );
 
     assert_same_snapshot(&[origin, restored], DB, ROWS);
     // The triggers came back as they were: stamping and recording deletes in ordinary sessions,
@@ -48,8 +79,15 @@ fn dump_and_restore_keeps_values_and_stamps_and_merges_afterwards() {
         "zz_crdt_delete:O,zz_crdt_merge:R,zz_crdt_replicated_delete:R,zz_crdt_stamp:O,zz_crdt_truncate:O"
     );
     // The tombstones too (crdt.deletions is a configuration table of the extension).
-    assert_same_snapshot(&[origin, restored], DB, "SELECT table_name, key::text, hlc, node FROM crdt.deletions");
-    assert_eq!(restored.query_value(DB, "SELECT key::text FROM crdt.deletions"), r#"{"id": 50}"#);
+    assert_same_snapshot(
+        &[origin, restored],
+        DB,
+        "SELECT table_name, key::text, hlc, node FROM crdt.deletions",
+    );
+    assert_eq!(
+        restored.query_value(DB, "SELECT key::text FROM crdt.deletions"),
+        r#"{"id": 50}"#
+    );
 
     // The restored node is a node of its own and merges with the original both ways.
     assert_ne!(
@@ -59,13 +97,22 @@ fn dump_and_restore_keeps_values_and_stamps_and_merges_afterwards() {
     connect_bidirectional(origin, restored, DB, &["product"]);
     disable_subscriptions(origin);
     disable_subscriptions(restored);
-    origin.sql(DB, "UPDATE product SET inventory = inventory OPERATOR(crdt.+) 10 WHERE id = 1");
-    restored.sql(DB, "UPDATE product SET inventory = inventory OPERATOR(crdt.-) 1, name = 'renamed' WHERE id = 1");
+    origin.sql(
+        DB,
+        "UPDATE product SET inventory = inventory OPERATOR(crdt.+) 10 WHERE id = 1",
+    );
+    restored.sql(
+        DB,
+        "UPDATE product SET inventory = inventory OPERATOR(crdt.-) 1, name = 'renamed' WHERE id = 1",
+    );
     enable_subscriptions(origin);
     enable_subscriptions(restored);
     wait_for_replication_idle(&[origin, restored]);
     for node in [origin, restored] {
-        assert_eq!(node.query_value(DB, "SELECT name || '|' || inventory::bigint FROM product WHERE id = 1"), "renamed|10");
+        assert_eq!(
+            node.query_value(DB, "SELECT name || '|' || inventory::bigint FROM product WHERE id = 1"),
+            "renamed|10"
+        );
     }
     assert_same_snapshot(&[origin, restored], DB, ROWS);
     assert_no_errors_in_logs(&[origin, restored]);

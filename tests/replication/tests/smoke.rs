@@ -35,27 +35,10 @@ fn harness_smoke() {
     }
     ensure_publication(a, DB, "pub_text", &["stock"]);
     ensure_publication(a, DB, "pub_bin", &["stock_bin"]);
-    create_subscription(
-        a,
-        b,
-        DB,
-        "sub_a_to_b_text",
-        "pub_text",
-        &SubscriptionOptions::default(),
-    );
-    create_subscription(
-        a,
-        b,
-        DB,
-        "sub_a_to_b_bin",
-        "pub_bin",
-        &SubscriptionOptions::binary(),
-    );
+    create_subscription(a, b, DB, "sub_a_to_b_text", "pub_text", &SubscriptionOptions::default());
+    create_subscription(a, b, DB, "sub_a_to_b_bin", "pub_bin", &SubscriptionOptions::binary());
     assert_eq!(
-        b.sql(
-            "postgres",
-            "SELECT subname, subbinary FROM pg_subscription ORDER BY 1"
-        ),
+        b.sql("postgres", "SELECT subname, subbinary FROM pg_subscription ORDER BY 1"),
         "sub_a_to_b_bin|t\nsub_a_to_b_text|f"
     );
 
@@ -79,10 +62,7 @@ fn harness_smoke() {
 
     let expected = a.sql(DB, "SELECT id, n::bigint FROM stock ORDER BY id");
     assert_eq!(expected, "1|15\n2|2\n3|-6\n4|");
-    assert_eq!(
-        a.sql(DB, "SELECT id, n::bigint FROM stock_bin ORDER BY id"),
-        expected
-    );
+    assert_eq!(a.sql(DB, "SELECT id, n::bigint FROM stock_bin ORDER BY id"), expected);
     assert_same_snapshot(&[a, b], DB, STOCK_SNAPSHOT);
     assert_same_snapshot(&[a, b], DB, STOCK_BIN_SNAPSHOT);
     // Both columns went through the same writes: same counter texts on every node.
@@ -140,10 +120,7 @@ fn partition_and_heal_smoke() {
     enable_subscriptions(b);
     wait_for_replication_idle(&[a, b]);
     assert_same_snapshot(&[a, b], DB, STOCK_SNAPSHOT);
-    assert_eq!(
-        b.sql(DB, "SELECT id, n::bigint FROM stock ORDER BY id"),
-        "1|101\n3|30"
-    );
+    assert_eq!(b.sql(DB, "SELECT id, n::bigint FROM stock ORDER BY id"), "1|101\n3|30");
 
     assert_no_errors_in_logs(&[a, b]);
 }
@@ -169,24 +146,15 @@ fn crash_and_restart_smoke() {
         "SET search_path = public, crdt; UPDATE stock SET n = n + 1 WHERE id = 1",
     );
     b.stop_immediate();
-    a.sql(
-        DB,
-        "SET search_path = public, crdt; INSERT INTO stock VALUES (2, 20)",
-    );
+    a.sql(DB, "SET search_path = public, crdt; INSERT INTO stock VALUES (2, 20)");
     // A stopped node is left out instead of being waited for.
     wait_for_replication_idle(&[a, b]);
     b.start_again();
-    a.sql(
-        DB,
-        "SET search_path = public, crdt; UPDATE stock SET n = n + 1",
-    );
+    a.sql(DB, "SET search_path = public, crdt; UPDATE stock SET n = n + 1");
     wait_for_replication_idle(&[a, b]);
 
     assert_same_snapshot(&[a, b], DB, STOCK_SNAPSHOT);
-    assert_eq!(
-        b.sql(DB, "SELECT id, n::bigint FROM stock ORDER BY id"),
-        "1|3\n2|21"
-    );
+    assert_eq!(b.sql(DB, "SELECT id, n::bigint FROM stock ORDER BY id"), "1|3\n2|21");
     assert_no_errors_in_logs_except(&[a, b], PEER_DOWN_LOG_NOISE);
 }
 
@@ -225,10 +193,7 @@ fn full_mesh_smoke() {
     all[1].sql(DB, "DELETE FROM t WHERE id IN (2, 3)");
     wait_for_replication_idle(&all);
     assert_same_snapshot(&all, DB, "SELECT id, v FROM t ORDER BY id");
-    assert_eq!(
-        table_snapshot(all[2], DB, "SELECT id FROM t ORDER BY id"),
-        "4\n5"
-    );
+    assert_eq!(table_snapshot(all[2], DB, "SELECT id FROM t ORDER BY id"), "4\n5");
     assert_no_errors_in_logs(&all);
 
     all[0].sql(DB, "INSERT INTO t VALUES (6, 'loops')");
@@ -241,10 +206,8 @@ fn full_mesh_smoke() {
         .unwrap();
     assert!(message.contains("did not become idle"), "{message}");
     assert!(
-        all.iter().any(|n| n
-            .log_errors()
-            .iter()
-            .any(|l| l.contains("duplicate key value"))),
+        all.iter()
+            .any(|n| n.log_errors().iter().any(|l| l.contains("duplicate key value"))),
         "{message}"
     );
 }
@@ -261,11 +224,7 @@ fn cluster_cleans_up_when_a_test_panics() {
         panic!("deliberate panic while a cluster is running");
     }));
     assert!(outcome.is_err(), "the closure should have panicked");
-    let (dir, port, pid) = observed
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("the cluster started");
+    let (dir, port, pid) = observed.lock().unwrap().clone().expect("the cluster started");
 
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     assert!(
@@ -304,24 +263,16 @@ fn harness_sql_helpers() {
         node.query_rows("postgres", "SELECT 1 WHERE false"),
         Vec::<Vec<String>>::new()
     );
-    assert_eq!(
-        node.query_rows("postgres", "SELECT NULL"),
-        vec![vec![String::new()]]
-    );
+    assert_eq!(node.query_rows("postgres", "SELECT NULL"), vec![vec![String::new()]]);
     assert_eq!(node.query_value("postgres", "SELECT 'v'"), "v");
 
     // CREATE SUBSCRIPTION-like statements refuse transaction blocks: the script is sent
     // statement by statement, so this works.
     node.create_database("other");
-    node.sql(
-        "other",
-        "CREATE TABLE t (i int); VACUUM t; INSERT INTO t VALUES (1);",
-    );
+    node.sql("other", "CREATE TABLE t (i int); VACUUM t; INSERT INTO t VALUES (1);");
 
     assert!(node.log_errors().is_empty(), "{:?}", node.log_errors());
-    let error = node
-        .try_sql("postgres", "SELECT * FROM no_such_table")
-        .unwrap_err();
+    let error = node.try_sql("postgres", "SELECT * FROM no_such_table").unwrap_err();
     assert!(error.contains("no_such_table"), "{error}");
     let caught = catch_unwind(|| node.sql("postgres", "SELECT 1/0"));
     let message = *caught.unwrap_err().downcast::<String>().unwrap();

@@ -82,12 +82,8 @@ fn repository_root() -> PathBuf {
 
 /// The version `cargo pgrx install` builds: the root crate's `[package] version`.
 fn current_version() -> String {
-    let manifest =
-        fs::read_to_string(repository_root().join("Cargo.toml")).expect("root Cargo.toml");
-    let package = manifest
-        .split("[package]")
-        .nth(1)
-        .expect("[package] in Cargo.toml");
+    let manifest = fs::read_to_string(repository_root().join("Cargo.toml")).expect("root Cargo.toml");
+    let package = manifest.split("[package]").nth(1).expect("[package] in Cargo.toml");
     package
         .lines()
         .find_map(|line| line.trim().strip_prefix("version = \""))
@@ -103,10 +99,7 @@ fn released_versions(current: &str) -> Vec<String> {
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().to_string_lossy().to_string();
-            let version = name
-                .strip_prefix("crdt--")?
-                .strip_suffix(".sql")?
-                .to_string();
+            let version = name.strip_prefix("crdt--")?.strip_suffix(".sql")?.to_string();
             (!version.contains("--") && version != current).then_some(version)
         })
         .collect();
@@ -136,15 +129,9 @@ fn assert_installed_scripts_are_the_repositorys(current: &str, released: &[Strin
         "the installed crdt.control in {} is not version {current}: {how}",
         installed.display()
     );
-    for entry in fs::read_dir(repository_root().join("sql"))
-        .expect("sql/")
-        .flatten()
-    {
+    for entry in fs::read_dir(repository_root().join("sql")).expect("sql/").flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let Some(version) = name
-            .strip_prefix("crdt--")
-            .and_then(|v| v.strip_suffix(".sql"))
-        else {
+        let Some(version) = name.strip_prefix("crdt--").and_then(|v| v.strip_suffix(".sql")) else {
             continue;
         };
         if version == current {
@@ -191,11 +178,7 @@ fn extension_objects(node: &Cluster, db: &str) -> BTreeMap<String, String> {
 
 /// The objects that differ between `upgraded` (named `label` in the report) and `fresh`,
 /// readable; empty when they agree.
-fn object_differences(
-    upgraded: &BTreeMap<String, String>,
-    label: &str,
-    fresh: &BTreeMap<String, String>,
-) -> String {
+fn object_differences(upgraded: &BTreeMap<String, String>, label: &str, fresh: &BTreeMap<String, String>) -> String {
     let mut missing = String::new();
     let mut left_over = String::new();
     let mut changed = String::new();
@@ -218,18 +201,12 @@ fn object_differences(
     }
     let mut report = String::new();
     for (title, list) in [
-        (
-            "only in a fresh install (create them in the upgrade script)",
-            missing,
-        ),
+        ("only in a fresh install (create them in the upgrade script)", missing),
         (
             "only in the upgraded install (drop them in the upgrade script)",
             left_over,
         ),
-        (
-            "different (alter or replace them in the upgrade script)",
-            changed,
-        ),
+        ("different (alter or replace them in the upgrade script)", changed),
     ] {
         if !list.is_empty() {
             report.push_str(&format!("{title}:\n{list}"));
@@ -239,10 +216,7 @@ fn object_differences(
 }
 
 fn reads(node: &Cluster, db: &str) -> Vec<String> {
-    READS
-        .iter()
-        .map(|query| table_snapshot(node, db, query))
-        .collect()
+    READS.iter().map(|query| table_snapshot(node, db, query)).collect()
 }
 
 /// A column's stamp in a row clock: (hlc, node id).
@@ -262,10 +236,7 @@ fn column_stamp(node: &Cluster, db: &str, id: i32, column: &str) -> (u64, String
 }
 
 fn row_json(node: &Cluster, db: &str, id: i32) -> String {
-    node.query_value(
-        db,
-        &format!("SELECT to_jsonb(p)::text FROM product p WHERE id = {id}"),
-    )
+    node.query_value(db, &format!("SELECT to_jsonb(p)::text FROM product p WHERE id = {id}"))
 }
 
 fn dollar_quoted(text: &str) -> String {
@@ -290,10 +261,7 @@ fn apply_as_replica(node: &Cluster, db: &str, row: &str) {
 fn merge_row(node: &Cluster, db: &str, row: &str) {
     node.sql(
         db,
-        &format!(
-            "SELECT crdt.merge_row('product', {}::jsonb)",
-            dollar_quoted(row)
-        ),
+        &format!("SELECT crdt.merge_row('product', {}::jsonb)", dollar_quoted(row)),
     );
 }
 
@@ -311,10 +279,7 @@ fn upgrade_from_every_released_version_equals_a_fresh_install() {
     node.create_database(FRESH);
     node.sql(FRESH, "CREATE EXTENSION crdt");
     assert_eq!(
-        node.query_value(
-            FRESH,
-            "SELECT extversion FROM pg_extension WHERE extname = 'crdt'"
-        ),
+        node.query_value(FRESH, "SELECT extversion FROM pg_extension WHERE extname = 'crdt'"),
         current
     );
     let fresh_objects = extension_objects(&node, FRESH);
@@ -349,19 +314,19 @@ fn upgrade_from_every_released_version_equals_a_fresh_install() {
         );
         node.sql(&db, OLD_DATA);
         let before = reads(&node, &db);
-        let differences_before =
-            object_differences(&extension_objects(&node, &db), old, &fresh_objects);
+        let differences_before = object_differences(&extension_objects(&node, &db), old, &fresh_objects);
         eprintln!(
             "{old} against a fresh {current}, before the upgrade (what the upgrade script is for):\n{}",
-            if differences_before.is_empty() { "no differences\n" } else { &differences_before }
+            if differences_before.is_empty() {
+                "no differences\n"
+            } else {
+                &differences_before
+            }
         );
 
         node.sql(&db, "ALTER EXTENSION crdt UPDATE");
         assert_eq!(
-            node.query_value(
-                &db,
-                "SELECT extversion FROM pg_extension WHERE extname = 'crdt'"
-            ),
+            node.query_value(&db, "SELECT extversion FROM pg_extension WHERE extname = 'crdt'"),
             current
         );
         let upgraded_objects = extension_objects(&node, &db);
@@ -377,10 +342,7 @@ fn upgrade_from_every_released_version_equals_a_fresh_install() {
         node.sql(&db, "ALTER EXTENSION crdt UPDATE");
         node.sql(&db, &format!("ALTER EXTENSION crdt UPDATE TO '{current}'"));
         assert_eq!(
-            node.query_value(
-                &db,
-                "SELECT extversion FROM pg_extension WHERE extname = 'crdt'"
-            ),
+            node.query_value(&db, "SELECT extversion FROM pg_extension WHERE extname = 'crdt'"),
             current
         );
         assert_eq!(
@@ -475,8 +437,15 @@ fn check_upgraded_database(node: &Cluster, db: &str) {
         node.query_value(db, triggers),
         "zz_crdt_delete:O,zz_crdt_merge:R,zz_crdt_replicated_delete:R,zz_crdt_stamp:O"
     );
-    assert_eq!(node.query_value(db, rows), rows_before, "crdt.enable after the upgrade changed rows");
-    node.sql(db, "INSERT INTO product (id, name) VALUES (99, 'short-lived'); DELETE FROM product WHERE id = 99");
+    assert_eq!(
+        node.query_value(db, rows),
+        rows_before,
+        "crdt.enable after the upgrade changed rows"
+    );
+    node.sql(
+        db,
+        "INSERT INTO product (id, name) VALUES (99, 'short-lived'); DELETE FROM product WHERE id = 99",
+    );
     assert_eq!(
         node.query_value(db, "SELECT table_name || ' ' || key::text FROM crdt.deletions"),
         r#"public.product {"id": 99}"#
@@ -500,9 +469,7 @@ fn check_fresh_install_converges_with_upgraded(node: &Cluster, db: &str) {
     node.sql(FRESH, &format!("SET crdt.node_id = '{NODE_D}'; UPDATE product SET price = 2.25, inventory = inventory OPERATOR(crdt.+) 1 WHERE id = 2"));
     node.sql(
         db,
-        &format!(
-            "SET crdt.node_id = '{NODE_C}'; UPDATE product SET name = 'gadget v3' WHERE id = 2"
-        ),
+        &format!("SET crdt.node_id = '{NODE_C}'; UPDATE product SET name = 'gadget v3' WHERE id = 2"),
     );
     let (from_fresh, from_upgraded) = (row_json(node, FRESH, 2), row_json(node, db, 2));
     apply_as_replica(node, db, &from_fresh);
