@@ -59,13 +59,22 @@ pub(crate) struct TableShape {
     pub(crate) key_json: OwnedPreparedStatement,
     /// The row of this table whose key is the `jsonb` object `$1`, as a composite.
     pub(crate) row_of_key_json: OwnedPreparedStatement,
-    /// Locks the row whose key is the `jsonb` object `$1` and returns its clock.
-    pub(crate) lock_by_key_json: OwnedPreparedStatement,
-    /// Deletes the row whose key is the `jsonb` object `$1`.
-    pub(crate) delete_by_key_json: OwnedPreparedStatement,
+    /// Deletes the row at `$1` (a tid).
+    pub(crate) delete_at: OwnedPreparedStatement,
+    /// How each key column is read from the text of a JSON scalar, in the key's order; `None`
+    /// for a column of a JSON, array or composite type, which is not.
+    pub(crate) key_inputs: Vec<Option<KeyInput>>,
     /// Records the tombstones of the rows in the transition table `crdt_deleted_rows`, named
     /// `$1`, stamped `$2` (hlc, text) and `$3` (node). Run once per DELETE statement.
     pub(crate) record_deletions_sql: String,
+}
+
+/// A key column's input function, and the column's name in a key's `jsonb` object.
+pub(crate) struct KeyInput {
+    pub(crate) name: std::ffi::CString,
+    pub(crate) function: pg_sys::Oid,
+    pub(crate) io_param: pg_sys::Oid,
+    pub(crate) typmod: i32,
 }
 
 /// The transition table of a DELETE statement that the delete trigger reads.
@@ -187,7 +196,13 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
             .join(" AND ")
     };
     let row_of_key_json = format!("pg_catalog.jsonb_populate_record(NULL::{table}, $1)");
-    let key_match_json = key_match_with(&row_of_key_json);
+    let key_inputs = key
+        .iter()
+        .map(|column| {
+            let attribute = tupdesc.get(usize::try_from(column.attnum - 1).ok()?)?;
+            key_input(&column.raw_name, attribute.atttypid, attribute.atttypmod)
+        })
+        .collect();
     // The key as a jsonb object of its columns, by name: the same on every node for one key,
     // and what jsonb_populate_record turns back into the key's values.
     let key_json_of = |row: &str| {
@@ -237,11 +252,11 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
         )?,
         key_json: prepare(format!("SELECT {}", key_json_of("$1")), &row_argument)?,
         row_of_key_json: prepare(format!("SELECT {row_of_key_json}"), &json_argument)?,
-        lock_by_key_json: prepare(
-            format!("SELECT t.{CLOCK_COLUMN} FROM {table} t WHERE {key_match_json} FOR UPDATE"),
-            &json_argument,
+        delete_at: prepare(
+            format!("DELETE FROM {table} t WHERE t.ctid OPERATOR(pg_catalog.=) $1"),
+            &[PgOid::from(pg_sys::TIDOID)],
         )?,
-        delete_by_key_json: prepare(format!("DELETE FROM {table} t WHERE {key_match_json}"), &json_argument)?,
+        key_inputs,
         record_deletions_sql: format!(
             "INSERT INTO crdt.deletions (table_name, key, hlc, node) \
              SELECT $1, {}, $2::pg_catalog.numeric, $3 FROM {DELETED_ROWS} o",
@@ -249,6 +264,31 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
         ),
         qualified_name: table,
     })
+}
+
+/// How a key column of type `type_oid` is read from a JSON scalar's text, as
+/// `jsonb_populate_record` reads it: with the type's input function, unless it is a JSON, array
+/// or composite type (or a domain over one), which it reads otherwise.
+fn key_input(name: &str, type_oid: pg_sys::Oid, typmod: i32) -> Option<KeyInput> {
+    // SAFETY: a type that exists (a column's); lookups that raise nothing for it.
+    unsafe {
+        let base = pg_sys::getBaseType(type_oid);
+        let simple = base != pg_sys::JSONOID
+            && base != pg_sys::JSONBOID
+            && pg_sys::get_element_type(base) == pg_sys::InvalidOid
+            && pg_sys::get_typtype(base) as u8 != pg_sys::TYPTYPE_COMPOSITE;
+        if !simple {
+            return None;
+        }
+        let (mut function, mut io_param) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
+        pg_sys::getTypeInputInfo(type_oid, &mut function, &mut io_param);
+        Some(KeyInput {
+            name: std::ffi::CString::new(name).ok()?,
+            function,
+            io_param,
+            typmod,
+        })
+    }
 }
 
 /// A primary key column: its name (quoted) and number, the schema-qualified equality operator

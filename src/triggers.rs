@@ -470,10 +470,6 @@ fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
         return Ok(trigger_tuple(tupdesc, tuple));
     }
     let key_json = tombstone.values[DELETION_KEY];
-    let key = || {
-        // SAFETY: a non-null jsonb datum of the incoming tombstone.
-        unsafe { DatumWithOid::new(RawDatum(key_json), pg_sys::JSONBOID) }
-    };
     // SAFETY: a non-null text datum.
     let table_name =
         String::from_utf8_lossy(unsafe { varlena_datum_slice(tombstone.values[DELETION_TABLE]) }).into_owned();
@@ -482,9 +478,20 @@ fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     let node = NodeId::from_bytes(node.try_into().unwrap_or([0; 16]));
     // SAFETY: a non-null numeric datum.
     let hlc = unsafe { AnyNumeric::from_datum(tombstone.values[DELETION_HLC], false) };
-    let deleted = hlc
+    let Some(deleted) = hlc
         .and_then(|hlc| hlc.to_string().parse::<u64>().ok())
-        .map(|hlc| Stamp::new(hlc, node));
+        .map(|hlc| Stamp::new(hlc, node))
+    else {
+        // Let the CHECK constraint say what is wrong.
+        return Ok(trigger_tuple(tupdesc, tuple));
+    };
+    // A tombstone this node has already (an echo, or the same delete through another
+    // subscription) is skipped: looked up first, so an echo costs no more than this probe; and
+    // again below, under the key lock, for one still being written.
+    let known = || tombstones::stamps_of_key(&table_name, key_json).contains(&deleted);
+    if known() {
+        return Ok(None);
+    }
 
     // The CRDT table the tombstone is of, if this node has it: a table with this name as crdt
     // names it, with a row clock.
@@ -511,126 +518,212 @@ fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
             .map(|shape| (relation, shape))
     });
 
-    let row_clock = match &target {
-        Some((relation, shape)) => lock_row_of_tombstone(*relation, shape, key_json)?,
-        None => {
-            // A table this node does not have (or not as a CRDT table): the tombstone is only
-            // stored; the key lock keeps out the same tombstone arriving through another
-            // subscription until this one is in the index.
-            let hash = value_fingerprint(Some(table_name.as_bytes()))
-                .rotate_left(5)
-                // SAFETY: a non-null jsonb datum.
-                ^ value_fingerprint(Some(unsafe { varlena_datum_slice(key_json) }));
-            lock_key(tombstones::relation_id().unwrap_or(pg_sys::InvalidOid), hash);
-            None
-        }
-    };
+    warn_if_far_ahead(deleted.hlc, relid.unwrap_or(pg_sys::InvalidOid), || table_name.clone());
+    if let Some((relation, shape)) = &target {
+        delete_row_of_tombstone(*relation, shape, key_json, deleted, known)?;
+    } else {
+        // A table this node does not have (or not as a CRDT table): the tombstone is only
+        // stored; the key lock keeps out the same tombstone arriving through another
+        // subscription until this one is in the index.
+        let hash = value_fingerprint(Some(table_name.as_bytes()))
+            .rotate_left(5)
+            // SAFETY: a non-null jsonb datum.
+            ^ value_fingerprint(Some(unsafe { varlena_datum_slice(key_json) }));
+        lock_key(tombstones::relation_id().unwrap_or(pg_sys::InvalidOid), hash);
+    }
     if let Some(relation) = relation {
         // SAFETY: opened above; its lock is kept to the end of the transaction.
         unsafe { pg_sys::relation_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE) };
     }
-
-    let Some(deleted) = deleted else {
-        // Let the CHECK constraint say what is wrong.
-        return Ok(trigger_tuple(tupdesc, tuple));
-    };
-    if tombstones::stamps_of_key(&table_name, key_json).contains(&deleted) {
+    // Known by now (through another subscription, while this one waited): skipped.
+    if known() {
         release_key_lock();
         return Ok(None);
-    }
-    warn_if_far_ahead(deleted.hlc, relid.unwrap_or(pg_sys::InvalidOid), || table_name.clone());
-    if let (Some((_, shape)), Some(clock)) = (&target, row_clock) {
-        // A clock that can't be read has seen nothing.
-        let seen = clock
-            .ok()
-            .flatten()
-            .and_then(|clock| clock.column(SEEN_DELETE))
-            .map(|entry| entry.stamp);
-        if delete_wins(deleted, seen) {
-            struct Reset;
-            impl Drop for Reset {
-                fn drop(&mut self) {
-                    DELETING_FOR_TOMBSTONE.set(false);
-                }
-            }
-            DELETING_FOR_TOMBSTONE.set(true);
-            let _reset = Reset;
-            Spi::connect_mut(|client| client.update(&shape.delete_by_key_json, None, &[key()]).map(drop))
-                .map_err(spi_failed)?;
-        }
     }
     Ok(trigger_tuple(tupdesc, tuple))
 }
 
-/// A row's clock as read under its row lock: `None` if the clock is NULL; an error if it can't
-/// be read.
-type LockedClock = Result<Option<RowClock>, ErrorReport>;
-
-/// Locks the row of `relation` (a CRDT table) whose key is the `jsonb` object `key_json`, and
-/// returns its clock; `None` if there is no such row, and then the key lock is held.
-fn lock_row_of_tombstone(
+/// Deletes the row of `relation` (a CRDT table) whose key is the `jsonb` object `key_json`
+/// unless it was inserted after a delete at least as new as `deleted` (DESIGN §5), or the
+/// tombstone is known already. If there is no such row, the key lock is held on return.
+fn delete_row_of_tombstone(
     relation: pg_sys::Relation,
     shape: &TableShape,
     key_json: pg_sys::Datum,
-) -> Result<Option<LockedClock>, ErrorReport> {
+    deleted: Stamp,
+    known: impl Fn() -> bool,
+) -> Result<(), ErrorReport> {
     // SAFETY: an open relation.
     let (relid, tupdesc) = unsafe { ((*relation).rd_id, PgTupleDesc::from_pg_unchecked((*relation).rd_att)) };
-    // SAFETY: a non-null jsonb datum of the incoming tombstone.
-    let key = || unsafe { DatumWithOid::new(RawDatum(key_json), pg_sys::JSONBOID) };
-    Spi::connect_mut(|client| {
-        let rows = client.select(&shape.row_of_key_json, None, &[key()])?;
-        let Some(composite) = rows.first().get_datum_by_ordinal(1)? else {
-            return Ok(None);
-        };
-        // SAFETY: a composite of the table's row type, alive in SPI's memory until the
-        // connection closes, which outlives `key_row`.
-        let key_row = unsafe { composite_row(composite, &tupdesc) };
-        loop {
-            if !lock_key_unless_present(relation, relid, shape, &key_row) {
-                return Ok(None);
+    with_key_row(shape, &tupdesc, key_json, |key_row| {
+        while let Some(row) = probe_key(relation, relid, shape, key_row) {
+            if known() {
+                return Ok(());
             }
-            let rows = client.update(&shape.lock_by_key_json, None, &[key()])?;
-            if !rows.is_empty() {
-                // SAFETY: a crdt.row_clock datum, read before SPI's memory goes.
-                let clock = rows
-                    .first()
-                    .get_datum_by_ordinal(1)?
-                    .map(|datum| row_clock::decode_stored(unsafe { varlena_datum_slice(datum) }))
-                    .transpose();
-                return Ok(Some(clock));
+            // A clock that can't be read has seen nothing. Read unlocked: the newest delete a
+            // row has seen only grows, so a row kept stays rightly kept; one deleted is deleted
+            // where it is, or found again if it changed meanwhile.
+            let seen = row
+                .clock
+                .and_then(|clock| row_clock::decode_stored(&clock).ok())
+                .and_then(|clock| clock.column(SEEN_DELETE))
+                .map(|entry| entry.stamp);
+            if !delete_wins(deleted, seen) || delete_at(shape, row.tid)? {
+                return Ok(());
             }
-            // Deleted since it was found: look again.
         }
+        Ok(())
+    })
+}
+
+/// Deletes the row at `tid` as a replicated tombstone's delete; whether it was still there.
+fn delete_at(shape: &TableShape, mut tid: pg_sys::ItemPointerData) -> Result<bool, ErrorReport> {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            DELETING_FOR_TOMBSTONE.set(false);
+        }
+    }
+    DELETING_FOR_TOMBSTONE.set(true);
+    let _reset = Reset;
+    // SAFETY: a tid datum (by reference) that outlives the statement.
+    let tid = unsafe { DatumWithOid::new(RawDatum(pg_sys::Datum::from(&mut tid as *mut _)), pg_sys::TIDOID) };
+    Spi::connect_mut(|client| {
+        client
+            .update(&shape.delete_at, None, &[tid])
+            .map(|rows| !rows.is_empty())
     })
     .map_err(spi_failed)
 }
 
+/// Runs `work` on a row holding the key whose `jsonb` object (as `crdt.deletions` names it) is
+/// `key_json` in its key columns, NULL elsewhere. Each key column's value is read from the
+/// object with the column type's input function, as `jsonb_populate_record` does for scalars;
+/// a key with a column of a JSON, array or composite type goes through `jsonb_populate_record`
+/// itself.
+fn with_key_row<T>(
+    shape: &TableShape,
+    tupdesc: &PgTupleDesc<'_>,
+    key_json: pg_sys::Datum,
+    work: impl FnOnce(&Row) -> Result<T, ErrorReport>,
+) -> Result<T, ErrorReport> {
+    let natts = tupdesc.len();
+    let mut row = Row {
+        values: smallvec::smallvec![pg_sys::Datum::from(0); natts],
+        nulls: smallvec::smallvec![true; natts],
+    };
+    // SAFETY: a non-null jsonb datum; the key inputs are the key columns' own.
+    let scalar = unsafe { key_values_from_json(shape, key_json, &mut row) };
+    if scalar {
+        return work(&row);
+    }
+    // SAFETY: a non-null jsonb datum of the incoming tombstone.
+    let key = unsafe { DatumWithOid::new(RawDatum(key_json), pg_sys::JSONBOID) };
+    Spi::connect(|client| {
+        let rows = client.select(&shape.row_of_key_json, None, &[key])?;
+        let key_row = match rows.first().get_datum_by_ordinal(1)? {
+            // SAFETY: a composite of the table's row type, alive in SPI's memory until the
+            // connection closes, which outlives `key_row`.
+            Some(composite) => unsafe { composite_row(composite, tupdesc) },
+            None => row,
+        };
+        Ok::<_, pgrx::spi::Error>(work(&key_row))
+    })
+    .map_err(spi_failed)?
+}
+
+/// Fills `row`'s key columns from the `jsonb` object `key_json`; false if a key column's type
+/// is not read that simply (see [`with_key_row`]) — NULLs left where the object has no value.
+///
+/// # Safety
+/// `key_json` must be a non-null jsonb datum.
+unsafe fn key_values_from_json(shape: &TableShape, key_json: pg_sys::Datum, row: &mut Row) -> bool {
+    // SAFETY: per the contract; the found values point into the detoasted jsonb, read at once.
+    unsafe {
+        let jsonb = pg_sys::pg_detoast_datum(key_json.cast_mut_ptr()) as *mut pg_sys::Jsonb;
+        for (input, &index) in shape.key_inputs.iter().zip(&shape.key_indexes) {
+            let Some(input) = input else { return false };
+            let mut name: pg_sys::JsonbValue = std::mem::zeroed();
+            name.type_ = pg_sys::jbvType::jbvString;
+            name.val.string.len = input.name.as_bytes().len() as i32;
+            name.val.string.val = input.name.as_ptr().cast_mut();
+            let value = pg_sys::findJsonbValueFromContainer(&mut (*jsonb).root, pg_sys::JB_FOBJECT, &mut name);
+            if value.is_null() {
+                continue;
+            }
+            let text: Cow<'_, CStr> = match (*value).type_ {
+                pg_sys::jbvType::jbvString => {
+                    let string = (*value).val.string;
+                    let bytes = std::slice::from_raw_parts(string.val.cast::<u8>(), string.len as usize);
+                    // jsonb strings hold no NUL (\u0000 is refused on input).
+                    match std::ffi::CString::new(bytes) {
+                        Ok(text) => Cow::Owned(text),
+                        Err(_) => continue,
+                    }
+                }
+                pg_sys::jbvType::jbvNumeric => Cow::Borrowed(CStr::from_ptr(
+                    pgrx::direct_function_call::<&CStr>(
+                        pg_sys::numeric_out,
+                        &[Some(pg_sys::Datum::from((*value).val.numeric))],
+                    )
+                    .unwrap_or_default()
+                    .as_ptr(),
+                )),
+                pg_sys::jbvType::jbvBool if (*value).val.boolean => Cow::Borrowed(c"true"),
+                pg_sys::jbvType::jbvBool => Cow::Borrowed(c"false"),
+                // NULL: no row has it. Anything else: not a scalar after all.
+                pg_sys::jbvType::jbvNull => continue,
+                _ => return false,
+            };
+            row.values[index] =
+                pg_sys::OidInputFunctionCall(input.function, text.as_ptr().cast_mut(), input.io_param, input.typmod);
+            row.nulls[index] = false;
+        }
+        true
+    }
+}
+
+/// A committed row found by [`probe_key`]: where it is, and its clock as committed.
+struct FoundRow {
+    tid: pg_sys::ItemPointerData,
+    clock: Option<Vec<u8>>,
+}
+
 /// Takes the key lock of `row`'s key in `relation` and probes its primary key index, waiting
-/// for every transaction still writing the key. Whether a committed row has the key: if one
-/// does, the lock is let go (the row itself is what writers of the key meet from then on); if
-/// none does, it is held until this backend's write of the key is in the index.
-fn lock_key_unless_present(relation: pg_sys::Relation, relid: pg_sys::Oid, shape: &TableShape, row: &Row) -> bool {
+/// for every transaction still writing the key. The committed row with the key, if any: then
+/// the lock is let go (the row itself is what writers of the key meet from then on); if none
+/// has it, the lock is held until this backend's write of the key is in the index.
+fn probe_key(relation: pg_sys::Relation, relid: pg_sys::Oid, shape: &TableShape, row: &Row) -> Option<FoundRow> {
     if shape.key_indexes.iter().any(|&index| row.nulls[index]) {
         // A NULL in the key: no row can have it, and the key's NOT NULL constraint refuses this
         // one once the BEFORE triggers are done. Nothing to probe (an index scan key can't be
         // NULL here).
         release_key_lock();
-        return false;
+        return None;
     }
     lock_key(relid, key_hash(shape, row));
     let values: SmallVec<[pg_sys::Datum; 4]> = shape.key_indexes.iter().map(|&index| row.values[index]).collect();
+    let clock_attribute = shape.clock_index as i32 + 1;
     // SAFETY: the primary key's index of the open `relation`; the values are the key's columns
-    // in the index's order, of the index's column types.
-    let present = unsafe {
+    // in the index's order, of the index's column types; the slot holds a row of `relation`,
+    // whose clock is copied out before the next one is read.
+    let found = unsafe {
         let index = pg_sys::index_open(shape.key_index, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
-        let found = index_probe::committed_matches(relation, index, &shape.key_comparisons, &values, |_| ());
+        let mut found = index_probe::committed_matches(relation, index, &shape.key_comparisons, &values, |slot| {
+            let mut is_null = false;
+            let clock = pg_sys::slot_getattr(slot, clock_attribute, &mut is_null);
+            FoundRow {
+                tid: (*slot).tts_tid,
+                clock: (!is_null).then(|| varlena_datum_slice(clock).to_vec()),
+            }
+        });
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
-        !found.is_empty()
+        found.pop()
     };
-    if present {
+    if found.is_some() {
         release_key_lock();
     }
-    present
+    found
 }
 
 /// A hash of `row`'s key values, for its key lock.
@@ -701,7 +794,7 @@ fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
             // after that delete, and says so, so the delete's tombstone does not remove it on the
             // nodes it reaches (DESIGN §5). A transaction deleting the key right now has its
             // tombstone read once it ends: the probe waits for it.
-            if !lock_key_unless_present(data.tg_relation, relation_id(trigger), &shape, &new) {
+            if probe_key(data.tg_relation, relation_id(trigger), &shape, &new).is_none() {
                 seen_delete = newest_tombstone(trigger, &tupdesc, &shape, data.tg_trigtuple)?;
             }
         }
@@ -824,7 +917,7 @@ enum ReplicatedInsert {
 /// deleted: the INSERT is an echo of a row deleted since, or concurrent with the delete, and a
 /// delete wins over every write its node had not seen (DESIGN §5).
 ///
-/// The key lock is taken and the index probed first (see [`lock_key_unless_present`]), so a
+/// The key lock is taken and the index probed first (see [`probe_key`]), so a
 /// concurrent insert of the same key — a local one, or the same row arriving from another node
 /// through another apply worker — has committed and is seen. The existing row is updated with
 /// the incoming values through SQL, so the update takes the ordinary path: this same trigger
@@ -840,7 +933,7 @@ fn merge_replicated_insert(
     let relation = trigger.trigger_data().tg_relation;
     let relid = relation_id(trigger);
     let clock = row.clock(shape)?;
-    while lock_key_unless_present(relation, relid, shape, &row) {
+    while probe_key(relation, relid, shape, &row).is_some() {
         // SAFETY: a valid tuple of this relation.
         let (composite, rowtype) = unsafe { row_composite(trigger, tupdesc, incoming) };
         // SAFETY: `composite` is a datum of type `rowtype`, alive until the trigger returns.

@@ -163,6 +163,27 @@ INSERT INTO crdt.deletions VALUES ('tables_test.pair', '{"a": 2, "B c": "y"}',
 RESET session_replication_role;
 SELECT count(*) AS deleted FROM pair;
 DROP TABLE pair;
+-- a replicated tombstone reads its key's values from the jsonb object with each key column's
+-- input function (quotes, a numeric's scale, uuid, date), or, for a key column of a JSON type,
+-- through jsonb_populate_record
+CREATE TABLE keyed (a text, b numeric, c uuid, d date, v int, PRIMARY KEY (a, b, c, d));
+SELECT crdt.enable('keyed');
+INSERT INTO keyed VALUES ('x"y', 1.50, 'aaaaaaaa-0000-4000-8000-000000000001', '2024-02-29', 1),
+                         ('x"y', 2.50, 'aaaaaaaa-0000-4000-8000-000000000001', '2024-02-29', 2);
+CREATE TABLE json_keyed (k jsonb PRIMARY KEY, v int);
+SELECT crdt.enable('json_keyed');
+INSERT INTO json_keyed VALUES ('{"x": [1, 2]}', 1), ('{"x": [1, 3]}', 2);
+SET session_replication_role = replica;
+INSERT INTO crdt.deletions
+SELECT 'tables_test.keyed', jsonb_build_object('a', a, 'b', b, 'c', c, 'd', d), 1, 'dddddddd-0000-4000-8000-000000000004'
+FROM keyed WHERE v = 1;
+INSERT INTO crdt.deletions
+SELECT 'tables_test.json_keyed', jsonb_build_object('k', k), 1, 'dddddddd-0000-4000-8000-000000000004'
+FROM json_keyed WHERE v = 1;
+RESET session_replication_role;
+SELECT a, b, v FROM keyed;
+SELECT k, v FROM json_keyed;
+DROP TABLE keyed, json_keyed;
 
 -- a DELETE of many rows records their tombstones in one statement, all with one stamp after
 -- every stamp of every deleted row
