@@ -58,6 +58,17 @@ pub fn out_of_memory(bytes: usize) -> ErrorReport {
         .set_detail(format!("Failed on request of size {bytes}."))
 }
 
+/// `55000`: `table` (quoted, schema-qualified) has no primary key, which a CRDT table needs.
+pub fn no_primary_key(table: &str) -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("table {table} has no primary key"),
+        "crdt",
+    )
+    .set_detail("Replicated rows are matched and merged by primary key.")
+    .set_hint(format!("Add one with ALTER TABLE {table} ADD PRIMARY KEY (...)."))
+}
+
 /// `XX000` for a failed SPI query of the extension's own: never caused by user input.
 pub fn spi_failed(err: pgrx::spi::Error) -> ErrorReport {
     ErrorReport::new(

@@ -11,7 +11,7 @@ use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier, Own
 use pgrx::{PgOid, PgTupleDesc};
 
 use crate::catalog_cache::CachedByOid;
-use crate::error::spi_failed;
+use crate::error::{no_primary_key, spi_failed};
 use crate::index_probe::{self, KeyComparison};
 use crate::tables::CLOCK_COLUMN;
 use crate::types::counter::Counter;
@@ -161,13 +161,7 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
     let key = primary_key(relid)?;
     let Some(key_index) = key.first().map(|column| column.index) else {
         // Only possible if the key was dropped after crdt.enable.
-        return Err(ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("CRDT table {table} has no primary key"),
-            "crdt",
-        )
-        .set_detail("Replicated rows are matched and merged by primary key.")
-        .set_hint(format!("Add one again with ALTER TABLE {table} ADD PRIMARY KEY (...).")));
+        return Err(no_primary_key(&table));
     };
     let key_indexes = key
         .iter()

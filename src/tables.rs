@@ -13,7 +13,7 @@ use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_qualified_identifier};
 use pgrx::{PgRelation, PgSqlErrorCode};
 
-use crate::error::spi_failed;
+use crate::error::{no_primary_key, spi_failed};
 
 /// The column holding each row's stamps.
 pub const CLOCK_COLUMN: &str = "crdt_clock";
@@ -156,13 +156,7 @@ fn enable(table: PgRelation) -> Result<(), ErrorReport> {
     let facts = checked_table(&table)?;
     let name = &facts.qualified_name;
     if !facts.has_primary_key {
-        return Err(ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("table {name} has no primary key"),
-            "crdt",
-        )
-        .set_detail("Replicated rows are matched and merged by primary key.")
-        .set_hint(format!("Add one with ALTER TABLE {name} ADD PRIMARY KEY (...).")));
+        return Err(no_primary_key(name));
     }
     if facts.replica_identity != "d" && facts.replica_identity != "i" {
         return Err(ErrorReport::new(

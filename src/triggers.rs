@@ -51,6 +51,19 @@ thread_local! {
     static DELETING_FOR_TOMBSTONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Runs `work` with `flag` set, and clears it after, however `work` ends.
+fn while_set<T>(flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>, work: impl FnOnce() -> T) -> T {
+    struct Clear(&'static std::thread::LocalKey<std::cell::Cell<bool>>);
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            self.0.set(false);
+        }
+    }
+    flag.set(true);
+    let _clear = Clear(flag);
+    work()
+}
+
 /// The row-clock entry recording the newest delete of the row's key this node had seen when the
 /// row was (re)inserted here. No column can have this name: PostgreSQL forbids empty
 /// identifiers. It merges like any stamp of a column the table does not have (last writer wins).
@@ -67,19 +80,13 @@ fn merge_row(table: pgrx::PgRelation, row: crate::types::jsonb_text::JsonbText) 
     let relid = table.oid();
     drop(table);
     let name = crate::tables::table_facts(relid)?.qualified_name;
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            MERGING_REMOTE_ROW.set(false);
-        }
-    }
-    MERGING_REMOTE_ROW.set(true);
-    let _reset = Reset;
-    Spi::run_with_args(
-        &format!("INSERT INTO {name} SELECT * FROM pg_catalog.jsonb_populate_record(NULL::{name}, $1)"),
-        &[row.into()],
-    )
-    .map_err(spi_failed)
+    while_set(&MERGING_REMOTE_ROW, || {
+        Spi::run_with_args(
+            &format!("INSERT INTO {name} SELECT * FROM pg_catalog.jsonb_populate_record(NULL::{name}, $1)"),
+            &[row.into()],
+        )
+        .map_err(spi_failed)
+    })
 }
 
 /// A row's column values, deformed. Tables of up to [`INLINE_COLUMNS`] columns keep them in
@@ -578,22 +585,16 @@ fn delete_row_of_tombstone(
 
 /// Deletes the row at `tid` as a replicated tombstone's delete; whether it was still there.
 fn delete_at(shape: &TableShape, mut tid: pg_sys::ItemPointerData) -> Result<bool, ErrorReport> {
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            DELETING_FOR_TOMBSTONE.set(false);
-        }
-    }
-    DELETING_FOR_TOMBSTONE.set(true);
-    let _reset = Reset;
     // SAFETY: a tid datum (by reference) that outlives the statement.
     let tid = unsafe { DatumWithOid::new(RawDatum(pg_sys::Datum::from(&mut tid as *mut _)), pg_sys::TIDOID) };
-    Spi::connect_mut(|client| {
-        client
-            .update(&shape.delete_at, None, &[tid])
-            .map(|rows| !rows.is_empty())
+    while_set(&DELETING_FOR_TOMBSTONE, || {
+        Spi::connect_mut(|client| {
+            client
+                .update(&shape.delete_at, None, &[tid])
+                .map(|rows| !rows.is_empty())
+        })
+        .map_err(spi_failed)
     })
-    .map_err(spi_failed)
 }
 
 /// Runs `work` on a row holding the key whose `jsonb` object (as `crdt.deletions` names it) is

@@ -555,6 +555,39 @@ impl Cluster {
         rows[0][0].clone()
     }
 
+    /// `pg_dump -Fc` of database `db` into `file`.
+    pub fn dump(&self, db: &str, file: &Path) {
+        self.run_client_tool("pg_dump", &["-Fc", "-f", &file.to_string_lossy(), db]);
+    }
+
+    /// `pg_restore -j jobs` of `file` (a `pg_dump -Fc` archive) into database `db`, which
+    /// exists, stopping at the first error.
+    pub fn restore(&self, db: &str, file: &Path, jobs: u32) {
+        let jobs = jobs.to_string();
+        self.run_client_tool(
+            "pg_restore",
+            &["-d", db, "-j", &jobs, "--exit-on-error", &file.to_string_lossy()],
+        );
+    }
+
+    /// Runs PostgreSQL's client program `program` against this cluster as `postgres`; panics
+    /// with its output if it fails.
+    fn run_client_tool(&self, program: &str, args: &[&str]) {
+        let mut command = Command::new(pg_program(program));
+        command
+            .args(["-h", "127.0.0.1", "-p", &self.port().to_string(), "-U", "postgres"])
+            .args(args)
+            .env_remove("PGSERVICE")
+            .env_remove("PGPASSFILE");
+        let output = run(command, program);
+        assert!(
+            output.status.success(),
+            "{program} {args:?} on cluster {} failed:\n{}",
+            self.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// `CREATE DATABASE name`.
     pub fn create_database(&self, name: &str) {
         self.sql("postgres", &format!("CREATE DATABASE {name}"));
@@ -975,6 +1008,18 @@ pub fn enable_subscription(node: &Cluster, subscription: &str) {
 // ---------------------------------------------------------------------------------------------
 // Waiting
 // ---------------------------------------------------------------------------------------------
+
+/// Cuts replication between `a` and `b` both ways, runs `on_a` on A and `on_b` on B in `db`
+/// (so the writes really are concurrent: neither has seen the other's), and heals. Does not
+/// wait for the nodes to converge.
+pub fn write_while_apart(a: &Cluster, b: &Cluster, db: &str, on_a: &str, on_b: &str) {
+    disable_subscriptions(a);
+    disable_subscriptions(b);
+    a.sql(db, on_a);
+    b.sql(db, on_b);
+    enable_subscriptions(a);
+    enable_subscriptions(b);
+}
 
 /// Polls `condition` every 50 ms until it holds (returns `true`) or `timeout` passes (returns
 /// `false`).

@@ -8,7 +8,6 @@
 //! ran the shared lock table out, and affordable for CI on a debug build); `scripts/bench.sh`
 //! runs the same paths at 1,000,000.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crdt_replication_tests::*;
@@ -111,12 +110,13 @@ fn big_transactions_apply_over_text_binary_and_streaming() {
     );
 
     // Both sides write every row while the link is down: the merge decides each one.
-    disable_subscriptions(a);
-    disable_subscriptions(b);
-    a.sql(DB, "UPDATE item SET n = n OPERATOR(crdt.+) 5");
-    b.sql(DB, "UPDATE item SET n = n OPERATOR(crdt.-) 1, s = 'b wrote'");
-    enable_subscriptions(a);
-    enable_subscriptions(b);
+    write_while_apart(
+        a,
+        b,
+        DB,
+        "UPDATE item SET n = n OPERATOR(crdt.+) 5",
+        "UPDATE item SET n = n OPERATOR(crdt.-) 1, s = 'b wrote'",
+    );
     timed("concurrent UPDATEs of every row on A and B, merged", || settle(&all));
     assert_same_snapshot(&[a, b], DB, DIGEST);
     assert_eq!(
@@ -225,21 +225,16 @@ fn moving_a_key_while_another_node_updates_the_row_converges() {
     let refused = a.try_sql(DB, "\\set VERBOSITY verbose\nUPDATE item SET id = 1005 WHERE id = 5");
     assert!(refused.as_ref().is_err_and(|err| err.contains("0A000")), "{refused:?}");
 
-    disable_subscriptions(a);
-    disable_subscriptions(b);
-    a.sql(
+    write_while_apart(
+        a,
+        b,
         DB,
         "BEGIN;
          INSERT INTO item (id, n, s) SELECT 1005, n::bigint, s FROM item WHERE id = 5;
          DELETE FROM item WHERE id = 5;
          COMMIT;",
-    );
-    b.sql(
-        DB,
         "UPDATE item SET s = 'b renamed', n = n OPERATOR(crdt.+) 1 WHERE id = 5",
     );
-    enable_subscriptions(a);
-    enable_subscriptions(b);
     wait_for_replication_idle(&[a, b]);
     for node in [a, b] {
         assert_eq!(
@@ -327,45 +322,10 @@ fn dump_and_parallel_restore_at_size() {
              DELETE FROM item WHERE id % 10 = 0;"
         ),
     );
-    let dump = format!("{}/app.dump", origin.dir().to_str().expect("utf-8 path"));
-    let (origin_port, restored_port) = (origin.port().to_string(), restored.port().to_string());
-    timed("pg_dump -Fc", || {
-        run_tool(
-            "pg_dump",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &origin_port,
-                "-U",
-                "postgres",
-                "-Fc",
-                "-f",
-                &dump,
-                DB,
-            ],
-        )
-    });
+    let dump = origin.dir().join("app.dump");
+    timed("pg_dump -Fc", || origin.dump(DB, &dump));
     restored.create_database(DB);
-    timed("pg_restore -j 2", || {
-        run_tool(
-            "pg_restore",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &restored_port,
-                "-U",
-                "postgres",
-                "-d",
-                DB,
-                "-j",
-                "2",
-                "--exit-on-error",
-                &dump,
-            ],
-        )
-    });
+    timed("pg_restore -j 2", || restored.restore(DB, &dump, 2));
     assert_same_rows(&[origin, restored]);
     assert_same_snapshot(
         &[origin, restored],
@@ -385,17 +345,4 @@ fn dump_and_parallel_restore_at_size() {
     }
     assert_same_rows(&[origin, restored]);
     assert_no_errors_in_logs(&[origin, restored]);
-}
-
-fn run_tool(program: &str, args: &[&str]) {
-    let output = Command::new(pg_bin().join(program))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run a PostgreSQL tool");
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }

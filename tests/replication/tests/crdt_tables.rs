@@ -41,13 +41,7 @@ fn settle(nodes: &[Cluster]) {
 
 /// Cuts both directions, runs `on_a` on A and `on_b` on B, heals, and waits.
 fn concurrently(nodes: &[Cluster], on_a: &str, on_b: &str) {
-    let (a, b) = (&nodes[0], &nodes[1]);
-    disable_subscriptions(a);
-    disable_subscriptions(b);
-    a.sql(DB, on_a);
-    b.sql(DB, on_b);
-    enable_subscriptions(a);
-    enable_subscriptions(b);
+    write_while_apart(&nodes[0], &nodes[1], DB, on_a, on_b);
     settle(nodes);
 }
 

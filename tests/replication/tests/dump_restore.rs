@@ -1,24 +1,10 @@
 //! `pg_dump` / `pg_restore` of a database with a CRDT table into a fresh instance keeps every
 //! value and stamp, and the restored node then merges with the original like any other node.
 
-use std::process::Command;
-
 use crdt_replication_tests::*;
 
 const DB: &str = "app";
 const ROWS: &str = "SELECT id, name, inventory::text, attrs::text, crdt_clock::text FROM product ORDER BY id";
-
-fn run(program: &str, args: &[&str]) {
-    let output = Command::new(pg_bin().join(program))
-        .args(args)
-        .output()
-        .expect("run pg tool");
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 #[test]
 fn dump_and_restore_keeps_values_and_stamps_and_merges_afterwards() {
@@ -37,39 +23,9 @@ fn dump_and_restore_keeps_values_and_stamps_and_merges_afterwards() {
            DELETE FROM product WHERE id = 50;"#,
     );
     let dump = origin.dir().join("app.dump");
-    let dump = dump.to_str().expect("utf-8 path");
-    let (origin_port, restored_port) = (origin.port().to_string(), restored.port().to_string());
-    run(
-        "pg_dump",
-        &[
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &origin_port,
-            "-U",
-            "postgres",
-            "-Fc",
-            "-f",
-            dump,
-            DB,
-        ],
-    );
+    origin.dump(DB, &dump);
     restored.create_database(DB);
-    run(
-        "pg_restore",
-        &[
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &restored_port,
-            "-U",
-            "postgres",
-            "-d",
-            DB,
-            "--exit-on-error",
-            dump,
-        ],
-    );
+    restored.restore(DB, &dump, 1);
 
     assert_same_snapshot(&[origin, restored], DB, ROWS);
     // The triggers came back as they were: stamping and recording deletes in ordinary sessions,
@@ -95,18 +51,13 @@ fn dump_and_restore_keeps_values_and_stamps_and_merges_afterwards() {
         restored.query_value(DB, "SELECT crdt.node_id()")
     );
     connect_bidirectional(origin, restored, DB, &["product"]);
-    disable_subscriptions(origin);
-    disable_subscriptions(restored);
-    origin.sql(
+    write_while_apart(
+        origin,
+        restored,
         DB,
         "UPDATE product SET inventory = inventory OPERATOR(crdt.+) 10 WHERE id = 1",
-    );
-    restored.sql(
-        DB,
         "UPDATE product SET inventory = inventory OPERATOR(crdt.-) 1, name = 'renamed' WHERE id = 1",
     );
-    enable_subscriptions(origin);
-    enable_subscriptions(restored);
     wait_for_replication_idle(&[origin, restored]);
     for node in [origin, restored] {
         assert_eq!(
