@@ -354,3 +354,57 @@ fn three_node_mesh_converges() {
     );
     assert_no_errors_in_logs(&refs);
 }
+
+/// Stamps further ahead of this node's clock than `crdt.max_clock_skew` are merged, with one
+/// WARNING per table per transaction, on every replicated path: INSERT of a new row, INSERT
+/// merged into an existing one, UPDATE, tombstone. A session with `session_replication_role =
+/// replica` takes the apply worker's paths.
+#[test]
+fn stamps_far_ahead_warn_once_per_table_and_transaction() {
+    let node = Cluster::start("skewed");
+    node.create_database_with_crdt(DB);
+    // Rows and a tombstone stamped in 2100 (hybrid logical clocks: milliseconds << 16).
+    node.sql(
+        DB,
+        r#"CREATE TABLE product (id int PRIMARY KEY, name text);
+           SELECT crdt.enable('product');
+           CREATE TABLE source (LIKE product);
+           ALTER TABLE source ADD PRIMARY KEY (id);
+           SELECT crdt.enable('source');
+           INSERT INTO source VALUES (1, 'a'), (2, 'b'), (3, 'c');
+           CREATE TABLE future AS
+             SELECT id, name, regexp_replace(crdt_clock::text, '\[[0-9]+,', '[270000000000000000,', 'g') AS clock
+             FROM source;"#,
+    );
+    let warnings = || {
+        std::fs::read_to_string(node.log_path())
+            .unwrap_or_default()
+            .matches("carries a stamp")
+            .count()
+    };
+    let replicated = |sql: &str| node.sql(DB, &format!("SET session_replication_role = replica; {sql}"));
+    replicated(
+        "INSERT INTO product SELECT id, name, clock::crdt.row_clock FROM future WHERE id <= 2; \
+         INSERT INTO product SELECT id, name || ' later', clock::crdt.row_clock FROM future WHERE id = 3",
+    );
+    assert_eq!(warnings(), 2, "two INSERTs, one transaction each");
+    replicated(
+        "BEGIN; \
+         INSERT INTO product SELECT id, name, regexp_replace(clock, '270000000000000000', '270000000000000001', 'g')::crdt.row_clock FROM future WHERE id <= 2; \
+         COMMIT;",
+    );
+    assert_eq!(
+        warnings(),
+        3,
+        "an INSERT merged into two existing rows, one transaction"
+    );
+    replicated(
+        r#"INSERT INTO crdt.deletions VALUES ('public.product', '{"id": 1}', 270000000000000002, 'dddddddd-0000-4000-8000-000000000004')"#,
+    );
+    assert_eq!(warnings(), 4, "a tombstone");
+    assert_eq!(
+        node.query_value(DB, "SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM product"),
+        "2:b,3:c later"
+    );
+    assert_no_errors_in_logs(&[&node]);
+}
