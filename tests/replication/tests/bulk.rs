@@ -61,8 +61,12 @@ fn assert_streaming(node: &Cluster) {
 #[test]
 fn big_transactions_apply_over_text_binary_and_streaming() {
     let rows = rows();
-    let nodes = Cluster::start_many(&["a", "b", "c"]);
-    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    // C's subscription streams (streaming = on): PostgreSQL 15 replays a streamed transaction
+    // at its commit without answering keepalives, so A's walsender waits as long as the replay
+    // takes, as the README's guide says to set up for transactions of millions of rows.
+    let a = Cluster::start_with_settings("a", &[("wal_sender_timeout", "'10min'")]);
+    let others = Cluster::start_many(&["b", "c"]);
+    let (a, b, c) = (&a, &others[0], &others[1]);
     for node in [a, b, c] {
         node.create_database_with_crdt(DB);
         node.sql(DB, TABLE);
