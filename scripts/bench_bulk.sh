@@ -76,7 +76,9 @@ declare -A TIMES WAL
 log "bulk: $ROWS rows per statement, $ROUNDS rounds"
 for round in $(seq "$ROUNDS"); do
     for kind in plain crdt; do
-        psql_at "$PORT_A" -c "DELETE FROM ${kind}_t; DELETE FROM crdt.deletions; VACUUM ${kind}_t; CHECKPOINT" >/dev/null
+        # Each -c its own transaction: VACUUM runs outside one.
+        psql_at "$PORT_A" -c "DELETE FROM ${kind}_t" -c "DELETE FROM crdt.deletions" -c "VACUUM ${kind}_t" \
+            -c "CHECKPOINT" >/dev/null
         for case in $(printf '%s\n' "${!STATEMENTS[@]}" | sort); do
             statement="${STATEMENTS[$case]}"
             # The plain table's counter is a bigint: + is plain addition there.

@@ -504,8 +504,8 @@ fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     // names it, with a row clock.
     let relid = {
         let name = table_name.as_str().into_datum().unwrap_or(pg_sys::Datum::from(0));
-        // SAFETY: to_regclass takes a text and returns NULL (never raises) for a name that does
-        // not parse or names nothing.
+        // SAFETY: to_regclass takes a text; NULL for a name that names nothing. (A name that
+        // does not parse raises 42602 on PostgreSQL 15; crdt writes none.)
         unsafe { pgrx::direct_function_call::<pg_sys::Oid>(pg_sys::to_regclass, &[Some(name)]) }
     };
     // SAFETY: an existing relation, locked as any write to it would; `None` if dropped since.
