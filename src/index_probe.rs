@@ -93,31 +93,6 @@ pub(crate) unsafe fn committed_matches<T>(
     }
 }
 
-/// Whether any tuple of `index` starts with `values` — committed, or still being written or
-/// deleted by a running transaction — without waiting for anyone.
-///
-/// # Safety
-/// As for [`committed_matches`].
-pub(crate) unsafe fn any_entry(
-    heap: pg_sys::Relation,
-    index: pg_sys::Relation,
-    comparisons: &[KeyComparison],
-    values: &[pg_sys::Datum],
-) -> bool {
-    // SAFETY: per the contract.
-    unsafe {
-        let mut keys = scan_keys(comparisons, values);
-        let mut snapshot = dirty_snapshot();
-        let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-        let scan = begin_scan(heap, index, &mut snapshot, keys.len());
-        pg_sys::index_rescan(scan, keys.as_mut_ptr(), keys.len() as i32, std::ptr::null_mut(), 0);
-        let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
-        pg_sys::index_endscan(scan);
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        found
-    }
-}
-
 /// Equality scan keys on the first index columns.
 fn scan_keys(comparisons: &[KeyComparison], values: &[pg_sys::Datum]) -> Vec<pg_sys::ScanKeyData> {
     // SAFETY: ScanKeyData is plain data; ScanKeyInit fills every field it reads.

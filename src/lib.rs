@@ -13,6 +13,7 @@ mod clock;
 mod error;
 mod gucs;
 mod index_probe;
+mod key_json;
 mod key_lock;
 mod no_raise;
 mod table_shape;

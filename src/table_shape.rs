@@ -13,6 +13,7 @@ use pgrx::{PgOid, PgTupleDesc};
 use crate::catalog_cache::CachedByOid;
 use crate::error::{no_primary_key, spi_failed};
 use crate::index_probe::{self, KeyComparison};
+use crate::key_json::KeyJsonBuilder;
 use crate::tables::CLOCK_COLUMN;
 use crate::types::counter::Counter;
 use crate::types::doc::Doc;
@@ -54,9 +55,9 @@ pub(crate) struct TableShape {
     pub(crate) lock_existing: OwnedPreparedStatement,
     /// Updates the row whose key is that of `$1` (a row of this table) with the values of `$1`.
     pub(crate) update_existing: OwnedPreparedStatement,
-    /// The key of `$1` (a row of this table) as `crdt.deletions` names it: a `jsonb` object of
-    /// the key's columns, by name.
-    pub(crate) key_json: OwnedPreparedStatement,
+    /// Builds a row's key as `crdt.deletions` names it: a `jsonb` object of the key's columns,
+    /// by name.
+    pub(crate) key_json: KeyJsonBuilder,
     /// The row of this table whose key is the `jsonb` object `$1`, as a composite.
     pub(crate) row_of_key_json: OwnedPreparedStatement,
     /// Deletes the row at `$1` (a tid).
@@ -244,7 +245,20 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
             format!("UPDATE {table} t SET {assignments} WHERE {}", key_match_with("$1")),
             &row_argument,
         )?,
-        key_json: prepare(format!("SELECT {}", key_json_of("$1")), &row_argument)?,
+        key_json: KeyJsonBuilder::new(
+            &key.iter()
+                .filter_map(|column| {
+                    let attribute = tupdesc.get(usize::try_from(column.attnum - 1).ok()?)?;
+                    Some((
+                        column.raw_name.clone(),
+                        attribute.atttypid,
+                        attribute.atttypmod,
+                        attribute.attcollation,
+                    ))
+                })
+                .collect::<Vec<_>>(),
+        )
+        .ok_or_else(|| no_primary_key(&table))?,
         row_of_key_json: prepare(format!("SELECT {row_of_key_json}"), &json_argument)?,
         delete_at: prepare(
             format!("DELETE FROM {table} t WHERE t.ctid OPERATOR(pg_catalog.=) $1"),

@@ -89,17 +89,6 @@ fn with_deletions<T>(deletions: &Deletions, probe: impl FnOnce(pg_sys::Relation,
     }
 }
 
-/// Whether `table` (named as in `crdt.deletions`) has any tombstone, committed or being
-/// written. Cheap, and no wait: a table that never had a delete skips the lookup by key.
-pub(crate) fn table_has_any(table: &str) -> bool {
-    let Some(deletions) = deletions() else { return false };
-    let Some(name) = table.into_datum() else { return false };
-    // SAFETY: a text datum for the index's first column (text).
-    with_deletions(&deletions, |heap, index| unsafe {
-        index_probe::any_entry(heap, index, &deletions.comparisons[..1], &[name])
-    })
-}
-
 /// The stamps of every tombstone of `key` (a `jsonb` datum, as in `crdt.deletions`) in `table`,
 /// after every transaction still writing one has ended.
 pub(crate) fn stamps_of_key(table: &str, key: pg_sys::Datum) -> Vec<Stamp> {

@@ -738,30 +738,15 @@ fn key_hash(shape: &TableShape, row: &Row) -> u32 {
     hash
 }
 
-/// The newest tombstone of the key of `tuple` (a row of the trigger's table), after every
-/// transaction still writing one has ended; `None` if the key was never deleted.
-fn newest_tombstone(
-    trigger: &PgTrigger<'_>,
-    tupdesc: &PgTupleDesc<'_>,
-    shape: &TableShape,
-    tuple: pg_sys::HeapTuple,
-) -> Result<Option<Stamp>, ErrorReport> {
-    if !tombstones::table_has_any(&shape.qualified_name) {
-        return Ok(None);
+/// The newest tombstone of `row`'s key, after every transaction still writing one has ended;
+/// `None` if the key was never deleted (or is NULL: no row has it).
+fn newest_tombstone(shape: &TableShape, row: &Row) -> Option<Stamp> {
+    if shape.key_indexes.iter().any(|&index| row.nulls[index]) {
+        return None;
     }
-    // SAFETY: a valid tuple of the trigger's relation.
-    let (composite, rowtype) = unsafe { row_composite(trigger, tupdesc, tuple) };
-    Spi::connect(|client| {
-        // SAFETY: `composite` is a datum of type `rowtype`, alive until the trigger returns.
-        let row = unsafe { DatumWithOid::new(RawDatum(composite), rowtype) };
-        let rows = client.select(&shape.key_json, None, &[row])?;
-        let newest = rows
-            .first()
-            .get_datum_by_ordinal(1)?
-            .and_then(|key| tombstones::stamps_of_key(&shape.qualified_name, key).into_iter().max());
-        Ok::<_, pgrx::spi::Error>(newest)
-    })
-    .map_err(spi_failed)
+    let values: SmallVec<[pg_sys::Datum; 4]> = shape.key_indexes.iter().map(|&index| row.values[index]).collect();
+    let key = shape.key_json.build(&values);
+    tombstones::stamps_of_key(&shape.qualified_name, key).into_iter().max()
 }
 
 /// Stamps a local INSERT or UPDATE (DESIGN §5): changed columns get a fresh stamp, newer than
@@ -796,7 +781,7 @@ fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
             // nodes it reaches (DESIGN §5). A transaction deleting the key right now has its
             // tombstone read once it ends: the probe waits for it.
             if probe_key(data.tg_relation, relation_id(trigger), &shape, &new).is_none() {
-                seen_delete = newest_tombstone(trigger, &tupdesc, &shape, data.tg_trigtuple)?;
+                seen_delete = newest_tombstone(&shape, &new);
             }
         }
     }
@@ -957,7 +942,7 @@ fn merge_replicated_insert(
     if let Some(clock) = &clock {
         warn_if_far_ahead(clock.max_hlc(), relid, || shape.qualified_name.clone());
     }
-    if let Some(deleted) = newest_tombstone(trigger, tupdesc, shape, incoming)? {
+    if let Some(deleted) = newest_tombstone(shape, &row) {
         let seen = clock
             .as_ref()
             .and_then(|clock| clock.column(SEEN_DELETE))
