@@ -164,7 +164,7 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
         // Only possible if the key was dropped after crdt.enable.
         return Err(no_primary_key(&table));
     };
-    let key_indexes = key
+    let key_indexes: Vec<usize> = key
         .iter()
         .map(|column| usize::try_from(column.attnum - 1).unwrap_or(usize::MAX))
         .collect();
@@ -191,12 +191,23 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
             .join(" AND ")
     };
     let row_of_key_json = format!("pg_catalog.jsonb_populate_record(NULL::{table}, $1)");
-    let key_inputs = key
+    // Each key column's name (unquoted), type, typmod and collation, in the key's order.
+    let key_types: Vec<(String, pg_sys::Oid, i32, pg_sys::Oid)> = key
         .iter()
-        .map(|column| {
-            let attribute = tupdesc.get(usize::try_from(column.attnum - 1).ok()?)?;
-            key_input(&column.raw_name, attribute.atttypid, attribute.atttypmod)
+        .zip(&key_indexes)
+        .filter_map(|(column, &index)| {
+            let attribute = tupdesc.get(index)?;
+            Some((
+                column.raw_name.clone(),
+                attribute.atttypid,
+                attribute.atttypmod,
+                attribute.attcollation,
+            ))
         })
+        .collect();
+    let key_inputs = key_types
+        .iter()
+        .map(|(name, type_oid, typmod, _)| key_input(name, *type_oid, *typmod))
         .collect();
     // The key as a jsonb object of its columns, by name: the same on every node for one key,
     // and what jsonb_populate_record turns back into the key's values.
@@ -245,20 +256,7 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
             format!("UPDATE {table} t SET {assignments} WHERE {}", key_match_with("$1")),
             &row_argument,
         )?,
-        key_json: KeyJsonBuilder::new(
-            &key.iter()
-                .filter_map(|column| {
-                    let attribute = tupdesc.get(usize::try_from(column.attnum - 1).ok()?)?;
-                    Some((
-                        column.raw_name.clone(),
-                        attribute.atttypid,
-                        attribute.atttypmod,
-                        attribute.attcollation,
-                    ))
-                })
-                .collect::<Vec<_>>(),
-        )
-        .ok_or_else(|| no_primary_key(&table))?,
+        key_json: KeyJsonBuilder::new(&key_types).ok_or_else(|| no_primary_key(&table))?,
         row_of_key_json: prepare(format!("SELECT {row_of_key_json}"), &json_argument)?,
         delete_at: prepare(
             format!("DELETE FROM {table} t WHERE t.ctid OPERATOR(pg_catalog.=) $1"),

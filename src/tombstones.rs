@@ -137,7 +137,7 @@ pub(crate) fn as_owner<T>(work: impl FnOnce() -> Result<T, ErrorReport>) -> Resu
 }
 
 /// Runs `work` as `role` (see [`as_owner`]).
-pub(crate) fn as_role<T>(role: pg_sys::Oid, work: impl FnOnce() -> Result<T, ErrorReport>) -> Result<T, ErrorReport> {
+fn as_role<T>(role: pg_sys::Oid, work: impl FnOnce() -> Result<T, ErrorReport>) -> Result<T, ErrorReport> {
     let (mut user, mut context) = (pg_sys::InvalidOid, 0);
     // SAFETY: reads the backend's current user and security context.
     unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };

@@ -132,6 +132,12 @@ impl Row {
         unsafe { pg_sys::heap_form_tuple(tupdesc.as_ptr(), self.values.as_mut_ptr(), self.nulls.as_mut_ptr()) }
     }
 
+    /// The primary key's values, in the key's order; `None` if one is NULL (no row has it).
+    fn key_values(&self, shape: &TableShape) -> Option<SmallVec<[pg_sys::Datum; 4]>> {
+        let key = || shape.key_indexes.iter().copied();
+        (!key().any(|index| self.nulls[index])).then(|| key().map(|index| self.values[index]).collect())
+    }
+
     fn is_null(&self, column: &Column) -> bool {
         self.nulls[column.index]
     }
@@ -527,7 +533,7 @@ fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
 
     warn_if_far_ahead(deleted.hlc, relid.unwrap_or(pg_sys::InvalidOid), || table_name.clone());
     if let Some((relation, shape)) = &target {
-        delete_row_of_tombstone(*relation, shape, key_json, deleted, known)?;
+        delete_row_of_tombstone(*relation, shape, key_json, deleted)?;
     } else {
         // A table this node does not have (or not as a CRDT table): the tombstone is only
         // stored; the key lock keeps out the same tombstone arriving through another
@@ -551,22 +557,18 @@ fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
 }
 
 /// Deletes the row of `relation` (a CRDT table) whose key is the `jsonb` object `key_json`
-/// unless it was inserted after a delete at least as new as `deleted` (DESIGN §5), or the
-/// tombstone is known already. If there is no such row, the key lock is held on return.
+/// unless it was inserted after a delete at least as new as `deleted` (DESIGN §5). If there is
+/// no such row, the key lock is held on return.
 fn delete_row_of_tombstone(
     relation: pg_sys::Relation,
     shape: &TableShape,
     key_json: pg_sys::Datum,
     deleted: Stamp,
-    known: impl Fn() -> bool,
 ) -> Result<(), ErrorReport> {
     // SAFETY: an open relation.
     let (relid, tupdesc) = unsafe { ((*relation).rd_id, PgTupleDesc::from_pg_unchecked((*relation).rd_att)) };
     with_key_row(shape, &tupdesc, key_json, |key_row| {
         while let Some(row) = probe_key(relation, relid, shape, key_row) {
-            if known() {
-                return Ok(());
-            }
             // A clock that can't be read has seen nothing. Read unlocked: the newest delete a
             // row has seen only grows, so a row kept stays rightly kept; one deleted is deleted
             // where it is, or found again if it changed meanwhile.
@@ -662,14 +664,13 @@ unsafe fn key_values_from_json(shape: &TableShape, key_json: pg_sys::Datum, row:
                         Err(_) => continue,
                     }
                 }
-                pg_sys::jbvType::jbvNumeric => Cow::Borrowed(CStr::from_ptr(
+                pg_sys::jbvType::jbvNumeric => Cow::Borrowed(
                     pgrx::direct_function_call::<&CStr>(
                         pg_sys::numeric_out,
                         &[Some(pg_sys::Datum::from((*value).val.numeric))],
                     )
-                    .unwrap_or_default()
-                    .as_ptr(),
-                )),
+                    .unwrap_or_default(),
+                ),
                 pg_sys::jbvType::jbvBool if (*value).val.boolean => Cow::Borrowed(c"true"),
                 pg_sys::jbvType::jbvBool => Cow::Borrowed(c"false"),
                 // NULL: no row has it. Anything else: not a scalar after all.
@@ -695,15 +696,14 @@ struct FoundRow {
 /// the lock is let go (the row itself is what writers of the key meet from then on); if none
 /// has it, the lock is held until this backend's write of the key is in the index.
 fn probe_key(relation: pg_sys::Relation, relid: pg_sys::Oid, shape: &TableShape, row: &Row) -> Option<FoundRow> {
-    if shape.key_indexes.iter().any(|&index| row.nulls[index]) {
+    let Some(values) = row.key_values(shape) else {
         // A NULL in the key: no row can have it, and the key's NOT NULL constraint refuses this
         // one once the BEFORE triggers are done. Nothing to probe (an index scan key can't be
         // NULL here).
         release_key_lock();
         return None;
-    }
+    };
     lock_key(relid, key_hash(shape, row));
-    let values: SmallVec<[pg_sys::Datum; 4]> = shape.key_indexes.iter().map(|&index| row.values[index]).collect();
     let clock_attribute = shape.clock_index as i32 + 1;
     // SAFETY: the primary key's index of the open `relation`; the values are the key's columns
     // in the index's order, of the index's column types; the slot holds a row of `relation`,
@@ -741,11 +741,7 @@ fn key_hash(shape: &TableShape, row: &Row) -> u32 {
 /// The newest tombstone of `row`'s key, after every transaction still writing one has ended;
 /// `None` if the key was never deleted (or is NULL: no row has it).
 fn newest_tombstone(shape: &TableShape, row: &Row) -> Option<Stamp> {
-    if shape.key_indexes.iter().any(|&index| row.nulls[index]) {
-        return None;
-    }
-    let values: SmallVec<[pg_sys::Datum; 4]> = shape.key_indexes.iter().map(|&index| row.values[index]).collect();
-    let key = shape.key_json.build(&values);
+    let key = shape.key_json.build(&row.key_values(shape)?);
     tombstones::stamps_of_key(&shape.qualified_name, key).into_iter().max()
 }
 
@@ -918,7 +914,6 @@ fn merge_replicated_insert(
     let row = unsafe { Row::deform(incoming, tupdesc) };
     let relation = trigger.trigger_data().tg_relation;
     let relid = relation_id(trigger);
-    let clock = row.clock(shape)?;
     while probe_key(relation, relid, shape, &row).is_some() {
         // SAFETY: a valid tuple of this relation.
         let (composite, rowtype) = unsafe { row_composite(trigger, tupdesc, incoming) };
@@ -939,6 +934,8 @@ fn merge_replicated_insert(
         }
         // Deleted since it was found: look again.
     }
+    // A new row: its clock decides whether a tombstone here wins over it.
+    let clock = row.clock(shape)?;
     if let Some(clock) = &clock {
         warn_if_far_ahead(clock.max_hlc(), relid, || shape.qualified_name.clone());
     }
