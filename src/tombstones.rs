@@ -12,6 +12,7 @@ use pgrx::{AnyNumeric, FromDatum, IntoDatum};
 
 use crate::catalog_cache::Cached;
 use crate::index_probe::{self, KeyComparison};
+use crate::roles;
 
 /// Where `crdt.deletions` is, and who owns it.
 #[derive(Clone, Copy)]
@@ -124,35 +125,12 @@ pub(crate) fn stamps_of_key(table: &str, key: pg_sys::Datum) -> Vec<Stamp> {
 /// table on every node the tombstone replicates to. So nobody but its owner has any privilege
 /// on it, and the triggers — which run as whoever writes the CRDT table — switch to the owner
 /// for exactly their own statements on it, the way PostgreSQL's foreign-key triggers switch to
-/// the table owner (`SECURITY_LOCAL_USERID_CHANGE`, and `SECURITY_RESTRICTED_OPERATION` so
-/// nothing run meanwhile can change session state). No SQL-callable function gets the owner's
-/// rights. An error inside is fine: transaction and subtransaction abort restore the user.
+/// the table owner ([`roles::as_role`]). No SQL-callable function gets the owner's rights.
 ///
 /// `None` without running `work` if there is no `crdt.deletions`.
 pub(crate) fn as_owner<T>(work: impl FnOnce() -> Result<T, ErrorReport>) -> Result<Option<T>, ErrorReport> {
     match deletions() {
-        Some(deletions) => as_role(deletions.owner, work).map(Some),
+        Some(deletions) => roles::as_role(deletions.owner, work).map(Some),
         None => Ok(None),
     }
-}
-
-/// Runs `work` as `role` (see [`as_owner`]).
-fn as_role<T>(role: pg_sys::Oid, work: impl FnOnce() -> Result<T, ErrorReport>) -> Result<T, ErrorReport> {
-    let (mut user, mut context) = (pg_sys::InvalidOid, 0);
-    // SAFETY: reads the backend's current user and security context.
-    unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
-    struct Restore(pg_sys::Oid, std::ffi::c_int);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            // SAFETY: puts back what GetUserIdAndSecContext returned.
-            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) };
-        }
-    }
-    let _restore = Restore(user, context);
-    let switched = context
-        | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int
-        | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int;
-    // SAFETY: a role that exists (it owns a relation); restored when `_restore` drops.
-    unsafe { pg_sys::SetUserIdAndSecContext(role, switched) };
-    work()
 }

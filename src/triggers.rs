@@ -38,6 +38,7 @@ use crate::error::{corrupt_datum, out_of_range, raise, spi_failed};
 use crate::gucs::{WriteMode, WRITE_MODE};
 use crate::index_probe;
 use crate::key_lock::{lock_key, release_key_lock};
+use crate::roles;
 use crate::table_shape::{relation_name, table_shape, Column, ColumnKind, TableShape};
 use crate::tombstones;
 use crate::types::row_clock::row_clock;
@@ -533,7 +534,10 @@ fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
 
     warn_if_far_ahead(deleted.hlc, relid.unwrap_or(pg_sys::InvalidOid), || table_name.clone());
     if let Some((relation, shape)) = &target {
-        delete_row_of_tombstone(*relation, shape, key_json, deleted)?;
+        // As the table's owner, never as ours (see crate::roles).
+        // SAFETY: an open relation.
+        let owner = unsafe { roles::owner_of(*relation) };
+        roles::as_role(owner, || delete_row_of_tombstone(*relation, shape, key_json, deleted))?;
     } else {
         // A table this node does not have (or not as a CRDT table): the tombstone is only
         // stored; the key lock keeps out the same tombstone arriving through another

@@ -1,6 +1,6 @@
 //! Multi-instance test harness for the `crdt` extension.
 //!
-//! Starts throwaway PostgreSQL 15 clusters on loopback ports (as the `postgres` user, since
+//! Starts throwaway PostgreSQL clusters (15, 16, 17 or 18; one mesh may mix majors) on loopback ports (as the `postgres` user, since
 //! PostgreSQL refuses to run as root), joins them with PostgreSQL's own logical replication
 //! (publications and subscriptions, in one or both directions), and offers what tests need to
 //! drive and check them: SQL through `psql`, partitions (`ALTER SUBSCRIPTION ... DISABLE/ENABLE`),
@@ -15,7 +15,10 @@
 //! - `CRDT_KEEP_CLUSTERS=1`: keep the directory (data and `server.log`) of clusters dropped
 //!   during a panic; `CRDT_KEEP_CLUSTERS=always`: keep every directory. The server is stopped
 //!   either way; the kept path is printed on stderr.
-//! - `CRDT_PG_BIN`: PostgreSQL binaries (default `/usr/lib/postgresql/15/bin`).
+//! - `CRDT_PG_MAJOR`: the major [`Cluster::start`] runs (default 15); its binaries are those of
+//!   [`pg_bin_of_major`]. `CRDT_PG_BIN` overrides that directory.
+//! - `CRDT_PG_BIN_<major>`: the binaries of one major (default Debian's directory for 15,
+//!   `/opt/postgresql/<major>/bin` for the others, where `scripts/lib.sh` unpacks them).
 //! - `CRDT_REPLICATION_TIMEOUT_SECS`: default timeout of [`wait_for_replication_idle`]
 //!   (default 60).
 //! - `CRDT_LOG_MIN_MESSAGES`: the servers' `log_min_messages` (default `warning`).
@@ -33,7 +36,8 @@
 //!   run with 200 ms;
 //! - an apply error (e.g. a unique violation) makes the worker exit and retry the same change
 //!   forever: [`wait_for_replication_idle`] then times out and shows the error;
-//! - without `origin = none` (PostgreSQL 16+), every applied change is published again, so in
+//! - without `origin = none` (PostgreSQL 16+, used by default where both ends have it, as the
+//!   README's guide does), every applied change is published again, so in
 //!   both directions plain tables echo INSERTs and UPDATEs forever; only the extension's merge
 //!   trigger (which skips no-op writes) makes such a topology go idle.
 
@@ -92,13 +96,46 @@ pub const PEER_DOWN_LOG_NOISE: &[&str] = &[
     "is already active for PID",
 ];
 
-/// Directory of the PostgreSQL binaries (`CRDT_PG_BIN`, default `/usr/lib/postgresql/15/bin`).
+/// Directory of the PostgreSQL binaries [`Cluster::start`] runs (`CRDT_PG_BIN`, else those of
+/// [`default_major`]).
 pub fn pg_bin() -> PathBuf {
-    PathBuf::from(std::env::var("CRDT_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".to_string()))
+    std::env::var("CRDT_PG_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| pg_bin_of_major(default_major()))
 }
 
-fn pg_program(name: &str) -> PathBuf {
-    pg_bin().join(name)
+/// The major [`Cluster::start`] runs: `CRDT_PG_MAJOR`, default 15.
+pub fn default_major() -> u32 {
+    std::env::var("CRDT_PG_MAJOR")
+        .ok()
+        .and_then(|major| major.parse().ok())
+        .unwrap_or(15)
+}
+
+/// Directory of PostgreSQL `major`'s binaries: `CRDT_PG_BIN_<major>`, else where
+/// `scripts/lib.sh` installs it.
+pub fn pg_bin_of_major(major: u32) -> PathBuf {
+    if let Ok(dir) = std::env::var(format!("CRDT_PG_BIN_{major}")) {
+        return PathBuf::from(dir);
+    }
+    match major {
+        15 => PathBuf::from("/usr/lib/postgresql/15/bin"),
+        _ => PathBuf::from(format!("/opt/postgresql/{major}/bin")),
+    }
+}
+
+/// The major version of the PostgreSQL whose binaries are in `bin` (`pg_config --version`).
+fn major_of_bin(bin: &Path) -> u32 {
+    let mut pg_config = Command::new(bin.join("pg_config"));
+    pg_config.arg("--version");
+    let output = run(pg_config, "pg_config");
+    let version = String::from_utf8_lossy(&output.stdout).to_string();
+    version
+        .split_whitespace()
+        .nth(1)
+        .and_then(|number| number.split('.').next())
+        .and_then(|major| major.parse().ok())
+        .unwrap_or_else(|| panic!("{}/pg_config: no version in {version:?}", bin.display()))
 }
 
 fn current_uid() -> u32 {
@@ -193,7 +230,11 @@ fn sweep_stale_clusters() {
             continue;
         }
         if dir.join("data/postmaster.pid").exists() {
-            let mut stop = postgres_command(&pg_program("pg_ctl"));
+            let major = fs::read_to_string(dir.join("data/PG_VERSION"))
+                .ok()
+                .and_then(|version| version.trim().parse().ok())
+                .unwrap_or_else(default_major);
+            let mut stop = postgres_command(&pg_bin_of_major(major).join("pg_ctl"));
             stop.arg("-D")
                 .arg(dir.join("data"))
                 .args(["-m", "immediate", "-w", "stop"]);
@@ -230,6 +271,8 @@ pub fn allocate_port() -> u16 {
 pub struct Cluster {
     name: String,
     dir: PathBuf,
+    bin: PathBuf,
+    major: u32,
     port: AtomicU16,
     running: AtomicBool,
 }
@@ -255,6 +298,16 @@ impl Cluster {
     /// [`Cluster::start`] with further `postgresql.conf` settings, e.g.
     /// `&[("synchronous_commit", "off")]` (values are written as given, quote strings yourself).
     pub fn start_with_settings(name: &str, settings: &[(&str, &str)]) -> Cluster {
+        Cluster::start_bin(name, pg_bin(), settings)
+    }
+
+    /// [`Cluster::start`] on PostgreSQL `major` (whatever `CRDT_PG_MAJOR` says): one mesh may
+    /// mix majors, as a node-by-node major upgrade does.
+    pub fn start_major(name: &str, major: u32) -> Cluster {
+        Cluster::start_bin(name, pg_bin_of_major(major), &[])
+    }
+
+    fn start_bin(name: &str, bin: PathBuf, settings: &[(&str, &str)]) -> Cluster {
         static SWEEP: Once = Once::new();
         static SEQUENCE: AtomicU32 = AtomicU32::new(0);
         SWEEP.call_once(sweep_stale_clusters);
@@ -276,6 +329,8 @@ impl Cluster {
         let cluster = Cluster {
             name: name.to_string(),
             dir,
+            major: major_of_bin(&bin),
+            bin,
             port: AtomicU16::new(allocate_port()),
             running: AtomicBool::new(false),
         };
@@ -312,7 +367,7 @@ impl Cluster {
             );
         }
 
-        let mut initdb = postgres_command(&pg_program("initdb"));
+        let mut initdb = postgres_command(&self.program("initdb"));
         initdb.arg("-D").arg(self.data_dir()).args([
             "-U",
             "postgres",
@@ -351,7 +406,7 @@ impl Cluster {
              wal_retrieve_retry_interval = 200ms\n\
              wal_receiver_status_interval = 1s\n\
              log_min_messages = {log_min_messages}\n\
-             log_line_prefix = '%m [%p] %b '\n\
+             log_line_prefix = '%m [%p] %b %e '\n\
              port = {port}\n",
             dir = self.dir.display(),
             port = self.port(),
@@ -380,7 +435,7 @@ impl Cluster {
     fn start_server(&self) {
         for attempt in 0..5 {
             let log_len_before = fs::metadata(self.log_path()).map(|m| m.len()).unwrap_or(0);
-            let mut pg_ctl = postgres_command(&pg_program("pg_ctl"));
+            let mut pg_ctl = postgres_command(&self.program("pg_ctl"));
             pg_ctl
                 .arg("-D")
                 .arg(self.data_dir())
@@ -421,6 +476,16 @@ impl Cluster {
     /// The name given to [`Cluster::start`].
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The PostgreSQL major version the cluster runs (15, 16, …).
+    pub fn major(&self) -> u32 {
+        self.major
+    }
+
+    /// The path of PostgreSQL program `name` of this cluster's major.
+    fn program(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
     }
 
     /// The loopback TCP port the server listens on (at `127.0.0.1`).
@@ -465,7 +530,7 @@ impl Cluster {
     }
 
     fn psql(&self, db: &str, extra_args: &[&str], sql: &str) -> Result<String, String> {
-        let mut command = Command::new(pg_program("psql"));
+        let mut command = Command::new(self.program("psql"));
         command
             .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
             .arg(self.port().to_string())
@@ -573,7 +638,7 @@ impl Cluster {
     /// Runs PostgreSQL's client program `program` against this cluster as `postgres`; panics
     /// with its output if it fails.
     fn run_client_tool(&self, program: &str, args: &[&str]) {
-        let mut command = Command::new(pg_program(program));
+        let mut command = Command::new(self.program(program));
         command
             .args(["-h", "127.0.0.1", "-p", &self.port().to_string(), "-U", "postgres"])
             .args(args)
@@ -606,9 +671,10 @@ impl Cluster {
                 }
                 Err(error) => panic!(
                     "CREATE EXTENSION crdt keeps failing on cluster {} (is the extension installed \
-                     into PostgreSQL 15? `cargo pgrx install --pg-config {}`):\n{error}",
+                     into PostgreSQL {}? `cargo pgrx install --pg-config {}`):\n{error}",
                     self.name,
-                    pg_program("pg_config").display()
+                    self.major,
+                    self.program("pg_config").display()
                 ),
             }
         }
@@ -632,7 +698,7 @@ impl Cluster {
     }
 
     fn stop(&self, mode: &str) {
-        let mut pg_ctl = postgres_command(&pg_program("pg_ctl"));
+        let mut pg_ctl = postgres_command(&self.program("pg_ctl"));
         pg_ctl
             .arg("-D")
             .arg(self.data_dir())
@@ -683,7 +749,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if self.data_dir().join("postmaster.pid").exists() {
-            let mut pg_ctl = postgres_command(&pg_program("pg_ctl"));
+            let mut pg_ctl = postgres_command(&self.program("pg_ctl"));
             pg_ctl
                 .arg("-D")
                 .arg(self.data_dir())
@@ -747,6 +813,11 @@ pub struct SubscriptionOptions {
     pub binary: bool,
     /// `streaming`: stream large in-progress transactions.
     pub streaming: bool,
+    /// `origin`: `Some("any")` (left out on a 15 subscriber, which always behaves so) or
+    /// `Some("none")`; `None` (the default) does as the README's
+    /// guide: `none` when both ends are PostgreSQL 16 or later (where it takes effect), else
+    /// nothing (15 knows no `origin`).
+    pub origin: Option<&'static str>,
     /// Further raw options, e.g. `"disable_on_error = true"`.
     pub extra: Vec<String>,
 }
@@ -760,12 +831,19 @@ impl SubscriptionOptions {
         }
     }
 
-    fn with_clause(&self) -> String {
+    fn with_clause(&self, from: &Cluster, to: &Cluster) -> String {
         let mut options = vec![
             format!("copy_data = {}", self.copy_data),
             format!("binary = {}", self.binary),
             format!("streaming = {}", self.streaming),
         ];
+        match self.origin {
+            // 15 knows no `origin`: it always behaves as `any`.
+            Some("any") if to.major() < 16 => {}
+            Some(origin) => options.push(format!("origin = {origin}")),
+            None if from.major() >= 16 && to.major() >= 16 => options.push("origin = none".to_string()),
+            None => {}
+        }
         options.extend(self.extra.iter().cloned());
         options.join(", ")
     }
@@ -847,7 +925,7 @@ pub fn create_subscription(
         &format!(
             "CREATE SUBSCRIPTION {subscription} CONNECTION {} PUBLICATION {publication} WITH ({})",
             sql_literal(&from.conninfo(db)),
-            options.with_clause()
+            options.with_clause(from, to)
         ),
     );
 }
