@@ -46,3 +46,35 @@ SELECT pg_catalog.pg_extension_config_dump('deletions', '');
 CREATE TRIGGER zz_crdt_apply_deletion BEFORE INSERT ON deletions
     FOR EACH ROW EXECUTE FUNCTION apply_replicated_deletion();
 ALTER TABLE deletions ENABLE REPLICA TRIGGER zz_crdt_apply_deletion;
+
+-- Counter amounts as drivers bind them: smallint, numeric (whole numbers) and text (an untyped
+-- parameter or literal) besides integer and bigint, as operators and assignment casts; and a
+-- plain number as a counter's text input ('5', credited to this node), so its input function
+-- reads a setting now: STABLE.
+ALTER FUNCTION counter_in(cstring) STABLE;
+
+CREATE FUNCTION "counter_plus_smallint"("counter" counter, "amount" smallint) RETURNS counter
+	STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_plus_smallint_wrapper';
+CREATE FUNCTION "counter_minus_smallint"("counter" counter, "amount" smallint) RETURNS counter
+	STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_minus_smallint_wrapper';
+CREATE FUNCTION "counter_plus_numeric"("counter" counter, "amount" numeric) RETURNS counter
+	STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_plus_numeric_wrapper';
+CREATE FUNCTION "counter_minus_numeric"("counter" counter, "amount" numeric) RETURNS counter
+	STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_minus_numeric_wrapper';
+CREATE FUNCTION "counter_plus_text"("counter" counter, "amount" text) RETURNS counter
+	STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_plus_text_wrapper';
+CREATE FUNCTION "counter_minus_text"("counter" counter, "amount" text) RETURNS counter
+	STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_minus_text_wrapper';
+CREATE OPERATOR + (PROCEDURE = "counter_plus_smallint", LEFTARG = counter, RIGHTARG = smallint);
+CREATE OPERATOR - (PROCEDURE = "counter_minus_smallint", LEFTARG = counter, RIGHTARG = smallint);
+CREATE OPERATOR + (PROCEDURE = "counter_plus_numeric", LEFTARG = counter, RIGHTARG = numeric);
+CREATE OPERATOR - (PROCEDURE = "counter_minus_numeric", LEFTARG = counter, RIGHTARG = numeric);
+CREATE OPERATOR + (PROCEDURE = "counter_plus_text", LEFTARG = counter, RIGHTARG = text);
+CREATE OPERATOR - (PROCEDURE = "counter_minus_text", LEFTARG = counter, RIGHTARG = text);
+
+CREATE FUNCTION "counter_from_smallint"("value" smallint) RETURNS counter
+	STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_from_smallint_wrapper';
+CREATE FUNCTION "counter_from_numeric"("value" numeric) RETURNS counter
+	STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_from_numeric_wrapper';
+CREATE CAST (smallint AS counter) WITH FUNCTION counter_from_smallint(smallint) AS ASSIGNMENT;
+CREATE CAST (numeric AS counter) WITH FUNCTION counter_from_numeric(numeric) AS ASSIGNMENT;

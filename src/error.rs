@@ -27,6 +27,25 @@ pub fn invalid_binary(type_name: &str, detail: impl std::fmt::Display) -> ErrorR
     .set_detail(detail.to_string())
 }
 
+/// An amount for a counter (a `numeric`, or a text from an untyped parameter) that is not a
+/// whole number in `bigint`: `22P02` if not a number, `22023` with a fraction (never rounded),
+/// `22003` out of range.
+pub fn invalid_amount(type_name: &str, amount: &str, err: crdt_core::AmountError) -> ErrorReport {
+    let code = match err {
+        crdt_core::AmountError::NotANumber => PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+        crdt_core::AmountError::Fractional => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        crdt_core::AmountError::OutOfRange => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+    };
+    let shown: String = amount.chars().take(64).collect();
+    let report = ErrorReport::new(code, format!("invalid {type_name} amount: \"{shown}\""), "crdt").set_detail(
+        format!("A {type_name} amount is a whole number in the bigint range; this is {err}."),
+    );
+    match err {
+        crdt_core::AmountError::Fractional => report.set_hint("Round it first, e.g. round($1)."),
+        _ => report,
+    }
+}
+
 /// `22003`: an arithmetic result does not fit the type.
 pub fn out_of_range(what: impl Into<String>) -> ErrorReport {
     ErrorReport::new(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, what.into(), "crdt")

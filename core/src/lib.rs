@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod amount;
 pub mod codec;
 pub mod counter;
 pub mod decimal;
@@ -29,6 +30,7 @@ pub mod node;
 pub mod row_clock;
 pub mod text;
 
+pub use amount::{parse_amount, AmountError};
 pub use codec::{DecodeError, Reader, FORMAT_VERSION};
 pub use counter::{merge_encoded, CounterEntries, CounterEntry, CounterError, CounterView, PnCounter};
 pub use decimal::{Decimal, DecimalError};

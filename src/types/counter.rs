@@ -11,7 +11,7 @@ use pgrx::prelude::*;
 use pgrx::AnyNumeric;
 
 use crate::clock::local_node_id;
-use crate::error::{corrupt_datum, out_of_range};
+use crate::error::{corrupt_datum, invalid_amount, out_of_range};
 use crate::types::crdt_sql_type;
 
 const TYPE_NAME: &str = "crdt.counter";
@@ -41,35 +41,61 @@ impl Counter {
     }
 }
 
-/// `counter + bigint`: adds to this node's slot (negative amounts count as decrements).
-#[pg_operator(stable, strict, parallel_safe)]
-#[opname(+)]
-fn counter_plus_bigint(counter: Counter, amount: i64) -> Result<Counter, ErrorReport> {
-    counter.add_local(amount)
+/// Defines `counter + T` and `counter - T` for an amount type `T`: adds to (subtracts in) this
+/// node's slot. One pair per type a driver may bind `$1` as, so `inventory + $1` resolves
+/// whatever it binds: an exact match for `smallint`, `integer`, `bigint` and `numeric`, and
+/// `text` for an untyped parameter or literal (PostgreSQL resolves `unknown` to the string
+/// category first). `numeric` and `text` amounts must be whole numbers: never rounded.
+macro_rules! amount_operators {
+    ($($plus:ident $minus:ident ($amount:ident: $ty:ty) => $to_i64:expr;)*) => {$(
+        #[doc = concat!("`counter + ", stringify!($ty), "`: adds to this node's slot (negative amounts count as decrements).")]
+        #[pg_operator(stable, strict, parallel_safe)]
+        #[opname(+)]
+        fn $plus(counter: Counter, $amount: $ty) -> Result<Counter, ErrorReport> {
+            counter.add_local($to_i64?)
+        }
+
+        #[doc = concat!("`counter - ", stringify!($ty), "`: subtracts in this node's slot.")]
+        #[pg_operator(stable, strict, parallel_safe)]
+        #[opname(-)]
+        fn $minus(counter: Counter, $amount: $ty) -> Result<Counter, ErrorReport> {
+            let negated = ($to_i64?)
+                .checked_neg()
+                .ok_or_else(|| out_of_range(format!("{TYPE_NAME} value out of range")))?;
+            counter.add_local(negated)
+        }
+    )*};
 }
 
-/// `counter + integer`: as `counter + bigint`.
-#[pg_operator(stable, strict, parallel_safe)]
-#[opname(+)]
-fn counter_plus_integer(counter: Counter, amount: i32) -> Result<Counter, ErrorReport> {
-    counter.add_local(i64::from(amount))
+amount_operators! {
+    counter_plus_bigint counter_minus_bigint (amount: i64) => Ok::<_, ErrorReport>(amount);
+    counter_plus_integer counter_minus_integer (amount: i32) => Ok::<_, ErrorReport>(i64::from(amount));
+    counter_plus_smallint counter_minus_smallint (amount: i16) => Ok::<_, ErrorReport>(i64::from(amount));
+    counter_plus_numeric counter_minus_numeric (amount: AnyNumeric) => numeric_amount(&amount);
+    counter_plus_text counter_minus_text (amount: &str) => text_amount(amount);
 }
 
-/// `counter - bigint`: subtracts in this node's slot.
-#[pg_operator(stable, strict, parallel_safe)]
-#[opname(-)]
-fn counter_minus_bigint(counter: Counter, amount: i64) -> Result<Counter, ErrorReport> {
-    let negated = amount
-        .checked_neg()
-        .ok_or_else(|| out_of_range(format!("{TYPE_NAME} value out of range")))?;
-    counter.add_local(negated)
+/// A `numeric` amount as a whole `i64` (`22023` with a fraction, `22003` beyond bigint).
+fn numeric_amount(amount: &AnyNumeric) -> Result<i64, ErrorReport> {
+    text_amount(&amount.to_string())
 }
 
-/// `counter - integer`: as `counter - bigint`.
-#[pg_operator(stable, strict, parallel_safe)]
-#[opname(-)]
-fn counter_minus_integer(counter: Counter, amount: i32) -> Result<Counter, ErrorReport> {
-    counter.add_local(-i64::from(amount))
+/// A text amount as a whole `i64`.
+fn text_amount(amount: &str) -> Result<i64, ErrorReport> {
+    crdt_core::parse_amount(amount).map_err(|err| invalid_amount(TYPE_NAME, amount, err))
+}
+
+/// The text input of a counter for a plain number (`'5'`, as a driver sends an untyped
+/// parameter for `INSERT ... VALUES ($1)`): the number credited to this node, as the
+/// assignment casts do. Anything that does not start as a JSON object is read as one.
+pub(crate) fn plain_number_input(text: &str) -> Option<Result<Vec<u8>, ErrorReport>> {
+    if text
+        .trim_start_matches(|c: char| c.is_ascii_whitespace())
+        .starts_with('{')
+    {
+        return None;
+    }
+    Some(text_amount(text).map(|amount| PnCounter::from_value(local_node_id(), amount).encode()))
 }
 
 /// Cast `bigint → counter`: the value is credited to this node.
@@ -82,6 +108,18 @@ fn counter_from_bigint(value: i64) -> Counter {
 #[pg_extern(stable, strict, parallel_safe)]
 fn counter_from_integer(value: i32) -> Counter {
     counter_from_bigint(i64::from(value))
+}
+
+/// Cast `smallint → counter`: the value is credited to this node.
+#[pg_extern(stable, strict, parallel_safe)]
+fn counter_from_smallint(value: i16) -> Counter {
+    counter_from_bigint(i64::from(value))
+}
+
+/// Cast `numeric → counter`: the value, a whole number, is credited to this node.
+#[pg_extern(stable, strict, parallel_safe)]
+fn counter_from_numeric(value: AnyNumeric) -> Result<Counter, ErrorReport> {
+    numeric_amount(&value).map(counter_from_bigint)
 }
 
 /// Cast `counter → bigint` (explicit or on assignment): the counter's value; `22003` if merged
@@ -147,12 +185,22 @@ extension_sql!(
     r#"
 -- A number assigned to a counter column (INSERT ... VALUES (5), DEFAULT 0) becomes this node's
 -- contribution; a counter assigned to a number column is its value.
+-- Every integer type a driver may bind, and whole numerics.
 CREATE CAST (bigint AS counter) WITH FUNCTION counter_from_bigint(bigint) AS ASSIGNMENT;
 CREATE CAST (integer AS counter) WITH FUNCTION counter_from_integer(integer) AS ASSIGNMENT;
+CREATE CAST (smallint AS counter) WITH FUNCTION counter_from_smallint(smallint) AS ASSIGNMENT;
+CREATE CAST (numeric AS counter) WITH FUNCTION counter_from_numeric(numeric) AS ASSIGNMENT;
 CREATE CAST (counter AS bigint) WITH FUNCTION counter_to_bigint(counter) AS ASSIGNMENT;
 "#,
     name = "counter_casts",
-    requires = ["types", counter_from_bigint, counter_from_integer, counter_to_bigint]
+    requires = [
+        "types",
+        counter_from_bigint,
+        counter_from_integer,
+        counter_from_smallint,
+        counter_from_numeric,
+        counter_to_bigint
+    ]
 );
 
 #[cfg(any(test, feature = "pg_test"))]

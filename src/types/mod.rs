@@ -20,10 +20,14 @@ pub trait StoredState: Sized {
     fn write_text_of_encoded(bytes: &[u8], out: &mut String) -> Result<(), crdt_core::DecodeError>;
     /// Appends the binary form of a text form, which is read and checked completely, to `out`.
     fn encode_text_into(text: &str, out: &mut Vec<u8>) -> Result<(), crdt_core::TextError>;
+    /// The value a text that is not the type's text form stands for, where the type reads one
+    /// (a counter reads a plain number, as a driver sends an untyped parameter); `None` for a
+    /// text form.
+    fn plain_input(text: &str) -> Option<Result<Vec<u8>, pgrx::pg_sys::panic::ErrorReport>>;
 }
 
 macro_rules! stored_state_by_core {
-    ($($state:ty, viewed by $parse:path, text encoded by $encode_text:path);*) => {$(
+    ($($state:ty, viewed by $parse:path, text encoded by $encode_text:path, plain input by $plain:path);*) => {$(
         impl StoredState for $state {
             fn decode(bytes: &[u8]) -> Result<Self, crdt_core::DecodeError> {
                 <$state>::decode(bytes)
@@ -37,22 +41,34 @@ macro_rules! stored_state_by_core {
             fn encode_text_into(text: &str, out: &mut Vec<u8>) -> Result<(), crdt_core::TextError> {
                 $encode_text(text, out)
             }
+            fn plain_input(text: &str) -> Option<Result<Vec<u8>, pgrx::pg_sys::panic::ErrorReport>> {
+                $plain(text)
+            }
         }
     )*};
 }
 stored_state_by_core!(
-    crdt_core::PnCounter, viewed by crdt_core::CounterView::parse, text encoded by crdt_core::PnCounter::encode_text_into;
-    crdt_core::Doc, viewed by crdt_core::DocView::parse, text encoded by crdt_core::Doc::encode_text_into;
-    crdt_core::RowClock, viewed by crdt_core::RowClock::validate, text encoded by crdt_core::RowClock::encode_text_into
+    crdt_core::PnCounter, viewed by crdt_core::CounterView::parse, text encoded by crdt_core::PnCounter::encode_text_into,
+        plain input by counter::plain_number_input;
+    crdt_core::Doc, viewed by crdt_core::DocView::parse, text encoded by crdt_core::Doc::encode_text_into,
+        plain input by no_plain_input;
+    crdt_core::RowClock, viewed by crdt_core::RowClock::validate, text encoded by crdt_core::RowClock::encode_text_into,
+        plain input by no_plain_input
 );
+
+/// For types that read nothing but their text form.
+fn no_plain_input(_text: &str) -> Option<Result<Vec<u8>, pgrx::pg_sys::panic::ErrorReport>> {
+    None
+}
 
 // The three types with their I/O functions (see `io`). The functions' C symbols are those
 // pgrx gave them when it generated them (0.1.0): installed scripts name them.
 pgrx::extension_sql!(
     r#"
 CREATE TYPE counter;
+-- STABLE: a plain number ('5') is credited to this node (crdt.node_id).
 CREATE FUNCTION counter_in(input cstring) RETURNS counter
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_in_wrapper';
+    STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_in_wrapper';
 CREATE FUNCTION counter_out(input counter) RETURNS cstring
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_out_wrapper';
 CREATE FUNCTION counter_recv(internal internal) RETURNS counter

@@ -90,3 +90,26 @@ SELECT c::text::crdt.counter::text = c::text AS round_trip FROM laws ORDER BY na
 SET search_path = counter_test, public;
 SELECT n + 1 FROM stock WHERE id = 1;
 SELECT n OPERATOR(crdt.+) 1 AS qualified FROM stock WHERE id = 1;
+
+-- amounts as client drivers bind them (tests/replication/tests/drivers.rs does it through a
+-- real client library): smallint, integer, bigint, whole numeric, and untyped (text)
+SET search_path = counter_test, public, crdt;
+CREATE TABLE bound (id int PRIMARY KEY, n crdt.counter NOT NULL DEFAULT 0);
+PREPARE add_smallint(smallint) AS UPDATE bound SET n = n + $1 WHERE id = 1;
+PREPARE add_numeric(numeric) AS UPDATE bound SET n = n - $1 WHERE id = 1;
+PREPARE add_untyped AS UPDATE bound SET n = n + $1 WHERE id = 1;
+PREPARE insert_untyped AS INSERT INTO bound VALUES ($1, $2);
+PREPARE insert_smallint(int, smallint) AS INSERT INTO bound VALUES ($1, $2);
+PREPARE insert_numeric(int, numeric) AS INSERT INTO bound VALUES ($1, $2);
+EXECUTE insert_untyped(1, '5');
+EXECUTE insert_smallint(2, 7);
+EXECUTE insert_numeric(3, 8.000);
+EXECUTE add_smallint(2);
+EXECUTE add_numeric(3);
+EXECUTE add_untyped('10');
+SELECT id, n::bigint, n::text FROM bound ORDER BY id;
+SELECT parameter_types FROM pg_prepared_statements WHERE name IN ('add_untyped', 'insert_untyped') ORDER BY name;
+EXECUTE add_numeric(0.5);
+EXECUTE add_untyped('1e3');
+DEALLOCATE ALL;
+DROP TABLE bound;

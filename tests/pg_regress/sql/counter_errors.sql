@@ -7,7 +7,8 @@ SET crdt.node_id = 'aaaaaaaa-0000-4000-8000-000000000001';
 -- malformed text: 22P02
 SELECT ''::crdt.counter;
 SELECT 'nonsense'::crdt.counter;
-SELECT '5'::crdt.counter;
+SELECT '5.5'::crdt.counter;  -- 22023: a plain number must be whole
+SELECT '99999999999999999999'::crdt.counter;  -- 22003
 SELECT '{}'::crdt.counter;
 SELECT '{"nodes": []}'::crdt.counter;
 SELECT '{"nodes": {"not-a-uuid": [1, 0]}}'::crdt.counter;
