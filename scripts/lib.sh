@@ -106,49 +106,91 @@ ensure_dependencies() {
     for major in "${PG_MAJORS[@]}"; do ensure_pg_major "$major"; done
 }
 
-# Builds the extension and installs it into the directories of PostgreSQL $PG_MAJOR.
-# $1: "release" (default) or "debug".
-install_extension() {
-    local profile_flag=(--release)
-    if [ "${1:-release}" = "debug" ]; then profile_flag=(); fi
-    log "building and installing the extension (${1:-release})"
-    local build_log
-    build_log="$(mktemp)"
-    if ! (cd "$REPO_ROOT" && cargo pgrx install "${profile_flag[@]}" --pg-config "$PG_CONFIG" \
-        ${SUDO:+--sudo}) >"$build_log" 2>&1; then
-        cat "$build_log" >&2
-        rm -f "$build_log"
-        return 1
-    fi
-    rm -f "$build_log"
-    install_old_install_scripts
-}
-
 # The crate's version (the root Cargo.toml's [package] version): the version `cargo pgrx
 # install` generates `crdt--<version>.sql` for.
 extension_version() {
     sed -n '/^\[package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' "$REPO_ROOT/Cargo.toml" | head -n 1
 }
 
-# Copies the frozen install scripts of released versions (sql/crdt--<old>.sql) into
-# PostgreSQL's extension directory, so that `CREATE EXTENSION crdt VERSION '<old>'` installs
-# exactly what was released. `cargo pgrx install` copies only the upgrade scripts
-# (sql/crdt--A--B.sql) and generates the current version's install script; it never copies an
-# old version's. Idempotent: files already identical are left alone.
-install_old_install_scripts() {
-    local current extension_dir script version
+# The release package of PostgreSQL $PG_MAJOR's build: its path (a .tar.gz under
+# target/packages) and the directory at its top.
+package_name() { echo "crdt-$(extension_version)-pg$PG_MAJOR-$(uname -m)-linux-gnu"; }
+package_path() { echo "$REPO_ROOT/target/packages/$(package_name).tar.gz"; }
+
+# Builds the extension for PostgreSQL $PG_MAJOR (release) and packs what `cargo pgrx package`
+# installs into $(package_path): lib/crdt.so and share/extension/ (the control file, the current
+# version's install script, the upgrade scripts), plus the frozen install scripts of released
+# versions (sql/crdt--<old>.sql), so that `CREATE EXTENSION crdt VERSION '<old>'` installs
+# exactly what was released: cargo pgrx copies only upgrade scripts (crdt--A--B.sql).
+build_package() {
+    log "building the extension for PostgreSQL $PG_MAJOR (release) and its package"
+    local work build_log name
+    work="$(mktemp -d)"
+    build_log="$work/build.log"
+    if ! (cd "$REPO_ROOT" && cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$work/out") \
+        >"$build_log" 2>&1; then
+        cat "$build_log" >&2
+        rm -rf "$work"
+        return 1
+    fi
+    name="$(package_name)"
+    mkdir -p "$work/$name/lib" "$work/$name/share/extension"
+    cp "$work/out$("$PG_CONFIG" --pkglibdir)/crdt.so" "$work/$name/lib/"
+    cp "$work/out$("$PG_CONFIG" --sharedir)"/extension/crdt* "$work/$name/share/extension/"
+    local script
+    for script in $(released_install_scripts); do cp "$script" "$work/$name/share/extension/"; done
+    chmod 755 "$work/$name/lib/crdt.so"
+    chmod 644 "$work/$name/share/extension/"*
+    mkdir -p "$REPO_ROOT/target/packages"
+    tar -czf "$(package_path)" -C "$work" --owner=0 --group=0 "$name"
+    rm -rf "$work"
+    log "package: $(package_path)"
+}
+
+# Installs $(package_path) into PostgreSQL $PG_MAJOR's directories exactly as the README tells
+# a user to.
+install_package() {
+    local work name
+    work="$(mktemp -d)"
+    name="$(package_name)"
+    tar -xzf "$(package_path)" -C "$work"
+    $SUDO install -m 755 "$work/$name/lib/crdt.so" "$("$PG_CONFIG" --pkglibdir)/"
+    $SUDO install -m 644 "$work/$name"/share/extension/* "$("$PG_CONFIG" --sharedir)/extension/"
+    rm -rf "$work"
+}
+
+# Builds the extension and installs it into the directories of PostgreSQL $PG_MAJOR.
+# $1: "release" (default: through its package) or "debug" (cargo pgrx install).
+install_extension() {
+    if [ "${1:-release}" = "release" ]; then
+        build_package
+        install_package
+        return
+    fi
+    log "building and installing the extension (debug)"
+    local build_log
+    build_log="$(mktemp)"
+    if ! (cd "$REPO_ROOT" && cargo pgrx install --pg-config "$PG_CONFIG" ${SUDO:+--sudo}) >"$build_log" 2>&1; then
+        cat "$build_log" >&2
+        rm -f "$build_log"
+        return 1
+    fi
+    rm -f "$build_log"
+    local script
+    for script in $(released_install_scripts); do
+        $SUDO install -m 644 "$script" "$("$PG_CONFIG" --sharedir)/extension/"
+    done
+}
+
+# The frozen install scripts of released versions (sql/crdt--<old>.sql; see build_package).
+released_install_scripts() {
+    local current script version
     current="$(extension_version)"
-    extension_dir="$("$PG_CONFIG" --sharedir)/extension"
     for script in "$REPO_ROOT"/sql/crdt--*.sql; do
-        [ -e "$script" ] || continue
         version="${script##*/crdt--}"
         version="${version%.sql}"
-        # Upgrade scripts (crdt--A--B.sql) are cargo pgrx's; the current version's is generated.
         case "$version" in *--*) continue ;; esac
-        [ "$version" = "$current" ] && continue
-        if ! cmp -s "$script" "$extension_dir/${script##*/}"; then
-            $SUDO install -m 644 "$script" "$extension_dir/${script##*/}"
-        fi
+        [ "$version" = "$current" ] || echo "$script"
     done
 }
 

@@ -46,7 +46,9 @@ run_suite() {
     fi
     if [ "$suite_status" -ne 0 ]; then
         [ -f "$dir/regression.diffs" ] && cat "$dir/regression.diffs"
-        failed=$(grep -c 'FAILED' "$dir/regression.out" 2>/dev/null || echo "${#tests[@]}")
+        # "... FAILED" up to PostgreSQL 15, TAP's "not ok" from 16 on.
+        failed=$(grep -cE '^not ok|\.\.\. FAILED' "$dir/regression.out" 2>/dev/null || true)
+        [ "${failed:-0}" -gt 0 ] || failed="${#tests[@]}"
         status=1
     fi
     # What users see is what these tests see (no RUST_BACKTRACE, see lib.sh): no message,

@@ -1,32 +1,90 @@
 #!/usr/bin/env bash
-# The whole test suite: core unit and property tests, #[pg_test] tests inside PostgreSQL, and
-# the tests/pg_regress golden files through PostgreSQL's own pg_regress, and the multi-instance
-# replication tests (tests/replication). Exits non-zero on any
-# failure. Installs what is missing first (fast when everything is there).
+# The whole test suite: format and lints, core unit and property tests (once), then on each
+# PostgreSQL major (15, 16, 17, 18): the #[pg_test] tests inside PostgreSQL, the release build
+# installed from its package (scripts/package.sh), tests/pg_regress and tests/isolation through
+# PostgreSQL's own runners, and the multi-instance replication tests (tests/replication); last,
+# a mesh of a 15 node and an 18 node (tests/replication/tests/mixed_majors.rs). Exits non-zero
+# on any failure. Installs what is missing first (fast when everything is there).
+#
+#   bash scripts/test.sh              # every major
+#   bash scripts/test.sh --major 18   # one major, for quick work (no mixed-major mesh)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+MAJORS=("${PG_MAJORS[@]}")
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --major)
+            [[ " ${PG_MAJORS[*]} " == *" ${2:-} "* ]] || { echo "--major: one of ${PG_MAJORS[*]}" >&2; exit 2; }
+            MAJORS=("$2")
+            shift 2
+            ;;
+        *) echo "usage: $0 [--major N]" >&2; exit 2 ;;
+    esac
+done
 
 ensure_dependencies
 cd "$REPO_ROOT"
+SUITE_START=$SECONDS
+TIMES=()
+timed_step() { TIMES+=("$(printf '%-44s %4d s' "$1" $((SECONDS - $2)))"); }
 
+step_start=$SECONDS
 log "format and lints: cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --check
 cargo clippy -p crdt-core -p crdt-replication-tests --all-targets -- -D warnings
-cargo clippy -p crdt --all-targets --features "pg$PG_MAJOR pg_test" -- -D warnings
+for major in "${MAJORS[@]}"; do
+    cargo clippy -p crdt --all-targets --no-default-features --features "pg$major pg_test" -- -D warnings
+done
+timed_step "format, lints" "$step_start"
 
+step_start=$SECONDS
 log "core: unit and property tests"
 cargo test -p crdt-core
+timed_step "core tests" "$step_start"
 
-log "extension: #[pg_test] tests in PostgreSQL $PG_MAJOR"
 PGDATA_DIR="$(postgres_scratch_dir)"
 trap '$SUDO rm -rf "$PGDATA_DIR"' EXIT
-# pgrx initialises the cluster itself: hand it a path that does not exist yet, under a
-# directory postgres owns.
-cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$PGDATA_DIR/pgdata"
 
-# The golden, isolation and replication tests run the release build, the one users run: the
-# replication tests write transactions of 200,000 rows, which a debug build applies 5× slower.
-install_extension release
-"$REPO_ROOT/scripts/regress.sh"
+# The replication tests of one major: every file of tests/replication/tests but the mixed mesh.
+mapfile -t REPLICATION_TESTS < <(cd tests/replication/tests && ls -1 ./*.rs | sed 's|^\./||; s|\.rs$||' \
+    | grep -vx mixed_majors | sed 's/^/--test=/')
 
-log "replication: real PostgreSQL 15 clusters joined by logical replication"
-cargo test -p crdt-replication-tests
+for major in "${MAJORS[@]}"; do
+    use_pg_major "$major"
+    major_start=$SECONDS
+
+    step_start=$SECONDS
+    log "extension: #[pg_test] tests in PostgreSQL $major"
+    # pgrx initialises the cluster itself: hand it a path that does not exist yet, under a
+    # directory postgres owns.
+    cargo pgrx test "pg$major" --runas postgres --pgdata "$PGDATA_DIR/pg$major"
+    timed_step "pg$major: #[pg_test]" "$step_start"
+
+    # The golden, isolation and replication tests run the release build, the one users run,
+    # installed from the package users install.
+    step_start=$SECONDS
+    "$REPO_ROOT/scripts/package.sh" --major "$major" --install
+    timed_step "pg$major: release build, package, install" "$step_start"
+
+    step_start=$SECONDS
+    "$REPO_ROOT/scripts/regress.sh"
+    timed_step "pg$major: pg_regress, isolation" "$step_start"
+
+    step_start=$SECONDS
+    log "replication: real PostgreSQL $major clusters joined by logical replication"
+    CRDT_PG_MAJOR="$major" cargo test -p crdt-replication-tests "${REPLICATION_TESTS[@]}"
+    timed_step "pg$major: replication" "$step_start"
+    timed_step "pg$major: all" "$major_start"
+done
+
+if [[ " ${MAJORS[*]} " == *" 15 "* && " ${MAJORS[*]} " == *" 18 "* ]]; then
+    step_start=$SECONDS
+    log "mixed majors: PostgreSQL 15 and 18 nodes replicating both ways; the chaos workload on 15, 18, 18"
+    cargo test -p crdt-replication-tests --test=mixed_majors
+    CRDT_CHAOS_MAJORS=15,18,18 cargo test -p crdt-replication-tests --test=chaos -- chaos_convergence
+    timed_step "mixed majors (15 + 18)" "$step_start"
+fi
+
+log "time per step"
+printf '%s\n' "${TIMES[@]}" >&2
+printf '%-44s %4d s\n' "whole suite" $((SECONDS - SUITE_START)) >&2

@@ -340,11 +340,22 @@ impl Cluster {
 
     /// Starts several clusters at once (in parallel threads), in the order of `names`.
     pub fn start_many(names: &[&str]) -> Vec<Cluster> {
+        Cluster::start_many_with(names, Cluster::start)
+    }
+
+    /// [`Cluster::start_many`], cluster `names[i]` on PostgreSQL `majors[i]`.
+    pub fn start_many_majors(names: &[&str], majors: &[u32]) -> Vec<Cluster> {
+        assert_eq!(names.len(), majors.len(), "one major per cluster");
+        Cluster::start_many_with(names, |name| {
+            let index = names.iter().position(|other| *other == name).unwrap_or(0);
+            Cluster::start_major(name, majors[index])
+        })
+    }
+
+    fn start_many_with(names: &[&str], start: impl Fn(&str) -> Cluster + Sync) -> Vec<Cluster> {
         thread::scope(|scope| {
-            let handles: Vec<_> = names
-                .iter()
-                .map(|name| scope.spawn(move || Cluster::start(name)))
-                .collect();
+            let start = &start;
+            let handles: Vec<_> = names.iter().map(|name| scope.spawn(move || start(name))).collect();
             handles
                 .into_iter()
                 .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))

@@ -1,4 +1,5 @@
-//! Chaos convergence (issue 6, item 1): three PostgreSQL 15 instances in a full mesh of
+//! Chaos convergence (issue 6, item 1): three PostgreSQL instances (of one major, or mixed:
+//! `CRDT_CHAOS_MAJORS`) in a full mesh of
 //! subscriptions, thousands of random writes on random nodes — counter increments and
 //! assignments, column updates, doc patch/put/add/remove, inserts of colliding keys, deletes —
 //! while one node is partitioned (its subscriptions disabled, then enabled) and another node is
@@ -85,7 +86,7 @@ impl Rng {
     }
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T, parse: impl Fn(&str) -> Option<T>) -> T {
+fn env_or<T>(name: &str, default: T, parse: impl Fn(&str) -> Option<T>) -> T {
     match std::env::var(name) {
         Ok(text) => parse(text.trim()).unwrap_or_else(|| panic!("{name}={text}: not a valid value")),
         Err(_) => default,
@@ -447,6 +448,19 @@ fn run_round(nodes: &[Cluster], scripts: &[String], crash: Option<(usize, Durati
     cut
 }
 
+/// The majors of nodes a, b and c if `CRDT_CHAOS_MAJORS` gives them (e.g. `15,18,18`: what
+/// `scripts/test.sh` runs for a mesh in the middle of a major upgrade); else all three run
+/// the harness's default.
+fn chaos_majors() -> Option<[u32; 3]> {
+    env_or("CRDT_CHAOS_MAJORS", None, |text| {
+        let majors: Vec<u32> = text
+            .split(',')
+            .map(|major| major.trim().parse().ok())
+            .collect::<Option<_>>()?;
+        majors.try_into().ok().map(Some)
+    })
+}
+
 #[test]
 fn chaos_convergence_of_three_nodes() {
     let seed = env_or("CRDT_CHAOS_SEED", DEFAULT_SEED, parse_seed);
@@ -457,7 +471,12 @@ fn chaos_convergence_of_three_nodes() {
     let mut rng = Rng(seed);
 
     let names = ["a", "b", "c"];
-    let nodes = Cluster::start_many(&names);
+    let nodes = match chaos_majors() {
+        Some(majors) => Cluster::start_many_majors(&names, &majors),
+        None => Cluster::start_many(&names),
+    };
+    let majors: Vec<u32> = nodes.iter().map(Cluster::major).collect();
+    println!("chaos: PostgreSQL {majors:?}");
     let all: Vec<&Cluster> = nodes.iter().collect();
     for node in &nodes {
         node.create_database_with_crdt(DB);
