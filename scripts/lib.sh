@@ -36,6 +36,26 @@ use_pg_major() {
 }
 use_pg_major "${CRDT_PG_MAJOR:-15}"
 
+# The scripts' common option `--major N` (one of PG_MAJORS), taken out of "$@": sets MAJORS (every
+# supported major without it) and OTHER_ARGS (the other arguments, in order).
+parse_major_option() {
+    MAJORS=("${PG_MAJORS[@]}")
+    OTHER_ARGS=()
+    while [ $# -gt 0 ]; do
+        if [ "$1" = "--major" ]; then
+            if [[ " ${PG_MAJORS[*]} " != *" ${2:-} "* ]]; then
+                echo "--major: one of ${PG_MAJORS[*]}" >&2
+                exit 2
+            fi
+            MAJORS=("$2")
+            shift 2
+        else
+            OTHER_ARGS+=("$1")
+            shift
+        fi
+    done
+}
+
 # Servers started from here, and the tests' own, see what production servers see: pgrx appends
 # a Rust backtrace to every error that crosses Rust frames when RUST_BACKTRACE is set.
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE

@@ -9,19 +9,13 @@
 #   bash scripts/package.sh --major 17 --install  # and install it into that major here
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-MAJORS=("${PG_MAJORS[@]}")
+parse_major_option "$@"
 INSTALL=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --major)
-            [[ " ${PG_MAJORS[*]} " == *" ${2:-} "* ]] || { echo "--major: one of ${PG_MAJORS[*]}" >&2; exit 2; }
-            MAJORS=("$2")
-            shift 2
-            ;;
-        --install) INSTALL=1; shift ;;
-        *) echo "usage: $0 [--major N] [--install]" >&2; exit 2 ;;
-    esac
-done
+case "${OTHER_ARGS[*]}" in
+    "") ;;
+    --install) INSTALL=1 ;;
+    *) echo "usage: $0 [--major N] [--install]" >&2; exit 2 ;;
+esac
 
 ensure_dependencies
 for major in "${MAJORS[@]}"; do

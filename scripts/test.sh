@@ -10,17 +10,11 @@
 #   bash scripts/test.sh --major 18   # one major, for quick work (no mixed-major mesh)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-MAJORS=("${PG_MAJORS[@]}")
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --major)
-            [[ " ${PG_MAJORS[*]} " == *" ${2:-} "* ]] || { echo "--major: one of ${PG_MAJORS[*]}" >&2; exit 2; }
-            MAJORS=("$2")
-            shift 2
-            ;;
-        *) echo "usage: $0 [--major N]" >&2; exit 2 ;;
-    esac
-done
+parse_major_option "$@"
+if [ "${#OTHER_ARGS[@]}" -gt 0 ]; then
+    echo "usage: $0 [--major N]" >&2
+    exit 2
+fi
 
 ensure_dependencies
 cd "$REPO_ROOT"

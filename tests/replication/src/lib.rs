@@ -639,11 +639,16 @@ impl Cluster {
     /// `pg_restore -j jobs` of `file` (a `pg_dump -Fc` archive) into database `db`, which
     /// exists, stopping at the first error.
     pub fn restore(&self, db: &str, file: &Path, jobs: u32) {
-        let jobs = jobs.to_string();
-        self.run_client_tool(
-            "pg_restore",
-            &["-d", db, "-j", &jobs, "--exit-on-error", &file.to_string_lossy()],
-        );
+        self.restore_with(db, file, &["-j", &jobs.to_string()]);
+    }
+
+    /// [`Cluster::restore`] with further `pg_restore` options, e.g. `--no-subscriptions`.
+    pub fn restore_with(&self, db: &str, file: &Path, options: &[&str]) {
+        let file = file.to_string_lossy();
+        let mut args = vec!["-d", db, "--exit-on-error"];
+        args.extend_from_slice(options);
+        args.push(&file);
+        self.run_client_tool("pg_restore", &args);
     }
 
     /// Runs PostgreSQL's client program `program` against this cluster as `postgres`; panics
