@@ -1,5 +1,5 @@
 //! CRDT tables (`crdt.enable`) on real logical replication in both directions (DESIGN §5):
-//! concurrent writes on two PostgreSQL 15 instances, made while their subscriptions are
+//! concurrent writes on two PostgreSQL instances, made while their subscriptions are
 //! disabled (so the writes really are concurrent), converge once the link heals.
 
 use std::thread;
@@ -316,6 +316,20 @@ fn unchanged_toasted_columns_merge_correctly() {
 /// node ends with the new name and 9; the echoes of a three-way mesh die out too.
 #[test]
 fn three_node_mesh_converges() {
+    three_node_mesh(&SubscriptionOptions::default());
+}
+
+/// As [`three_node_mesh_converges`] with `origin = any` (what 15 always does): from 16 on, every
+/// node then publishes again what it applied, and the merge trigger ends those echoes, as on 15.
+#[test]
+fn three_node_mesh_converges_with_origin_any() {
+    three_node_mesh(&SubscriptionOptions {
+        origin: Some("any"),
+        ..SubscriptionOptions::default()
+    });
+}
+
+fn three_node_mesh(options: &SubscriptionOptions) {
     let nodes = Cluster::start_many(&["a", "b", "c"]);
     for node in &nodes {
         node.create_database_with_crdt(DB);
@@ -326,7 +340,7 @@ fn three_node_mesh_converges() {
         );
     }
     let refs: Vec<&Cluster> = nodes.iter().collect();
-    full_mesh(&refs, DB, &["product"]);
+    full_mesh_with(&refs, DB, &["product"], options);
     nodes[0].sql(DB, "INSERT INTO product VALUES (1, 'x', 5)");
     settle(&nodes);
     for node in &nodes {
