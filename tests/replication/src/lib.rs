@@ -702,6 +702,22 @@ impl Cluster {
         self.create_extension_crdt(name);
     }
 
+    /// [`Cluster::create_database_with_crdt`], then the inventory case's CRDT table `product (id
+    /// int PRIMARY KEY, name text, inventory crdt.counter NOT NULL DEFAULT 0, attrs crdt.doc)`,
+    /// with `crdt` on the database's `search_path`, as the README tells users (`inventory + 5`).
+    pub fn create_database_with_product(&self, name: &str) {
+        self.create_database_with_crdt(name);
+        self.sql(
+            name,
+            &format!(
+                "ALTER DATABASE {name} SET search_path = public, crdt;
+                 CREATE TABLE public.product (id int PRIMARY KEY, name text,
+                                              inventory crdt.counter NOT NULL DEFAULT 0, attrs crdt.doc);
+                 SELECT crdt.enable('public.product');"
+            ),
+        );
+    }
+
     /// Crashes the server: `pg_ctl -m immediate stop` (no shutdown checkpoint; the next start
     /// runs crash recovery).
     pub fn stop_immediate(&self) {

@@ -29,13 +29,7 @@ fn concurrent_writes_with_commit_timestamps(track_commit_timestamp: &str) {
         Cluster::start_with_settings("b", &settings),
     );
     for node in [&a, &b] {
-        node.create_database_with_crdt(DB);
-        node.sql(
-            DB,
-            "ALTER DATABASE app SET search_path = public, crdt;
-             CREATE TABLE product (id int PRIMARY KEY, name text, inventory crdt.counter NOT NULL DEFAULT 0);
-             SELECT crdt.enable('product');",
-        );
+        node.create_database_with_product(DB);
     }
     connect_bidirectional(&a, &b, DB, &["product"]);
     a.sql(DB, "INSERT INTO product VALUES (1, 'widget', 5)");

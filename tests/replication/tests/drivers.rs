@@ -91,13 +91,7 @@ fn inventory(client: &mut Client, id: i32) -> i64 {
 
 fn node_with_product() -> Cluster {
     let node = Cluster::start("drivers");
-    node.create_database_with_crdt(DB);
-    node.sql(
-        DB,
-        "ALTER DATABASE app SET search_path = public, crdt;
-         CREATE TABLE product (id int PRIMARY KEY, name text, inventory crdt.counter NOT NULL DEFAULT 0);
-         SELECT crdt.enable('product');",
-    );
+    node.create_database_with_product(DB);
     node
 }
 

@@ -20,14 +20,7 @@ fn old_and_new(options: &SubscriptionOptions) -> Vec<Cluster> {
             node.query_value("postgres", "SELECT current_setting('server_version_num')::int / 10000"),
             node.major().to_string()
         );
-        node.create_database_with_crdt(DB);
-        node.sql(
-            DB,
-            "ALTER DATABASE app SET search_path = public, crdt;
-             CREATE TABLE product (id int PRIMARY KEY, name text, inventory crdt.counter NOT NULL DEFAULT 0,
-                                   attrs crdt.doc);
-             SELECT crdt.enable('product');",
-        );
+        node.create_database_with_product(DB);
     }
     connect_bidirectional_with(&nodes[0], &nodes[1], DB, &["product"], options);
     nodes
@@ -99,14 +92,7 @@ fn a_node_moves_to_the_new_major_while_the_mesh_keeps_writing() {
     let nodes = Cluster::start_many_majors(&["a", "b", "n"], &[OLD, OLD, NEW]);
     let (a, b, n) = (&nodes[0], &nodes[1], &nodes[2]);
     for node in [a, b] {
-        node.create_database_with_crdt(DB);
-        node.sql(
-            DB,
-            "ALTER DATABASE app SET search_path = public, crdt;
-             CREATE TABLE product (id int PRIMARY KEY, name text, inventory crdt.counter NOT NULL DEFAULT 0,
-                                   attrs crdt.doc);
-             SELECT crdt.enable('product');",
-        );
+        node.create_database_with_product(DB);
     }
     connect_bidirectional(a, b, DB, &["product"]);
     a.sql(
