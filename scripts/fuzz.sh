@@ -33,7 +33,7 @@ mapfile -t ALL < <(cargo +nightly fuzz list --fuzz-dir "$FUZZ_DIR")
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 
 log "writing seed corpora"
-cargo run -q -p crdt-core --example fuzz_seeds -- "$FUZZ_DIR/corpus"
+cargo run -q -p crdt-core --features fuzz-checks --example fuzz_seeds -- "$FUZZ_DIR/corpus"
 log "building the fuzz targets"
 cargo +nightly fuzz build "${FUZZ_FLAGS[@]}"
 

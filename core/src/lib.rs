@@ -23,6 +23,7 @@ pub mod counter;
 pub mod decimal;
 pub mod doc;
 #[doc(hidden)]
+#[cfg(feature = "fuzz-checks")]
 pub mod fuzz_checks;
 pub mod hlc;
 pub mod json;
