@@ -12,15 +12,8 @@ mod catalog_cache;
 mod clock;
 mod error;
 mod gucs;
-mod index_probe;
-mod key_json;
-mod key_lock;
 mod no_raise;
-mod roles;
-mod table_shape;
-mod tables;
-mod tombstones;
-mod triggers;
+mod table;
 mod types;
 
 pgrx::pg_module_magic!();
@@ -30,7 +23,7 @@ pgrx::pg_module_magic!();
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     catalog_cache::init();
-    key_lock::init();
+    table::key_lock::init();
 }
 
 /// Hooks `cargo pgrx test` needs: no extra setup, no extra server settings.

@@ -5,7 +5,7 @@
 //! tries `ALTER ROLE app_owner SUPERUSER`. Run as a superuser, it makes the owner one. PostgreSQL
 //! 16 and later apply a table's changes as its owner; a replicated delete reaches the table
 //! through a tombstone in `crdt.deletions`, whose trigger deletes the row as the *table's* owner
-//! too, never as the extension's (src/roles.rs). On 15 the apply worker runs every change as the
+//! too, never as the extension's (src/table/roles.rs). On 15 the apply worker runs every change as the
 //! subscription's owner (a superuser): there the probe only tries from the delete, which is ours.
 
 use crdt_replication_tests::*;

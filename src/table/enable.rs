@@ -5,8 +5,7 @@
 //! replicated deletes (BEFORE DELETE, the tombstone decides) and refusing TRUNCATE (which would
 //! record none). All are named `zz_crdt_*` on purpose: PostgreSQL
 //! fires triggers in name order, and stamping must see the row as the user's own BEFORE
-//! triggers (`updated_at = now()` and the like) left it. `crdt.deletions`, the tombstones, is
-//! created here too.
+//! triggers (`updated_at = now()` and the like) left it.
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -255,32 +254,4 @@ extension_sql!(
      GRANT USAGE ON SCHEMA crdt TO PUBLIC;",
     name = "schema_usage",
     finalize
-);
-
-extension_sql!(
-    r#"-- Tombstones: one row per delete of a row of a CRDT table (DESIGN §5). A local DELETE
--- writes one (trigger zz_crdt_delete); replicated, it decides whether the row goes on the
--- subscriber (trigger zz_crdt_apply_deletion below). Publications of CRDT tables must include
--- this table. Kept for good (no garbage collection yet).
-CREATE TABLE deletions (
-    -- the table, schema-qualified and quoted as quote_ident does: the same on every node
-    table_name text NOT NULL,
-    -- the primary key's columns, as a jsonb object by column name
-    key jsonb NOT NULL,
-    -- the delete's stamp: hybrid logical clock (an unsigned 64-bit number) and node
-    hlc numeric(20, 0) NOT NULL CHECK (hlc >= 0 AND hlc <= 18446744073709551615),
-    node uuid NOT NULL,
-    PRIMARY KEY (table_name, key, hlc, node)
-);
-COMMENT ON TABLE deletions IS 'Tombstones of rows deleted from CRDT tables; publish it with them.';
--- Nobody but its owner has privileges on it: whoever can insert into it can delete rows of
--- every CRDT table on the nodes it replicates to. The triggers write it as its owner.
-REVOKE ALL ON deletions FROM PUBLIC;
--- pg_dump keeps the tombstones.
-SELECT pg_catalog.pg_extension_config_dump('deletions', '');
-CREATE TRIGGER zz_crdt_apply_deletion BEFORE INSERT ON deletions
-    FOR EACH ROW EXECUTE FUNCTION apply_replicated_deletion();
-ALTER TABLE deletions ENABLE REPLICA TRIGGER zz_crdt_apply_deletion;"#,
-    name = "deletions",
-    requires = [triggers::apply_replicated_deletion]
 );

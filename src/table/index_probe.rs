@@ -84,7 +84,7 @@ pub(crate) unsafe fn committed_matches<T>(
             found.clear();
             let mut tid = (*slot).tts_tid;
             pg_sys::ExecClearTuple(slot);
-            crate::key_lock::while_released(|| {
+            super::key_lock::while_released(|| {
                 pg_sys::XactLockTableWait(running_writer, heap, &mut tid, pg_sys::XLTW_Oper::XLTW_None)
             });
         }

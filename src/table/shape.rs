@@ -10,11 +10,11 @@ use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier, OwnedPreparedStatement};
 use pgrx::{PgOid, PgTupleDesc};
 
+use super::enable::CLOCK_COLUMN;
+use super::index_probe::{self, KeyComparison};
+use super::key_json::KeyJsonBuilder;
 use crate::catalog_cache::CachedByOid;
 use crate::error::{no_primary_key, spi_failed};
-use crate::index_probe::{self, KeyComparison};
-use crate::key_json::KeyJsonBuilder;
-use crate::tables::CLOCK_COLUMN;
 use crate::types::counter::Counter;
 use crate::types::doc::Doc;
 use crate::types::row_clock::row_clock;

@@ -4,7 +4,7 @@
 //! on PostgreSQL 16 and later the owner of the table being applied (unless the subscription
 //! says `run_as_owner`), on 15 the subscription's owner. The triggers write two kinds of table:
 //!
-//! - `crdt.deletions`, ours, as its owner ([`crate::tombstones::as_owner`]): nobody else holds
+//! - `crdt.deletions`, ours, as its owner (`deletions::as_owner`): nobody else holds
 //!   any privilege on it.
 //! - a user's CRDT table, when a replicated tombstone deletes a row of it. That trigger fires
 //!   on `crdt.deletions`, so on 16+ it runs as *our* owner (usually a superuser): the delete, and

@@ -1,0 +1,78 @@
+//! Finding a key before writing it: the key lock taken and the primary key's index probed,
+//! waiting for every transaction still writing the key, so that no two writers of one key miss
+//! each other (docs/deletes.md); and the newest tombstone of a key.
+
+use crdt_core::{value_fingerprint, Stamp};
+use pgrx::prelude::*;
+
+use super::deletions;
+use super::index_probe;
+use super::key_lock::{lock_key, release_key_lock};
+use super::row::Row;
+use super::shape::TableShape;
+use crate::types::varlena_datum_slice;
+
+/// A committed row found by [`probe_key`]: where it is, and its clock as committed.
+pub(super) struct FoundRow {
+    pub(super) tid: pg_sys::ItemPointerData,
+    pub(super) clock: Option<Vec<u8>>,
+}
+
+/// Takes the key lock of `row`'s key in `relation` and probes its primary key index, waiting
+/// for every transaction still writing the key. The committed row with the key, if any: then
+/// the lock is let go (the row itself is what writers of the key meet from then on); if none
+/// has it, the lock is held until this backend's write of the key is in the index.
+pub(super) fn probe_key(
+    relation: pg_sys::Relation,
+    relid: pg_sys::Oid,
+    shape: &TableShape,
+    row: &Row,
+) -> Option<FoundRow> {
+    let Some(values) = row.key_values(shape) else {
+        // A NULL in the key: no row can have it, and the key's NOT NULL constraint refuses this
+        // one once the BEFORE triggers are done. Nothing to probe (an index scan key can't be
+        // NULL here).
+        release_key_lock();
+        return None;
+    };
+    lock_key(relid, key_hash(shape, row));
+    let clock_attribute = shape.clock_index as i32 + 1;
+    // SAFETY: the primary key's index of the open `relation`; the values are the key's columns
+    // in the index's order, of the index's column types; the slot holds a row of `relation`,
+    // whose clock is copied out before the next one is read.
+    let found = unsafe {
+        let index = pg_sys::index_open(shape.key_index, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        let mut found = index_probe::committed_matches(relation, index, &shape.key_comparisons, &values, |slot| {
+            let mut is_null = false;
+            let clock = pg_sys::slot_getattr(slot, clock_attribute, &mut is_null);
+            FoundRow {
+                tid: (*slot).tts_tid,
+                clock: (!is_null).then(|| varlena_datum_slice(clock).to_vec()),
+            }
+        });
+        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        found.pop()
+    };
+    if found.is_some() {
+        release_key_lock();
+    }
+    found
+}
+
+/// A hash of `row`'s key values, for its key lock.
+pub(super) fn key_hash(shape: &TableShape, row: &Row) -> u32 {
+    let mut hash = 0x811c_9dc5_u32;
+    for &index in &shape.key_indexes {
+        let column = shape.columns.iter().find(|column| column.index == index);
+        let bytes = column.and_then(|column| row.value_bytes(column));
+        hash = hash.rotate_left(5) ^ value_fingerprint(bytes.as_deref());
+    }
+    hash
+}
+
+/// The newest tombstone of `row`'s key, after every transaction still writing one has ended;
+/// `None` if the key was never deleted (or is NULL: no row has it).
+pub(super) fn newest_tombstone(shape: &TableShape, row: &Row) -> Option<Stamp> {
+    let key = shape.key_json.build(&row.key_values(shape)?);
+    deletions::stamps_of_key(&shape.qualified_name, key).into_iter().max()
+}

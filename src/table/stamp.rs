@@ -1,0 +1,140 @@
+//! A local INSERT or UPDATE (the stamping trigger, `zz_crdt_stamp`, ordinary sessions): stamps
+//! exactly the columns the write changed, turns a number assigned to a counter column into a
+//! difference, merges a document assigned to a doc column into the stored one, and refuses a
+//! change of the primary key.
+
+use std::convert::Infallible;
+
+use crdt_core::{NodeId, PnCounter};
+use pgrx::heap_tuple::PgHeapTuple;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::AllocatedByPostgres;
+
+use super::flags;
+use super::key_probe::{newest_tombstone, probe_key};
+use super::merge::merge_replicated;
+use super::row::{
+    key_changed, merge_crdt_value, relation_id, relation_tupdesc, trigger_tuple, Row, TriggerResult, SEEN_DELETE,
+    SEEN_DELETE_FINGERPRINT,
+};
+use super::shape::{relation_name, table_shape, Column, ColumnKind, TableShape};
+use crate::clock::{local_node_id, stamp_after};
+use crate::error::{corrupt_datum, out_of_range, raise};
+use crate::gucs::{WriteMode, WRITE_MODE};
+
+/// The local-write trigger (`zz_crdt_stamp`).
+#[pg_trigger]
+fn stamp_local_write<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, Infallible> {
+    Ok(stamp_local(trigger).unwrap_or_else(|report| raise(report)))
+}
+
+/// Stamps a local INSERT or UPDATE (DESIGN §5): changed columns get a fresh stamp, newer than
+/// every stamp of the row; `crdt.write_mode = put` stamps every column.
+pub(super) fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
+    if flags::merging_remote_row() {
+        // crdt.merge_row: this session writes a row from elsewhere, exactly as an apply worker.
+        return merge_replicated(trigger);
+    }
+    let data = trigger.trigger_data();
+    let tupdesc = relation_tupdesc(trigger);
+    let shape = table_shape(data.tg_relation, || relation_name(data.tg_relation))?;
+    let is_update = trigger.op().is_ok_and(|op| matches!(op, PgTriggerOperation::Update));
+    // SAFETY: for UPDATE, tg_trigtuple is OLD and tg_newtuple NEW; for INSERT tg_trigtuple is NEW.
+    let (old, mut new) = unsafe {
+        if is_update {
+            (
+                Some(Row::deform(data.tg_trigtuple, &tupdesc)),
+                Row::deform(data.tg_newtuple, &tupdesc),
+            )
+        } else {
+            (None, Row::deform(data.tg_trigtuple, &tupdesc))
+        }
+    };
+    let mut seen_delete = None;
+    match &old {
+        Some(old) if key_changed(&shape, old, &new) => return Err(key_update_refused(&shape)),
+        Some(_) => {}
+        None => {
+            // A key deleted before (here, or elsewhere and replicated here): the row is inserted
+            // after that delete, and says so, so the delete's tombstone does not remove it on the
+            // nodes it reaches (DESIGN §5). A transaction deleting the key right now has its
+            // tombstone read once it ends: the probe waits for it.
+            if probe_key(data.tg_relation, relation_id(trigger), &shape, &new).is_none() {
+                seen_delete = newest_tombstone(&shape, &new);
+            }
+        }
+    }
+    let old_clock = match &old {
+        Some(old) => old.clock(&shape)?,
+        None => None,
+    };
+    // A row without a clock (a fresh INSERT, or rows that predate crdt.enable) gets every
+    // column stamped; so does a PUT-style update.
+    let stamp_all = old_clock.is_none() || WRITE_MODE.get() == WriteMode::Put;
+    let mut clock = old_clock.unwrap_or_default();
+    if let Some(deleted) = seen_delete {
+        // Recorded before stamping, so every column's stamp comes after the delete.
+        clock.stamp(SEEN_DELETE, SEEN_DELETE_FINGERPRINT, deleted);
+    }
+    let stamp = stamp_after(clock.max_hlc())?;
+    let node = local_node_id();
+    for column in &shape.columns {
+        match (column.kind, &old) {
+            (ColumnKind::Register, old)
+                if stamp_all || old.as_ref().is_some_and(|old| !old.same_value(&new, column)) =>
+            {
+                clock.stamp(&column.name, new.fingerprint(column), stamp);
+            }
+            (ColumnKind::Counter, Some(old)) => write_counter_locally(old, &mut new, column, node)?,
+            // A doc set to NULL stays NULL: clearing the column is the user's to do.
+            (ColumnKind::Doc, Some(old)) if !new.is_null(column) => {
+                let merged = merge_crdt_value(&new, old, column)?;
+                new.set_merged(old, column, merged);
+            }
+            _ => {}
+        }
+    }
+    new.set_clock(&shape, &clock);
+    let tuple = new.form(&tupdesc);
+    Ok(trigger_tuple(tupdesc, tuple))
+}
+
+/// `0A000`: a primary key is not changed in place on a CRDT table. Replicated, the change would
+/// meet concurrent writes of the old key on other nodes, which would keep the old row: a
+/// delete and an insert converge, with the tombstone deciding, where a key update cannot.
+pub(super) fn key_update_refused(shape: &TableShape) -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        format!(
+            "cannot change the primary key of a row of CRDT table {}",
+            shape.qualified_name
+        ),
+        "crdt",
+    )
+    .set_detail("Rows of CRDT tables are merged across nodes by primary key.")
+    .set_hint("Delete the row and insert it again with the new key, in one transaction.")
+}
+
+/// A counter column written locally: a number assigned to it counts as the difference from the
+/// stored value (DESIGN §4.1), so it composes with concurrent increments elsewhere.
+pub(super) fn write_counter_locally(
+    old: &Row,
+    new: &mut Row,
+    column: &Column,
+    node: NodeId,
+) -> Result<(), ErrorReport> {
+    let (Some(old_bytes), Some(new_bytes)) = (old.value_bytes(column), new.value_bytes(column)) else {
+        return Ok(());
+    };
+    let decode = |bytes: &[u8]| PnCounter::decode(bytes).map_err(|err| corrupt_datum(&column.name, err));
+    let written = PnCounter::write_local(&decode(&old_bytes)?, &decode(&new_bytes)?, node)
+        .map_err(|_| out_of_range(format!("crdt.counter column {} out of range", column.name)))?;
+    let encoded = written.encode();
+    if encoded != *new_bytes {
+        new.set_bytes(column.index, &encoded);
+    }
+    Ok(())
+}
