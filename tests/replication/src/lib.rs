@@ -846,9 +846,11 @@ pub struct SubscriptionOptions {
     /// `streaming`: stream large in-progress transactions.
     pub streaming: bool,
     /// `origin`: `Some("any")` (left out on a 15 subscriber, which always behaves so) or
-    /// `Some("none")`; `None` (the default) does as the README's
-    /// guide: `none` when both ends are PostgreSQL 16 or later (where it takes effect), else
-    /// nothing (15 knows no `origin`).
+    /// `Some("none")`; `None` (the default) does as the README's guide: `none` between two
+    /// nodes that are both PostgreSQL 16 or later, `any` (PostgreSQL's default) in a mesh of
+    /// three or more ([`full_mesh_with`]), where only the echoes keep every link in causal order.
+    /// Subscriptions made one at a time ([`create_subscription`], [`connect_one_way`]) count
+    /// as links of two nodes: give meshes of more `origin` yourself.
     pub origin: Option<&'static str>,
     /// Further raw options, e.g. `"disable_on_error = true"`.
     pub extra: Vec<String>,
@@ -1011,6 +1013,11 @@ pub fn full_mesh(nodes: &[&Cluster], db: &str, tables: &[&str]) -> Vec<String> {
 
 /// [`full_mesh`] with explicit subscription options.
 pub fn full_mesh_with(nodes: &[&Cluster], db: &str, tables: &[&str], options: &SubscriptionOptions) -> Vec<String> {
+    let mut options = options.clone();
+    if nodes.len() > 2 && options.origin.is_none() {
+        options.origin = Some("any");
+    }
+    let options = &options;
     for node in nodes {
         ensure_publication(node, db, PUBLICATION, tables);
     }
