@@ -38,5 +38,5 @@ pub use decimal::{Decimal, DecimalError};
 pub use doc::{CounterProperty, Doc, DocError, DocView, NodeSums, Property, StampInfo, StampKind};
 pub use hlc::{ahead_of_wall_ms, hlc_from_parts, hlc_logical, hlc_wall_ms, ClockError, HybridClock, Stamp};
 pub use node::{NodeId, NodeIdParseError, NODE_ID_NAMESPACE};
-pub use row_clock::{delete_wins, value_fingerprint, ColumnChoice, ColumnStamp, RowClock};
+pub use row_clock::{delete_wins, value_fingerprint, ColumnChoice, ColumnStamp, RowClock, SEEN_DELETE};
 pub use text::TextError;

@@ -39,6 +39,12 @@ pub fn delete_wins(deleted: Stamp, seen: Option<Stamp>) -> bool {
     seen.is_none_or(|seen| deleted > seen)
 }
 
+/// The entry of a row clock that records the newest delete of the row's key its node had seen
+/// when it (re)inserted the row. No column can have this name: PostgreSQL forbids empty
+/// identifiers. It merges like the stamp of a column the table does not have (last writer wins),
+/// so a row re-inserted on two nodes keeps the newer of the two.
+pub const SEEN_DELETE: &str = "";
+
 /// One column's entry: when it was last written, by whom, and what was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ColumnStamp {
@@ -84,6 +90,24 @@ impl RowClock {
     pub fn stamp(&mut self, column: &str, fingerprint: u32, stamp: Stamp) {
         self.columns
             .merge_values([(column.to_owned(), fingerprint.to_string(), stamp)]);
+    }
+
+    /// The newest delete of the row's key its node had seen when it (re)inserted the row.
+    pub fn seen_delete(&self) -> Option<Stamp> {
+        self.column(SEEN_DELETE).map(|entry| entry.stamp)
+    }
+
+    /// Records that the row is (re)inserted after its node had seen a delete stamped `deleted`
+    /// (kept only if newer than the one recorded). Record it before stamping the insert's
+    /// columns, so that they come after it.
+    pub fn record_seen_delete(&mut self, deleted: Stamp) {
+        self.stamp(SEEN_DELETE, NULL_FINGERPRINT, deleted);
+    }
+
+    /// Whether a tombstone stamped `deleted` removes the row with this clock: [`delete_wins`]
+    /// against the delete the row had seen.
+    pub fn is_deleted_by(&self, deleted: Stamp) -> bool {
+        delete_wins(deleted, self.seen_delete())
     }
 
     /// The row's own stamp: its newest column stamp (`None` before any write).
@@ -270,6 +294,24 @@ mod tests {
 
     use super::*;
     use crate::node::NodeId;
+
+    #[test]
+    fn a_row_records_the_delete_it_was_inserted_after() {
+        let mut clock = RowClock::new();
+        assert_eq!(clock.seen_delete(), None);
+        assert!(clock.is_deleted_by(stamp(5, 1)), "a row that saw no delete");
+        clock.record_seen_delete(stamp(5, 1));
+        clock.record_seen_delete(stamp(4, 2));
+        assert_eq!(clock.seen_delete(), Some(stamp(5, 1)), "the newest is kept");
+        assert!(!clock.is_deleted_by(stamp(5, 1)));
+        assert!(clock.is_deleted_by(stamp(6, 1)));
+        // Stamps written after it are the row's; the entry is not a column's.
+        clock.stamp("v", 9, stamp(7, 1));
+        assert_eq!(clock.row_stamp(), Some(stamp(7, 1)));
+        let mut replica = RowClock::new();
+        replica.merge_replicated(&clock, &[("v", 9)]);
+        assert_eq!(replica.seen_delete(), Some(stamp(5, 1)), "it replicates with the row");
+    }
 
     fn stamp(hlc: u64, node: u8) -> Stamp {
         Stamp::new(hlc, NodeId::from_bytes([node; 16]))

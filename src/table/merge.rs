@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 
-use crdt_core::{delete_wins, ColumnChoice};
+use crdt_core::ColumnChoice;
 use pgrx::datum::DatumWithOid;
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -19,7 +19,7 @@ use super::key_lock::release_key_lock;
 use super::key_probe::{newest_tombstone, probe_key};
 use super::row::{
     key_changed, merge_crdt_value, relation_id, relation_tupdesc, row_composite, trigger_tuple, RawDatum, Row,
-    TriggerResult, SEEN_DELETE,
+    TriggerResult,
 };
 use super::shape::{relation_name, table_shape, Column, ColumnKind, TableShape};
 use crate::clock::warn_if_far_ahead;
@@ -151,11 +151,8 @@ pub(super) fn merge_replicated_insert(
         warn_if_far_ahead(clock.max_hlc(), relid, || shape.qualified_name.clone());
     }
     if let Some(deleted) = newest_tombstone(shape, &row) {
-        let seen = clock
-            .as_ref()
-            .and_then(|clock| clock.column(SEEN_DELETE))
-            .map(|entry| entry.stamp);
-        if delete_wins(deleted, seen) {
+        // A row without a clock has seen no delete.
+        if clock.as_ref().is_none_or(|clock| clock.is_deleted_by(deleted)) {
             release_key_lock();
             return Ok(ReplicatedInsert::Deleted);
         }

@@ -18,13 +18,6 @@ use crate::error::corrupt_datum;
 use crate::types::row_clock::row_clock;
 use crate::types::{bytes_into_varlena_datum, varlena_datum_slice};
 
-/// The row-clock entry recording the newest delete of the row's key this node had seen when the
-/// row was (re)inserted here. No column can have this name: PostgreSQL forbids empty
-/// identifiers. It merges like any stamp of a column the table does not have (last writer wins).
-pub(super) const SEEN_DELETE: &str = "";
-/// The fingerprint kept with the [`SEEN_DELETE`] entry (it stands for no value).
-pub(super) const SEEN_DELETE_FINGERPRINT: u32 = 0;
-
 /// A row's column values, deformed. Tables of up to [`INLINE_COLUMNS`] columns keep them in
 /// the row itself: the merge trigger handles three rows per replicated row, and allocating and
 /// freeing their arrays showed in its profile. A clone copies the datums (pointing at the

@@ -14,10 +14,7 @@ use pgrx::AllocatedByPostgres;
 use super::flags;
 use super::key_probe::{newest_tombstone, probe_key};
 use super::merge::merge_replicated;
-use super::row::{
-    key_changed, merge_crdt_value, relation_id, relation_tupdesc, trigger_tuple, Row, TriggerResult, SEEN_DELETE,
-    SEEN_DELETE_FINGERPRINT,
-};
+use super::row::{key_changed, merge_crdt_value, relation_id, relation_tupdesc, trigger_tuple, Row, TriggerResult};
 use super::shape::{relation_name, table_shape, Column, ColumnKind, TableShape};
 use crate::clock::{local_node_id, stamp_after};
 use crate::error::{corrupt_datum, out_of_range, raise};
@@ -77,7 +74,7 @@ pub(super) fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     let mut clock = old_clock.unwrap_or_default();
     if let Some(deleted) = seen_delete {
         // Recorded before stamping, so every column's stamp comes after the delete.
-        clock.stamp(SEEN_DELETE, SEEN_DELETE_FINGERPRINT, deleted);
+        clock.record_seen_delete(deleted);
     }
     let stamp = stamp_after(clock.max_hlc())?;
     let node = local_node_id();

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::ffi::CStr;
 
-use crdt_core::{delete_wins, value_fingerprint, NodeId, Stamp};
+use crdt_core::{value_fingerprint, NodeId, Stamp};
 use pgrx::datum::{DatumWithOid, IntoDatum};
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -18,7 +18,7 @@ use super::flags;
 use super::key_lock::{lock_key, release_key_lock};
 use super::key_probe::probe_key;
 use super::roles;
-use super::row::{composite_row, relation_tupdesc, trigger_tuple, RawDatum, Row, TriggerResult, SEEN_DELETE};
+use super::row::{composite_row, relation_tupdesc, trigger_tuple, RawDatum, Row, TriggerResult};
 use super::shape::{relation_name, table_shape, TableShape};
 use crate::clock::warn_if_far_ahead;
 use crate::error::{raise, spi_failed};
@@ -36,7 +36,7 @@ fn apply_replicated_deletion<'a>(
 
 /// A replicated tombstone `(table, key, D)`. Known already: skipped (this ends the echo of
 /// tombstones). Otherwise the row with that key is deleted unless it was inserted after this
-/// node had seen a delete at least as new as `D` (its clock's [`SEEN_DELETE`] entry), and the
+/// node had seen a delete at least as new as `D` (its clock's seen-delete entry), and the
 /// tombstone is stored.
 ///
 /// Races (docs/deletes.md): the key lock is taken and the table probed for the key, waiting
@@ -146,12 +146,11 @@ pub(super) fn delete_row_of_tombstone(
             // A clock that can't be read has seen nothing. Read unlocked: the newest delete a
             // row has seen only grows, so a row kept stays rightly kept; one deleted is deleted
             // where it is, or found again if it changed meanwhile.
-            let seen = row
+            let deletes = row
                 .clock
                 .and_then(|clock| row_clock::decode_stored(&clock).ok())
-                .and_then(|clock| clock.column(SEEN_DELETE))
-                .map(|entry| entry.stamp);
-            if !delete_wins(deleted, seen) || delete_at(shape, row.tid)? {
+                .is_none_or(|clock| clock.is_deleted_by(deleted));
+            if !deletes || delete_at(shape, row.tid)? {
                 return Ok(());
             }
         }

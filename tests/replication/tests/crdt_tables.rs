@@ -319,7 +319,6 @@ fn three_node_mesh_converges() {
     three_node_mesh(&SubscriptionOptions::default());
 }
 
-
 fn three_node_mesh(options: &SubscriptionOptions) {
     let nodes = Cluster::start_many(&["a", "b", "c"]);
     for node in &nodes {
