@@ -27,6 +27,7 @@ pub mod doc;
 pub mod fuzz_checks;
 pub mod hlc;
 pub mod json;
+pub mod local_write;
 pub mod node;
 pub mod row_clock;
 pub mod text;
@@ -37,6 +38,7 @@ pub use counter::{merge_encoded, CounterEntries, CounterEntry, CounterError, Cou
 pub use decimal::{Decimal, DecimalError};
 pub use doc::{CounterProperty, Doc, DocError, DocView, NodeSums, Property, StampInfo, StampKind};
 pub use hlc::{ahead_of_wall_ms, hlc_from_parts, hlc_logical, hlc_wall_ms, ClockError, HybridClock, Stamp};
+pub use local_write::{merge_nullable, merges_written_doc, stamps_column, NullableMerge, WritePolicy};
 pub use node::{NodeId, NodeIdParseError, NODE_ID_NAMESPACE};
 pub use row_clock::{delete_wins, value_fingerprint, ColumnChoice, ColumnStamp, RowClock, SEEN_DELETE};
 pub use text::TextError;

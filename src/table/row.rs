@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::ffi::CStr;
 
-use crdt_core::{value_fingerprint, CounterView, RowClock};
+use crdt_core::{merge_nullable, value_fingerprint, CounterView, NullableMerge, RowClock};
 use pgrx::datum::IntoDatum;
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -176,15 +176,15 @@ pub(super) enum MergedValue {
     New(Vec<u8>),
 }
 
-/// Merges two CRDT-typed values (counter or doc) by the type's own merge; NULL merges as absent.
+/// Merges two CRDT-typed values (counter or doc) by the type's own merge; NULL as the core says.
 pub(super) fn merge_crdt_value(ours: &Row, theirs: &Row, column: &Column) -> Result<MergedValue, ErrorReport> {
+    match merge_nullable(ours.is_null(column), theirs.is_null(column)) {
+        NullableMerge::Ours => return Ok(MergedValue::Ours),
+        NullableMerge::Theirs => return Ok(MergedValue::Theirs),
+        NullableMerge::Both => {}
+    }
     let (Some(local), Some(remote)) = (ours.value_bytes(column), theirs.value_bytes(column)) else {
-        let theirs_only = ours.is_null(column) && !theirs.is_null(column);
-        return Ok(if theirs_only {
-            MergedValue::Theirs
-        } else {
-            MergedValue::Ours
-        });
+        return Ok(MergedValue::Ours);
     };
     if column.kind == ColumnKind::Counter {
         let corrupt = |err| corrupt_datum(&column.name, err);

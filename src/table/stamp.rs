@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 
-use crdt_core::{NodeId, PnCounter};
+use crdt_core::{merges_written_doc, stamps_column, NodeId, PnCounter, WritePolicy};
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -68,9 +68,11 @@ pub(super) fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
         Some(old) => old.clock(&shape)?,
         None => None,
     };
-    // A row without a clock (a fresh INSERT, or rows that predate crdt.enable) gets every
-    // column stamped; so does a PUT-style update.
-    let stamp_all = old_clock.is_none() || WRITE_MODE.get() == WriteMode::Put;
+    let policy = match WRITE_MODE.get() {
+        WriteMode::Patch => WritePolicy::Patch,
+        WriteMode::Put => WritePolicy::Put,
+    };
+    let had_clock = old_clock.is_some();
     let mut clock = old_clock.unwrap_or_default();
     if let Some(deleted) = seen_delete {
         // Recorded before stamping, so every column's stamp comes after the delete.
@@ -81,13 +83,16 @@ pub(super) fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     for column in &shape.columns {
         match (column.kind, &old) {
             (ColumnKind::Register, old)
-                if stamp_all || old.as_ref().is_some_and(|old| !old.same_value(&new, column)) =>
+                if stamps_column(
+                    policy,
+                    had_clock,
+                    old.as_ref().is_none_or(|old| !old.same_value(&new, column)),
+                ) =>
             {
                 clock.stamp(&column.name, new.fingerprint(column), stamp);
             }
             (ColumnKind::Counter, Some(old)) => write_counter_locally(old, &mut new, column, node)?,
-            // A doc set to NULL stays NULL: clearing the column is the user's to do.
-            (ColumnKind::Doc, Some(old)) if !new.is_null(column) => {
+            (ColumnKind::Doc, Some(old)) if merges_written_doc(new.is_null(column)) => {
                 let merged = merge_crdt_value(&new, old, column)?;
                 new.set_merged(old, column, merged);
             }
