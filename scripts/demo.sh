@@ -5,14 +5,13 @@
 # inventory case converge on both. Stops what it started.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CRDT_PG_MAJOR=15
 parse_major_option "$@"
 if [ "${#OTHER_ARGS[@]}" -gt 0 ]; then
     echo "usage: $0 [--major N]" >&2
     exit 2
 fi
-[ "${#MAJORS[@]}" -gt 1 ] || CRDT_PG_MAJOR="${MAJORS[0]}"
-use_pg_major "$CRDT_PG_MAJOR"
+# Without --major, lib.sh's default: 15 (or CRDT_PG_MAJOR).
+if [ "${#MAJORS[@]}" -eq 1 ]; then use_pg_major "${MAJORS[0]}"; fi
 
 ensure_dependencies
 install_extension release

@@ -14,9 +14,9 @@ pub enum WritePolicy {
 
 /// Whether a local write stamps a plain column: PATCH stamps a column whose value changed; PUT,
 /// and any write of a row with no clock yet (a fresh insert, or a row from before
-/// `crdt.enable`), stamps every column.
-pub fn stamps_column(policy: WritePolicy, row_had_clock: bool, value_changed: bool) -> bool {
-    value_changed || !row_had_clock || policy == WritePolicy::Put
+/// `crdt.enable`), stamps every column. `value_changed` is asked only when it decides.
+pub fn stamps_column(policy: WritePolicy, row_had_clock: bool, value_changed: impl FnOnce() -> bool) -> bool {
+    !row_had_clock || policy == WritePolicy::Put || value_changed()
 }
 
 /// What a local write does with a value written into a doc column: a document is merged with
@@ -62,7 +62,7 @@ mod tests {
             (WritePolicy::Put, false, true, true),
         ] {
             assert_eq!(
-                stamps_column(policy, had_clock, changed),
+                stamps_column(policy, had_clock, || changed),
                 stamped,
                 "{policy:?} {had_clock} {changed}"
             );

@@ -83,11 +83,9 @@ pub(super) fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     for column in &shape.columns {
         match (column.kind, &old) {
             (ColumnKind::Register, old)
-                if stamps_column(
-                    policy,
-                    had_clock,
-                    old.as_ref().is_none_or(|old| !old.same_value(&new, column)),
-                ) =>
+                if stamps_column(policy, had_clock, || {
+                    old.as_ref().is_none_or(|old| !old.same_value(&new, column))
+                }) =>
             {
                 clock.stamp(&column.name, new.fingerprint(column), stamp);
             }

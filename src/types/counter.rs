@@ -87,14 +87,13 @@ fn text_amount(amount: &str) -> Result<i64, ErrorReport> {
 
 /// The text input of a counter for a plain number (`'5'`, as a driver sends an untyped
 /// parameter for `INSERT ... VALUES ($1)`): the number credited to this node, as the
-/// assignment casts do. Anything that does not start as a JSON object is read as one.
-pub(crate) fn plain_number_input(text: &str) -> Option<Result<Vec<u8>, ErrorReport>> {
-    if text
-        .trim_start_matches(|c: char| c.is_ascii_whitespace())
-        .starts_with('{')
-    {
+/// assignment casts do. Anything valid UTF-8 that does not start as a JSON object is read as
+/// one. Decided on the first byte: every counter a text-mode apply worker reads comes here.
+pub(crate) fn plain_number_input(text: &[u8]) -> Option<Result<Vec<u8>, ErrorReport>> {
+    if text.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{') {
         return None;
     }
+    let text = std::str::from_utf8(text).ok()?;
     Some(text_amount(text).map(|amount| PnCounter::from_value(local_node_id(), amount).encode()))
 }
 

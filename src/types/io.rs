@@ -43,7 +43,7 @@ pub unsafe fn text_input<S: StoredState>(fcinfo: FunctionCallInfo, type_name: &s
     // SAFETY: a non-null cstring argument is a NUL-terminated string alive for the call.
     let input = unsafe { CStr::from_ptr(argument.cast_mut_ptr()) }.to_bytes();
     // Not remembered in `last`: what it stands for may depend on settings (crdt.node_id).
-    if let Some(plain) = std::str::from_utf8(input).ok().and_then(S::plain_input) {
+    if let Some(plain) = S::plain_input(input) {
         return plain.map_or_else(|report| raise(report), |encoded| bytes_into_varlena_datum(&encoded));
     }
     let converted = last.convert(

@@ -22,8 +22,9 @@ pub trait StoredState: Sized {
     fn encode_text_into(text: &str, out: &mut Vec<u8>) -> Result<(), crdt_core::TextError>;
     /// The value a text that is not the type's text form stands for, where the type reads one
     /// (a counter reads a plain number, as a driver sends an untyped parameter); `None` for a
-    /// text form.
-    fn plain_input(text: &str) -> Option<Result<Vec<u8>, pgrx::pg_sys::panic::ErrorReport>>;
+    /// text form. Runs before every text input: implementations decide without reading the
+    /// whole of a text form.
+    fn plain_input(text: &[u8]) -> Option<Result<Vec<u8>, pgrx::pg_sys::panic::ErrorReport>>;
 }
 
 macro_rules! stored_state_by_core {
@@ -41,7 +42,7 @@ macro_rules! stored_state_by_core {
             fn encode_text_into(text: &str, out: &mut Vec<u8>) -> Result<(), crdt_core::TextError> {
                 $encode_text(text, out)
             }
-            fn plain_input(text: &str) -> Option<Result<Vec<u8>, pgrx::pg_sys::panic::ErrorReport>> {
+            fn plain_input(text: &[u8]) -> Option<Result<Vec<u8>, pgrx::pg_sys::panic::ErrorReport>> {
                 $plain(text)
             }
         }
@@ -57,7 +58,7 @@ stored_state_by_core!(
 );
 
 /// For types that read nothing but their text form.
-fn no_plain_input(_text: &str) -> Option<Result<Vec<u8>, pgrx::pg_sys::panic::ErrorReport>> {
+fn no_plain_input(_text: &[u8]) -> Option<Result<Vec<u8>, pgrx::pg_sys::panic::ErrorReport>> {
     None
 }
 

@@ -1,7 +1,7 @@
 //! Multi-instance test harness for the `crdt` extension.
 //!
-//! Starts throwaway PostgreSQL clusters (15, 16, 17 or 18; one mesh may mix majors) on loopback ports (as the `postgres` user, since
-//! PostgreSQL refuses to run as root), joins them with PostgreSQL's own logical replication
+//! Starts throwaway PostgreSQL clusters (15, 16, 17 or 18; one mesh may mix majors) on loopback
+//! ports (as the `postgres` user, since PostgreSQL refuses to run as root), joins them with PostgreSQL's own logical replication
 //! (publications and subscriptions, in one or both directions), and offers what tests need to
 //! drive and check them: SQL through `psql`, partitions (`ALTER SUBSCRIPTION ... DISABLE/ENABLE`),
 //! crashes (`pg_ctl stop -m immediate`), waiting for replication to go idle, snapshots to compare
@@ -36,7 +36,7 @@
 //!   run with 200 ms;
 //! - an apply error (e.g. a unique violation) makes the worker exit and retry the same change
 //!   forever: [`wait_for_replication_idle`] then times out and shows the error;
-//! - without `origin = none` (PostgreSQL 16+, used by default where both ends have it, as the
+//! - without `origin = none` (PostgreSQL 16+; used by default between two 16+ nodes, as the
 //!   README's guide does), every applied change is published again, so in
 //!   both directions plain tables echo INSERTs and UPDATEs forever; only the extension's merge
 //!   trigger (which skips no-op writes) makes such a topology go idle.
@@ -340,22 +340,20 @@ impl Cluster {
 
     /// Starts several clusters at once (in parallel threads), in the order of `names`.
     pub fn start_many(names: &[&str]) -> Vec<Cluster> {
-        Cluster::start_many_with(names, Cluster::start)
+        Cluster::start_many_with(names.len(), |i| Cluster::start(names[i]))
     }
 
     /// [`Cluster::start_many`], cluster `names[i]` on PostgreSQL `majors[i]`.
     pub fn start_many_majors(names: &[&str], majors: &[u32]) -> Vec<Cluster> {
         assert_eq!(names.len(), majors.len(), "one major per cluster");
-        Cluster::start_many_with(names, |name| {
-            let index = names.iter().position(|other| *other == name).unwrap_or(0);
-            Cluster::start_major(name, majors[index])
-        })
+        Cluster::start_many_with(names.len(), |i| Cluster::start_major(names[i], majors[i]))
     }
 
-    fn start_many_with(names: &[&str], start: impl Fn(&str) -> Cluster + Sync) -> Vec<Cluster> {
+    /// Clusters `start(0)` … `start(count - 1)`, started in parallel threads, in that order.
+    fn start_many_with(count: usize, start: impl Fn(usize) -> Cluster + Sync) -> Vec<Cluster> {
         thread::scope(|scope| {
             let start = &start;
-            let handles: Vec<_> = names.iter().map(|name| scope.spawn(move || start(name))).collect();
+            let handles: Vec<_> = (0..count).map(|i| scope.spawn(move || start(i))).collect();
             handles
                 .into_iter()
                 .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
