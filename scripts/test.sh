@@ -25,7 +25,7 @@ timed_step() { TIMES+=("$(printf '%-44s %4d s' "$1" $((SECONDS - $2)))"); }
 step_start=$SECONDS
 log "format and lints: cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --check
-cargo clippy -p crdt-core -p crdt-replication-tests --all-targets --features crdt-core/fuzz-checks -- -D warnings
+cargo clippy -p crdt-core -p crdt-macros -p crdt-replication-tests --all-targets --features crdt-core/fuzz-checks -- -D warnings
 for major in "${MAJORS[@]}"; do
     cargo clippy -p crdt --all-targets --no-default-features --features "pg$major pg_test" -- -D warnings
 done

@@ -10,7 +10,8 @@
 -- search_path = crdt. Once 0.2.0 is released this file is frozen.
 \echo Use "ALTER EXTENSION crdt UPDATE TO '0.2.0'" to load this file. \quit
 
--- Deletes with tombstones (DESIGN §5): the trigger functions, crdt.deletions and its trigger.
+-- Deletes with tombstones (docs/design.md, "A DELETE"): the trigger functions, crdt.deletions
+-- and its trigger.
 -- Tables enabled under 0.1.0 get the delete and TRUNCATE triggers when crdt.enable is run on
 -- them again.
 CREATE FUNCTION "record_local_deletes"()
@@ -78,3 +79,6 @@ CREATE FUNCTION "counter_from_numeric"("value" numeric) RETURNS counter
 	STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_from_numeric_wrapper';
 CREATE CAST (smallint AS counter) WITH FUNCTION counter_from_smallint(smallint) AS ASSIGNMENT;
 CREATE CAST (numeric AS counter) WITH FUNCTION counter_from_numeric(numeric) AS ASSIGNMENT;
+
+-- Every type that merges now gets its merge_agg from one declaration, with one wording.
+COMMENT ON AGGREGATE merge_agg(doc) IS 'Merges doc states from any number of replicas.';

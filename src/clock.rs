@@ -1,4 +1,4 @@
-//! Node identity and the backend's hybrid logical clock (DESIGN §3).
+//! Node identity and the backend's hybrid logical clock (docs/design.md, "Clocks").
 
 use std::cell::{Cell, RefCell};
 use std::time::{SystemTime, UNIX_EPOCH};

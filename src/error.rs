@@ -16,8 +16,8 @@ pub fn invalid_representation(type_name: &str, detail: impl std::fmt::Display) -
     .set_detail(detail.to_string())
 }
 
-/// `22P02` for binary input too (DESIGN §4.3: one code for every malformed input path), with a
-/// message that says the bytes, not text, were wrong.
+/// `22P02` for binary input too, with a message that says the bytes, not text, were wrong: one
+/// code for every malformed input path (docs/design.md, "Stored forms and input").
 pub fn invalid_binary(type_name: &str, detail: impl std::fmt::Display) -> ErrorReport {
     ErrorReport::new(
         PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,

@@ -7,7 +7,6 @@
 // carries the SQLSTATE, message, detail and hint to PostgreSQL, and errors are the cold path.
 #![allow(clippy::result_large_err)]
 
-mod aggregates;
 mod catalog_cache;
 mod clock;
 mod error;

@@ -1,4 +1,4 @@
-//! The additive (PN) counter of DESIGN §4.1.
+//! The additive (PN) counter (docs/design.md, "Counter").
 //!
 //! State: per node, the sum of its increments and the sum of its decrements. Value =
 //! Σinc − Σdec. Merge takes, per node, the larger of each sum; since each node only ever grows
@@ -167,10 +167,10 @@ impl PnCounter {
         Ok(())
     }
 
-    /// A local write of a counter column of a CRDT table (DESIGN §4.1): a state that descends
-    /// from `old` (made with `+`/`-`, or merged) is kept as it is; anything else is a number
-    /// assigned to the column, recorded as the difference from `old`'s value in `node`'s slot,
-    /// so it composes with increments made concurrently elsewhere.
+    /// A local write of a counter column of a CRDT table (docs/design.md, "Table columns"): a
+    /// state that descends from `old` (made with `+`/`-`, or merged) is kept as it is; anything
+    /// else is a number assigned to the column, recorded as the difference from `old`'s value in
+    /// `node`'s slot, so it composes with increments made concurrently elsewhere.
     pub fn write_local(old: &PnCounter, new: &PnCounter, node: NodeId) -> Result<PnCounter, CounterError> {
         let mut joined = old.clone();
         joined.merge(new);
@@ -466,6 +466,21 @@ where
     }
 }
 
+impl crate::StoredForm for PnCounter {
+    fn decode_stored(bytes: &[u8]) -> Result<Self, DecodeError> {
+        PnCounter::decode(bytes)
+    }
+    fn validate_stored(bytes: &[u8]) -> Result<(), DecodeError> {
+        CounterView::parse(bytes).map(drop)
+    }
+    fn write_text_of_stored(bytes: &[u8], out: &mut String) -> Result<(), DecodeError> {
+        CounterView::parse(bytes).map(|view| view.write_text(out))
+    }
+    fn encode_text_into_stored(text: &str, out: &mut Vec<u8>) -> Result<(), TextError> {
+        PnCounter::encode_text_into(text, out)
+    }
+}
+
 /// Merges two encoded counters straight into `out` (appended), by a streaming sorted merge
 /// over their bytes: neither input is decoded into an owned counter. Both inputs are validated
 /// first; on error `out` is unchanged.
@@ -536,8 +551,8 @@ impl<'a> EntryDecoder<'a> {
 }
 
 /// An encoded counter read in place: validated once by [`CounterView::parse`], then read
-/// without allocating (DESIGN §4.3: an operation that doesn't need the whole value must not
-/// build it).
+/// without allocating: an operation that doesn't need the whole value must not build it
+/// (docs/design.md, "Stored forms and input").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CounterView<'a> {
     bytes: &'a [u8],

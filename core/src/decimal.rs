@@ -1,4 +1,4 @@
-//! Exact decimal numbers for the counter properties of `crdt.doc` (DESIGN §4.2).
+//! Exact decimal numbers for the counter properties of `crdt.doc` (docs/design.md, "Doc").
 //!
 //! Our own small sign + digits + exponent type rather than a crate such as `bigdecimal`: the
 //! operations needed are few (parse, add, compare, render), the limits below must be enforced

@@ -1,4 +1,4 @@
-//! `crdt.doc`: a record of properties merged per property, the HarperDB record of DESIGN §4.2.
+//! `crdt.doc`: a record of properties merged per property, the HarperDB record (docs/design.md, "Doc").
 //!
 //! State: property name → a value (canonical JSON text, see [`crate::json`]) with the stamp
 //! of its write, a tombstone (the stamp of its removal), or a counter property (a base number

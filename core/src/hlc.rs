@@ -1,4 +1,4 @@
-//! Hybrid logical clocks (DESIGN §3).
+//! Hybrid logical clocks (docs/design.md, "The hybrid logical clock").
 //!
 //! An HLC value is one `u64`: 48 bits of wall-clock milliseconds since the Unix epoch, shifted
 //! left by 16, plus a 16-bit logical counter. Comparing the `u64`s compares time first, then the

@@ -1,4 +1,5 @@
-//! Arbitrary JSON values as canonical text: the values of `crdt.doc` properties (DESIGN §4.2).
+//! Arbitrary JSON values as canonical text: the values of `crdt.doc` properties (docs/design.md,
+//! "Doc").
 //!
 //! The canonical text is PostgreSQL `jsonb` output style, so equal values are equal bytes:
 //! - `", "` and `": "` as separators, no other whitespace (`{"a": 1, "b": [1, 2]}`);

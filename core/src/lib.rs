@@ -1,4 +1,5 @@
-//! The pure CRDT core of the `crdt` PostgreSQL extension (DESIGN §3, §4).
+//! The pure CRDT core of the `crdt` PostgreSQL extension (docs/design.md, "Clocks" and
+//! "Merge rules").
 //!
 //! Everything that decides how replicas converge lives here, with no PostgreSQL dependency, so
 //! it can be unit-tested, property-tested, fuzzed and benchmarked on its own; the extension
@@ -14,6 +15,7 @@
 //! - [`decimal`]: exact decimals for the doc's counter properties.
 //! - [`json`]: arbitrary JSON values as canonical text.
 //! - [`text`]: the strict JSON reading behind every text form.
+//! - [`stored`]: the binary and text forms every SQL type stores and shows.
 
 #![warn(missing_docs)]
 
@@ -30,6 +32,7 @@ pub mod json;
 pub mod local_write;
 pub mod node;
 pub mod row_clock;
+pub mod stored;
 pub mod text;
 
 pub use amount::{parse_amount, AmountError};
@@ -38,7 +41,10 @@ pub use counter::{merge_encoded, CounterEntries, CounterEntry, CounterError, Cou
 pub use decimal::{Decimal, DecimalError};
 pub use doc::{CounterProperty, Doc, DocError, DocView, NodeSums, Property, StampInfo, StampKind};
 pub use hlc::{ahead_of_wall_ms, hlc_from_parts, hlc_logical, hlc_wall_ms, ClockError, HybridClock, Stamp};
-pub use local_write::{merge_nullable, merges_written_doc, stamps_column, NullableMerge, WritePolicy};
+pub use local_write::{
+    may_write_merged_column, merge_nullable, merges_written_doc, stamps_column, NullableMerge, WritePolicy,
+};
 pub use node::{NodeId, NodeIdParseError, NODE_ID_NAMESPACE};
 pub use row_clock::{delete_wins, value_fingerprint, ColumnChoice, ColumnStamp, RowClock, SEEN_DELETE};
+pub use stored::StoredForm;
 pub use text::TextError;

@@ -26,6 +26,15 @@ pub fn merges_written_doc(written_is_null: bool) -> bool {
     !written_is_null
 }
 
+/// Whether a local write may store what it wrote in a counter or doc column: anything but NULL
+/// over a value. NULL merges as absent ([`merge_nullable`]), so the other nodes would keep
+/// their value and the node that wrote NULL would never hear of it again: the replicas would
+/// end apart. A column may start NULL and get a value later; every write allowed here then
+/// only grows the column's state (see the property test), and so replicas converge.
+pub fn may_write_merged_column(stored_is_null: bool, written_is_null: bool) -> bool {
+    stored_is_null || !written_is_null
+}
+
 /// The merge of a counter or doc column where either side may be NULL: NULL merges as absent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NullableMerge {
@@ -69,6 +78,26 @@ mod tests {
         }
         assert!(merges_written_doc(false));
         assert!(!merges_written_doc(true));
+        assert!(may_write_merged_column(true, true));
+        assert!(may_write_merged_column(true, false));
+        assert!(may_write_merged_column(false, false));
+        assert!(!may_write_merged_column(false, true));
+    }
+
+    /// A local write of a counter column as the stamping trigger does it: NULL over a value
+    /// refused; a value over NULL stored as written; a value over a value by `write_local`.
+    fn written_locally(
+        stored: &Option<PnCounter>,
+        written: &Option<PnCounter>,
+        node: NodeId,
+    ) -> Option<Option<PnCounter>> {
+        if !may_write_merged_column(stored.is_none(), written.is_none()) {
+            return None;
+        }
+        Some(match (stored, written) {
+            (Some(stored), Some(written)) => Some(PnCounter::write_local(stored, written, node).ok()?),
+            _ => written.clone(),
+        })
     }
 
     /// A nullable counter merged with NULL as absent.
@@ -105,6 +134,27 @@ mod tests {
             prop_assert_eq!(merged(&a, &b), merged(&b, &a));
             prop_assert_eq!(merged(&merged(&a, &b), &c), merged(&a, &merged(&b, &c)));
             prop_assert_eq!(merged(&a, &a), a.clone());
+        }
+
+        /// Every local write the rule allows grows the column's state: the old state merged into
+        /// the new one changes nothing. Writes are inflations of a semilattice, so any delivery
+        /// order of them ends in one state on every replica.
+        #[test]
+        fn allowed_local_writes_of_a_counter_column_only_grow_it(
+            stored in arb_nullable_counter(), written in arb_nullable_counter(), node in 0u8..3
+        ) {
+            let node = NodeId::from_bytes([node + 1; 16]);
+            match written_locally(&stored, &written, node) {
+                None => prop_assert!(stored.is_some() && written.is_none()),
+                Some(result) => {
+                    prop_assert_eq!(merged(&result, &stored), result.clone());
+                    // And it is what the user wrote: the value assigned, or the state written.
+                    prop_assert_eq!(
+                        result.as_ref().map(PnCounter::value),
+                        written.as_ref().map(PnCounter::value)
+                    );
+                }
+            }
         }
     }
 }

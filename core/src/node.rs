@@ -1,4 +1,4 @@
-//! Node identity (DESIGN §3): every replica is a UUID.
+//! Node identity (docs/design.md, "Node ids"): every replica is a UUID.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,13 +1,14 @@
-//! The row clock of a CRDT table (DESIGN §5): for each column, the stamp of its last write and a
-//! fingerprint of the value written then.
+//! The row clock of a CRDT table (docs/design.md, "The row clock"): for each column, the stamp of
+//! its last write and a fingerprint of the value written then.
 //!
 //! A row clock is a map column name → (stamp, fingerprint) merged per key, last writer wins:
 //! exactly a [`Doc`] whose property values are the fingerprints. So it *is* one, and shares the
 //! doc's merge, binary form, text form and validation instead of repeating them.
 //!
-//! The fingerprint is the evidence DESIGN §5 asks for: a replicated UPDATE that did not change
-//! a TOASTed column carries no value for it, and the apply worker fills in the *local* value.
-//! A remote stamp is adopted only with a value whose fingerprint matches the remote's.
+//! The fingerprint is the evidence a remote stamp needs (docs/design.md, "The row clock"): a
+//! replicated UPDATE that did not change a TOASTed column carries no value for it, and the apply
+//! worker fills in the *local* value. A remote stamp is adopted only with a value whose
+//! fingerprint matches the remote's.
 
 use crate::codec::{into_new_buffer, DecodeError};
 use crate::doc::{read_written_layout, Doc, DocView, Property};
@@ -34,7 +35,8 @@ pub fn value_fingerprint(bytes: Option<&[u8]>) -> u32 {
 /// Whether a delete stamped `deleted` removes a row whose clock records `seen` as the newest
 /// delete its node had seen when the row was inserted (`None`: none). A delete wins over every
 /// write its node had not seen, and a row inserted after the delete was seen is a new row
-/// (DESIGN §5): the delete wins exactly when it is newer than every delete the row had seen.
+/// (docs/design.md, "Deletes and re-inserts"): the delete wins exactly when it is newer than
+/// every delete the row had seen.
 pub fn delete_wins(deleted: Stamp, seen: Option<Stamp>) -> bool {
     seen.is_none_or(|seen| deleted > seen)
 }
@@ -67,6 +69,21 @@ pub enum ColumnChoice {
     Local,
     /// Take the replicated value.
     Remote,
+}
+
+impl crate::StoredForm for RowClock {
+    fn decode_stored(bytes: &[u8]) -> Result<Self, DecodeError> {
+        RowClock::decode(bytes)
+    }
+    fn validate_stored(bytes: &[u8]) -> Result<(), DecodeError> {
+        RowClock::validate(bytes).map(drop)
+    }
+    fn write_text_of_stored(bytes: &[u8], out: &mut String) -> Result<(), DecodeError> {
+        RowClock::validate(bytes).map(|view| view.write_text(out))
+    }
+    fn encode_text_into_stored(text: &str, out: &mut Vec<u8>) -> Result<(), TextError> {
+        RowClock::encode_text_into(text, out)
+    }
 }
 
 impl RowClock {

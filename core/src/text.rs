@@ -1,4 +1,4 @@
-//! Strict reading of the canonical JSON text forms (DESIGN §4.3).
+//! Strict reading of the canonical JSON text forms (docs/design.md, "Stored forms and input").
 //!
 //! A small pull parser instead of `serde_json`: the text form is the input path of
 //! `pg_dump`/text replication and must reject what a map-based parser silently accepts

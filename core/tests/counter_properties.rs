@@ -1,6 +1,6 @@
-//! Property tests of the PN counter (DESIGN §6): merge algebra, agreement of the owned,
-//! in-place and byte-level paths, exact round trips, robustness on hostile input, and
-//! convergence of replicas exchanging states.
+//! Property tests of the PN counter (docs/testing.md, "Property tests"): merge algebra,
+//! agreement of the owned, in-place and byte-level paths, exact round trips, robustness on
+//! hostile input, and convergence of replicas exchanging states.
 
 mod common;
 

@@ -1,6 +1,6 @@
-//! Untrusted lengths never drive allocation (DESIGN §4.3): a count field claiming a huge number
-//! of entries in a short buffer is rejected before any memory is reserved for them, and what
-//! decoding does allocate is bounded by the bytes present.
+//! Untrusted lengths never drive allocation (docs/design.md, "Stored forms and input"): a count
+//! field claiming a huge number of entries in a short buffer is rejected before any memory is
+//! reserved for them, and what decoding does allocate is bounded by the bytes present.
 //!
 //! A separate test binary because it installs a global allocator that records the largest
 //! allocation made on a thread while that thread is being watched.

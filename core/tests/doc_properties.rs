@@ -1,6 +1,7 @@
-//! Property tests of `crdt.doc` (DESIGN §6): merge algebra on docs built the way replicas
-//! build them, exact round trips through every form, agreement of the owned doc and the
-//! in-place view, convergence of replicas exchanging states, and robustness on hostile input.
+//! Property tests of `crdt.doc` (docs/testing.md, "Property tests"): merge algebra on docs built
+//! the way replicas build them, exact round trips through every form, agreement of the owned doc
+//! and the in-place view, convergence of replicas exchanging states, and robustness on hostile
+//! input.
 
 use crdt_core::doc::merge_encoded;
 mod common;

@@ -16,7 +16,7 @@ use super::row::{relation_tupdesc, trigger_tuple};
 use super::shape::{relation_name, table_shape, TableShape};
 use crate::clock::stamp_after;
 use crate::error::{raise, spi_failed};
-use crate::types::row_clock::row_clock;
+use crate::types::row_clock::RowClock;
 use crate::types::varlena_datum_slice;
 
 /// The local-delete trigger (`zz_crdt_delete`, `AFTER DELETE`, once per statement): writes the
@@ -129,7 +129,7 @@ pub(super) fn newest_stamp_of_rows(
             let max_hlc = if is_null {
                 Ok(0)
             } else {
-                row_clock::decode_stored(varlena_datum_slice(clock)).map(|clock| clock.max_hlc())
+                RowClock::decode_stored(varlena_datum_slice(clock)).map(|clock| clock.max_hlc())
             };
             match max_hlc {
                 Ok(hlc) => newest = Some(newest.unwrap_or(0).max(hlc)),

@@ -142,10 +142,10 @@ pub(super) const DELETION_HLC: usize = 2;
 pub(super) const DELETION_NODE: usize = 3;
 
 extension_sql!(
-    r#"-- Tombstones: one row per delete of a row of a CRDT table (DESIGN §5). A local DELETE
--- writes one (trigger zz_crdt_delete); replicated, it decides whether the row goes on the
--- subscriber (trigger zz_crdt_apply_deletion below). Publications of CRDT tables must include
--- this table. Kept for good (no garbage collection yet).
+    r#"-- Tombstones: one row per delete of a row of a CRDT table (docs/design.md, "A DELETE").
+-- A local DELETE writes one (trigger zz_crdt_delete); replicated, it decides whether the row
+-- goes on the subscriber (trigger zz_crdt_apply_deletion below). Publications of CRDT tables
+-- must include this table. Kept for good (no garbage collection yet).
 CREATE TABLE deletions (
     -- the table, schema-qualified and quoted as quote_ident does: the same on every node
     table_name text NOT NULL,

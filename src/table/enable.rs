@@ -1,4 +1,5 @@
-//! `crdt.enable` / `crdt.disable`: making an ordinary table mergeable (DESIGN §5).
+//! `crdt.enable` / `crdt.disable`: making an ordinary table mergeable
+//! (docs/design.md, "The triggers of a CRDT table").
 //!
 //! Enabling adds the `crdt_clock` column and five triggers: stamping and merging (BEFORE
 //! INSERT OR UPDATE, per row), recording tombstones (AFTER DELETE, per statement), skipping

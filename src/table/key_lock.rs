@@ -6,7 +6,8 @@
 //! (`index_probe`), and keeps it until its own write is in the index, where the next prober
 //! sees it and waits for its transaction. So two writers of one key never both miss each other,
 //! while a backend holds at most one key lock at a time: the lock table does not grow with the
-//! rows a transaction writes (DESIGN §7 of the design of record: any size, default settings).
+//! rows a transaction writes: any size works at PostgreSQL's default settings (docs/deletes.md,
+//! "The key lock").
 //!
 //! The lock is an advisory lock in a space of its own, taken at session level and released by
 //! this module: when the same backend takes the next key lock (its previous write is in the

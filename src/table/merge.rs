@@ -24,7 +24,7 @@ use super::row::{
 use super::shape::{relation_name, table_shape, Column, ColumnKind, TableShape};
 use crate::clock::warn_if_far_ahead;
 use crate::error::{raise, spi_failed};
-use crate::types::row_clock::row_clock;
+use crate::types::row_clock::RowClock;
 
 /// Merges a row from another node — e.g. fetched by a sync path other than logical
 /// replication, as `jsonb` with its `crdt_clock` — into `table` exactly as the merge trigger of
@@ -108,7 +108,7 @@ pub(super) enum ReplicatedInsert {
 /// failing with a unique violation (which would stop the subscription for good). A key that
 /// does not exist here but has a tombstone newer than the newest delete the row had seen stays
 /// deleted: the INSERT is an echo of a row deleted since, or concurrent with the delete, and a
-/// delete wins over every write its node had not seen (DESIGN §5).
+/// delete wins over every write its node had not seen (docs/design.md, "Deletes and re-inserts").
 ///
 /// The key lock is taken and the index probed first (see [`probe_key`]), so a
 /// concurrent insert of the same key — a local one, or the same row arriving from another node
@@ -178,7 +178,7 @@ pub(super) fn merge_rows(
     // no stamp moves, so every stamped column keeps its local value; nothing to decode.
     if local.clock_bytes(shape) != Some(remote_stamps) {
         let local_clock = local.clock(shape)?.unwrap_or_default();
-        let remote_clock = row_clock::decode_stored(remote_stamps)?;
+        let remote_clock = RowClock::decode_stored(remote_stamps)?;
         warn_if_far_ahead(remote_clock.max_hlc(), relid, || shape.qualified_name.clone());
         let registers: Vec<&Column> = shape
             .columns

@@ -15,7 +15,7 @@ use smallvec::SmallVec;
 
 use super::shape::{Column, ColumnKind, TableShape};
 use crate::error::corrupt_datum;
-use crate::types::row_clock::row_clock;
+use crate::types::row_clock;
 use crate::types::{bytes_into_varlena_datum, varlena_datum_slice};
 
 /// A row's column values, deformed. Tables of up to [`INLINE_COLUMNS`] columns keep them in
@@ -137,7 +137,9 @@ impl Row {
     }
 
     pub(super) fn clock(&self, shape: &TableShape) -> Result<Option<RowClock>, ErrorReport> {
-        self.clock_bytes(shape).map(row_clock::decode_stored).transpose()
+        self.clock_bytes(shape)
+            .map(row_clock::RowClock::decode_stored)
+            .transpose()
     }
 
     pub(super) fn set_clock(&mut self, shape: &TableShape, clock: &RowClock) {

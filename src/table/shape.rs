@@ -17,7 +17,7 @@ use crate::catalog_cache::CachedByOid;
 use crate::error::{no_primary_key, spi_failed};
 use crate::types::counter::Counter;
 use crate::types::doc::Doc;
-use crate::types::row_clock::row_clock;
+use crate::types::row_clock::RowClock;
 
 /// How a column merges.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -122,7 +122,7 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
             PgTupleDesc::from_pg_unchecked((*relation).rd_att),
         )
     };
-    let (counter_oid, doc_oid, clock_oid) = (Counter::type_oid(), Doc::type_oid(), row_clock::type_oid());
+    let (counter_oid, doc_oid, clock_oid) = (Counter::type_oid(), Doc::type_oid(), RowClock::type_oid());
     let mut columns = Vec::new();
     let mut clock_index = None;
     for (index, attribute) in tupdesc.iter().enumerate() {

@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 
-use crdt_core::{merges_written_doc, stamps_column, NodeId, PnCounter, WritePolicy};
+use crdt_core::{may_write_merged_column, merges_written_doc, stamps_column, NodeId, PnCounter, WritePolicy};
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -28,8 +28,8 @@ fn stamp_local_write<'a>(
     Ok(stamp_local(trigger).unwrap_or_else(|report| raise(report)))
 }
 
-/// Stamps a local INSERT or UPDATE (DESIGN §5): changed columns get a fresh stamp, newer than
-/// every stamp of the row; `crdt.write_mode = put` stamps every column.
+/// Stamps a local INSERT or UPDATE (docs/design.md, "A local write"): changed columns get a fresh
+/// stamp, newer than every stamp of the row; `crdt.write_mode = put` stamps every column.
 pub(super) fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     if flags::merging_remote_row() {
         // crdt.merge_row: this session writes a row from elsewhere, exactly as an apply worker.
@@ -57,8 +57,8 @@ pub(super) fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
         None => {
             // A key deleted before (here, or elsewhere and replicated here): the row is inserted
             // after that delete, and says so, so the delete's tombstone does not remove it on the
-            // nodes it reaches (DESIGN §5). A transaction deleting the key right now has its
-            // tombstone read once it ends: the probe waits for it.
+            // nodes it reaches (docs/design.md, "Deletes and re-inserts"). A transaction deleting the
+            // key right now has its tombstone read once it ends: the probe waits for it.
             if probe_key(data.tg_relation, relation_id(trigger), &shape, &new).is_none() {
                 seen_delete = newest_tombstone(&shape, &new);
             }
@@ -81,6 +81,12 @@ pub(super) fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
     let stamp = stamp_after(clock.max_hlc())?;
     let node = local_node_id();
     for column in &shape.columns {
+        if let Some(old) = &old {
+            if column.kind != ColumnKind::Register && !may_write_merged_column(old.is_null(column), new.is_null(column))
+            {
+                return Err(null_over_merged_value_refused(&shape, column));
+            }
+        }
         match (column.kind, &old) {
             (ColumnKind::Register, old)
                 if stamps_column(policy, had_clock, || {
@@ -118,8 +124,32 @@ pub(super) fn key_update_refused(shape: &TableShape) -> ErrorReport {
     .set_hint("Delete the row and insert it again with the new key, in one transaction.")
 }
 
+/// `23502`: a counter or doc column that holds a value is not set to NULL. NULL merges as
+/// absent, so the other nodes would keep their value and never tell this one.
+fn null_over_merged_value_refused(shape: &TableShape, column: &Column) -> ErrorReport {
+    let name = pgrx::spi::quote_identifier(&column.name);
+    let (type_name, hint) = match column.kind {
+        ColumnKind::Doc => (
+            "crdt.doc",
+            format!("To empty the record, set {name} = crdt.put({name}, '{{}}')."),
+        ),
+        _ => ("crdt.counter", format!("To reset the counter, set {name} = 0.")),
+    };
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION,
+        format!(
+            "column \"{}\" of CRDT table {} holds a {type_name} and cannot be set to NULL",
+            column.name, shape.qualified_name
+        ),
+        "crdt",
+    )
+    .set_detail("A NULL merges as absent: the other nodes would keep their value, and the nodes would differ.")
+    .set_hint(hint)
+}
+
 /// A counter column written locally: a number assigned to it counts as the difference from the
-/// stored value (DESIGN §4.1), so it composes with concurrent increments elsewhere.
+/// stored value (docs/design.md, "Table columns"), so it composes with concurrent increments
+/// elsewhere.
 pub(super) fn write_counter_locally(
     old: &Row,
     new: &mut Row,

@@ -22,7 +22,7 @@ use super::row::{composite_row, relation_tupdesc, trigger_tuple, RawDatum, Row, 
 use super::shape::{relation_name, table_shape, TableShape};
 use crate::clock::warn_if_far_ahead;
 use crate::error::{raise, spi_failed};
-use crate::types::row_clock::row_clock;
+use crate::types::row_clock::RowClock;
 use crate::types::varlena_datum_slice;
 
 /// The tombstone trigger of `crdt.deletions` (`zz_crdt_apply_deletion`, `BEFORE INSERT`,
@@ -131,8 +131,9 @@ pub(super) fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a
 }
 
 /// Deletes the row of `relation` (a CRDT table) whose key is the `jsonb` object `key_json`
-/// unless it was inserted after a delete at least as new as `deleted` (DESIGN §5). If there is
-/// no such row, the key lock is held on return.
+/// unless it was inserted after a delete at least as new as `deleted`
+/// (docs/design.md, "Deletes and re-inserts"). If there is no such row, the key lock is held on
+/// return.
 pub(super) fn delete_row_of_tombstone(
     relation: pg_sys::Relation,
     shape: &TableShape,
@@ -148,7 +149,7 @@ pub(super) fn delete_row_of_tombstone(
             // where it is, or found again if it changed meanwhile.
             let deletes = row
                 .clock
-                .and_then(|clock| row_clock::decode_stored(&clock).ok())
+                .and_then(|clock| RowClock::decode_stored(&clock).ok())
                 .is_none_or(|clock| clock.is_deleted_by(deleted));
             if !deletes || delete_at(shape, row.tid)? {
                 return Ok(());

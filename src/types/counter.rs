@@ -1,4 +1,4 @@
-//! `crdt.counter`: an additive (PN) counter column (DESIGN §4.1).
+//! `crdt.counter`: an additive (PN) counter column (docs/design.md, "Counter").
 //!
 //! The datum is the core crate's compact encoding in a plain varlena. Text and binary input
 //! validate completely; merge and value reads work on the bytes without building the state.
@@ -6,25 +6,25 @@
 use std::cmp::Ordering;
 
 use crdt_core::{CounterView, PnCounter};
+use crdt_macros::SqlType;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::AnyNumeric;
 
 use crate::clock::local_node_id;
 use crate::error::{corrupt_datum, invalid_amount, out_of_range};
-use crate::types::crdt_sql_type;
 
 const TYPE_NAME: &str = "crdt.counter";
 
 /// An additive counter: per node, the sum of its increments and of its decrements.
 /// Its value is Σinc − Σdec; `crdt.merge` takes, per node, the larger of each sum.
+// The text input is STABLE: a plain number ('5') is credited to this node (crdt.node_id).
+#[derive(SqlType)]
+#[sql_type(name = "counter", state = PnCounter, input = stable, plain_input = plain_number_input,
+           merge(by = crdt_core::merge_encoded, function = merge_counters))]
 pub struct Counter {
     encoded: Vec<u8>,
 }
-
-crdt_sql_type!(Counter, PnCounter, "crdt.counter",
-    in counter_in_wrapper / pg_finfo_counter_in_wrapper, out counter_out_wrapper / pg_finfo_counter_out_wrapper,
-    recv counter_recv_wrapper / pg_finfo_counter_recv_wrapper, send counter_send_wrapper / pg_finfo_counter_send_wrapper);
 
 impl Counter {
     pub(crate) fn view(&self) -> Result<CounterView<'_>, ErrorReport> {
@@ -131,16 +131,6 @@ fn counter_to_bigint(counter: Counter) -> Result<i64, ErrorReport> {
     i64::try_from(value).map_err(|_| out_of_range(format!("{TYPE_NAME} value {value} is out of range for type bigint")))
 }
 
-/// Merges two counter states: per node, the larger increment and decrement sums.
-/// Commutative, associative and idempotent, so replicas converge in any delivery order.
-#[pg_extern(immutable, strict, parallel_safe, name = "merge")]
-pub(crate) fn merge_counters(left: Counter, right: Counter) -> Result<Counter, ErrorReport> {
-    let mut merged = Vec::with_capacity(left.encoded.len().max(right.encoded.len()));
-    crdt_core::merge_encoded(&left.encoded, &right.encoded, &mut merged)
-        .map_err(|err| corrupt_datum(TYPE_NAME, err))?;
-    Ok(Counter::from_stored(merged))
-}
-
 /// Orders a counter's value against a number in i128, so values beyond bigint compare correctly.
 fn compare_value(counter: &Counter, number: i64) -> Result<Ordering, ErrorReport> {
     Ok(counter.view()?.value().cmp(&i128::from(number)))
@@ -180,6 +170,32 @@ fn value(counter: Counter) -> Result<AnyNumeric, ErrorReport> {
     Ok(AnyNumeric::from(counter.view()?.value()))
 }
 
+/// State transition of `crdt.sum(counter)`: adds the counter's value; NULL counters are skipped,
+/// so the sum of no rows (or of only NULLs) is NULL, as for PostgreSQL's own `sum`.
+#[pg_extern(immutable, parallel_safe)]
+fn counter_sum_step(total: Option<AnyNumeric>, counter: Option<Counter>) -> Result<Option<AnyNumeric>, ErrorReport> {
+    let Some(counter) = counter else { return Ok(total) };
+    let value = counter.view()?.value();
+    Ok(Some(match total {
+        Some(total) => total + value,
+        None => AnyNumeric::from(value),
+    }))
+}
+
+extension_sql!(
+    r#"
+CREATE AGGREGATE sum(counter) (
+    SFUNC = counter_sum_step,
+    STYPE = numeric,
+    COMBINEFUNC = pg_catalog.numeric_add,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE sum(counter) IS 'Sum of the counters'' values, as numeric.';
+"#,
+    name = "counter_sum",
+    requires = [counter_sum_step]
+);
+
 extension_sql!(
     r#"
 -- A number assigned to a counter column (INSERT ... VALUES (5), DEFAULT 0) becomes this node's
@@ -193,7 +209,7 @@ CREATE CAST (counter AS bigint) WITH FUNCTION counter_to_bigint(counter) AS ASSI
 "#,
     name = "counter_casts",
     requires = [
-        "types",
+        "counter_type",
         counter_from_bigint,
         counter_from_integer,
         counter_from_smallint,

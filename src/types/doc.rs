@@ -1,4 +1,4 @@
-//! `crdt.doc`: a JSON record merged per property (DESIGN §4.2) — PATCH, PUT and `addTo`
+//! `crdt.doc`: a JSON record merged per property (docs/design.md, "Doc") — PATCH, PUT and `addTo`
 //! counters inside a record, as HarperDB does them.
 //!
 //! The datum is the core's compact encoding; `->`/`->>` read one property in place. JSON
@@ -6,26 +6,24 @@
 
 use crdt_core::decimal::{Decimal, DecimalError};
 use crdt_core::{Doc as DocState, DocError, DocView, StampKind};
+use crdt_macros::SqlType;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, PgSqlErrorCode};
 
 use crate::clock::{local_node_id, stamp_after};
 use crate::error::{corrupt_datum, invalid_representation, out_of_range};
-use crate::types::crdt_sql_type;
 use crate::types::jsonb_text::JsonbText;
 
 const TYPE_NAME: &str = "crdt.doc";
 
 /// A JSON record whose properties merge one by one: the later write of a property wins,
 /// `crdt.put` replaces the whole record, and `crdt.add` keeps additive counters.
+#[derive(SqlType)]
+#[sql_type(name = "doc", state = DocState, merge(by = crdt_core::doc::merge_encoded, function = merge_docs))]
 pub struct Doc {
     encoded: Vec<u8>,
 }
-
-crdt_sql_type!(Doc, DocState, "crdt.doc",
-    in doc_in_wrapper / pg_finfo_doc_in_wrapper, out doc_out_wrapper / pg_finfo_doc_out_wrapper,
-    recv doc_recv_wrapper / pg_finfo_doc_recv_wrapper, send doc_send_wrapper / pg_finfo_doc_send_wrapper);
 
 impl Doc {
     fn view(&self) -> Result<DocView<'_>, ErrorReport> {
@@ -115,16 +113,6 @@ fn add(doc: Option<Doc>, key: Option<&str>, amount: Option<AnyNumeric>) -> Resul
     Ok(Doc::from_stored(state.encode()))
 }
 
-/// Merges two replicas of a record: per property the later write wins, counters add up.
-/// Commutative, associative and idempotent.
-#[pg_extern(immutable, strict, parallel_safe, name = "merge")]
-pub(crate) fn merge_docs(left: Doc, right: Doc) -> Result<Doc, ErrorReport> {
-    let mut merged = Vec::with_capacity(left.encoded.len().max(right.encoded.len()));
-    crdt_core::doc::merge_encoded(&left.encoded, &right.encoded, &mut merged)
-        .map_err(|err| corrupt_datum(TYPE_NAME, err))?;
-    Ok(Doc::from_stored(merged))
-}
-
 /// The record as a plain `jsonb` object (counters as their current values).
 #[pg_extern(immutable, strict, parallel_safe)]
 fn to_jsonb(doc: Doc) -> Result<JsonbText, ErrorReport> {
@@ -209,7 +197,7 @@ CREATE CAST (jsonb AS doc) WITH FUNCTION doc_from_jsonb(jsonb) AS ASSIGNMENT;
 CREATE CAST (doc AS jsonb) WITH FUNCTION to_jsonb(doc);
 "#,
     name = "doc_casts",
-    requires = ["types", doc_from_jsonb, to_jsonb]
+    requires = ["doc_type", doc_from_jsonb, to_jsonb]
 );
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -14,7 +14,10 @@ use std::ffi::CStr;
 use pgrx::pg_sys::{self, Datum, FunctionCallInfo};
 
 use crate::error::{corrupt_datum, invalid_binary, invalid_representation, raise, too_large};
-use crate::types::{bytes_into_varlena_datum, varlena_datum_slice, StoredState, MAX_ALLOC_SIZE};
+use crdt_core::StoredForm;
+use pgrx::pg_sys::panic::ErrorReport;
+
+use crate::types::{bytes_into_varlena_datum, varlena_datum_slice, MAX_ALLOC_SIZE};
 
 /// The first argument of a call, and whether it is NULL.
 ///
@@ -26,12 +29,28 @@ unsafe fn first_argument(fcinfo: FunctionCallInfo) -> (Datum, bool) {
     (argument.value, argument.isnull)
 }
 
-/// Text input (`cstring` → value): the text read and checked completely, unless it is one of
-/// `last`'s inputs. Not strict (as 0.1.0 declared it): a NULL input is a NULL value.
+/// Reads a text that is not a type's text form into its binary form, where the type reads one
+/// (a counter reads a plain number, as a driver sends an untyped parameter); `None` for a text
+/// form. Runs before every text input, so it decides without reading the whole of a text form.
+pub type PlainInput = fn(&[u8]) -> Option<Result<Vec<u8>, ErrorReport>>;
+
+/// The [`PlainInput`] of types that read nothing but their text form.
+pub fn no_plain_input(_text: &[u8]) -> Option<Result<Vec<u8>, ErrorReport>> {
+    None
+}
+
+/// Text input (`cstring` → value): `plain_input`'s reading if it has one, else the text read
+/// and checked completely, unless it is one of `last`'s inputs. Not strict (as 0.1.0 declared
+/// it): a NULL input is a NULL value.
 ///
 /// # Safety
 /// `fcinfo` must be a call of a type's input function.
-pub unsafe fn text_input<S: StoredState>(fcinfo: FunctionCallInfo, type_name: &str, last: &LastInputs) -> Datum {
+pub unsafe fn text_input<S: StoredForm>(
+    fcinfo: FunctionCallInfo,
+    type_name: &str,
+    plain_input: PlainInput,
+    last: &LastInputs,
+) -> Datum {
     // SAFETY: per the contract.
     let (argument, is_null) = unsafe { first_argument(fcinfo) };
     // InputFunctionCall passes a NULL string as a non-null argument holding a null pointer.
@@ -43,7 +62,7 @@ pub unsafe fn text_input<S: StoredState>(fcinfo: FunctionCallInfo, type_name: &s
     // SAFETY: a non-null cstring argument is a NUL-terminated string alive for the call.
     let input = unsafe { CStr::from_ptr(argument.cast_mut_ptr()) }.to_bytes();
     // Not remembered in `last`: what it stands for may depend on settings (crdt.node_id).
-    if let Some(plain) = S::plain_input(input) {
+    if let Some(plain) = plain_input(input) {
         return plain.map_or_else(|report| raise(report), |encoded| bytes_into_varlena_datum(&encoded));
     }
     let converted = last.convert(
@@ -51,7 +70,7 @@ pub unsafe fn text_input<S: StoredState>(fcinfo: FunctionCallInfo, type_name: &s
         |stored| {
             let text = std::str::from_utf8(input).map_err(|err| invalid_representation(type_name, err))?;
             // Written straight into the remembered buffer, which this backend reuses.
-            S::encode_text_into(text, stored).map_err(|err| invalid_representation(type_name, err))
+            S::encode_text_into_stored(text, stored).map_err(|err| invalid_representation(type_name, err))
         },
         bytes_into_varlena_datum,
     );
@@ -62,7 +81,7 @@ pub unsafe fn text_input<S: StoredState>(fcinfo: FunctionCallInfo, type_name: &s
 ///
 /// # Safety
 /// `fcinfo` must be a call of a type's (strict) output function.
-pub unsafe fn text_output<S: StoredState>(fcinfo: FunctionCallInfo, type_name: &str) -> Datum {
+pub unsafe fn text_output<S: StoredForm>(fcinfo: FunctionCallInfo, type_name: &str) -> Datum {
     thread_local! {
         static TEXT: Cell<String> = const { Cell::new(String::new()) };
     }
@@ -74,7 +93,7 @@ pub unsafe fn text_output<S: StoredState>(fcinfo: FunctionCallInfo, type_name: &
         // Taken out, so an error while writing just drops it.
         let mut text = buffer.take();
         text.clear();
-        if let Err(err) = S::write_text_of_encoded(stored, &mut text) {
+        if let Err(err) = S::write_text_of_stored(stored, &mut text) {
             raise(corrupt_datum(type_name, err));
         }
         // The text form is larger than the stored one: past 1 GB (with its NUL) it is a
@@ -101,7 +120,7 @@ pub unsafe fn text_output<S: StoredState>(fcinfo: FunctionCallInfo, type_name: &
 ///
 /// # Safety
 /// `fcinfo` must be a call of a type's (strict) receive function.
-pub unsafe fn binary_input<S: StoredState>(fcinfo: FunctionCallInfo, type_name: &str, last: &LastInputs) -> Datum {
+pub unsafe fn binary_input<S: StoredForm>(fcinfo: FunctionCallInfo, type_name: &str, last: &LastInputs) -> Datum {
     // SAFETY: per the contract, the argument is the message's StringInfo.
     let message = unsafe { first_argument(fcinfo).0.cast_mut_ptr::<pg_sys::StringInfoData>() };
     // SAFETY: as above; the buffer outlives the call.
@@ -109,7 +128,7 @@ pub unsafe fn binary_input<S: StoredState>(fcinfo: FunctionCallInfo, type_name: 
     let converted = last.convert(
         bytes,
         |stored| {
-            S::validate(bytes).map_err(|err| invalid_binary(type_name, err))?;
+            S::validate_stored(bytes).map_err(|err| invalid_binary(type_name, err))?;
             stored.extend_from_slice(bytes);
             Ok(())
         },

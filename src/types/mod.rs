@@ -1,4 +1,9 @@
-//! The extension's SQL types and the varlena plumbing they share.
+//! The extension's SQL types, one file each, and the plumbing they share.
+//!
+//! A type is declared once, with `#[derive(SqlType)]` (the `crdt-macros` crate): that declaration
+//! generates its `CREATE TYPE`, its I/O functions and their C symbols, and, for types that merge,
+//! `crdt.merge` and `crdt.merge_agg`. What it generates calls the code here and in `io`. How to
+//! add a type: `docs/adding-a-type.md`.
 
 pub mod counter;
 pub mod doc;
@@ -6,118 +11,12 @@ pub mod io;
 pub mod jsonb_text;
 pub mod row_clock;
 
-/// A core state with the two forms every SQL type of this extension has: the compact binary
-/// encoding (on disk, `send`/`recv`) and the canonical text (`in`/`out`, pg_dump). The
-/// conversions between the bytes and the text go through views where the type has them, so
-/// replication in either mode builds no state.
-pub trait StoredState: Sized {
-    fn decode(bytes: &[u8]) -> Result<Self, crdt_core::DecodeError>;
-    /// Checks `bytes` as completely as `decode` does, building as little as the type allows.
-    /// Decoders accept only the canonical encoding, so valid bytes are stored as they came.
-    fn validate(bytes: &[u8]) -> Result<(), crdt_core::DecodeError>;
-    /// Appends the text form of `bytes` to `out`, once they are checked as completely as
-    /// `decode` checks them.
-    fn write_text_of_encoded(bytes: &[u8], out: &mut String) -> Result<(), crdt_core::DecodeError>;
-    /// Appends the binary form of a text form, which is read and checked completely, to `out`.
-    fn encode_text_into(text: &str, out: &mut Vec<u8>) -> Result<(), crdt_core::TextError>;
-    /// The value a text that is not the type's text form stands for, where the type reads one
-    /// (a counter reads a plain number, as a driver sends an untyped parameter); `None` for a
-    /// text form. Runs before every text input: implementations decide without reading the
-    /// whole of a text form.
-    fn plain_input(text: &[u8]) -> Option<Result<Vec<u8>, pgrx::pg_sys::panic::ErrorReport>>;
-}
-
-macro_rules! stored_state_by_core {
-    ($($state:ty, viewed by $parse:path, text encoded by $encode_text:path, plain input by $plain:path);*) => {$(
-        impl StoredState for $state {
-            fn decode(bytes: &[u8]) -> Result<Self, crdt_core::DecodeError> {
-                <$state>::decode(bytes)
-            }
-            fn validate(bytes: &[u8]) -> Result<(), crdt_core::DecodeError> {
-                $parse(bytes).map(drop)
-            }
-            fn write_text_of_encoded(bytes: &[u8], out: &mut String) -> Result<(), crdt_core::DecodeError> {
-                $parse(bytes).map(|view| view.write_text(out))
-            }
-            fn encode_text_into(text: &str, out: &mut Vec<u8>) -> Result<(), crdt_core::TextError> {
-                $encode_text(text, out)
-            }
-            fn plain_input(text: &[u8]) -> Option<Result<Vec<u8>, pgrx::pg_sys::panic::ErrorReport>> {
-                $plain(text)
-            }
-        }
-    )*};
-}
-stored_state_by_core!(
-    crdt_core::PnCounter, viewed by crdt_core::CounterView::parse, text encoded by crdt_core::PnCounter::encode_text_into,
-        plain input by counter::plain_number_input;
-    crdt_core::Doc, viewed by crdt_core::DocView::parse, text encoded by crdt_core::Doc::encode_text_into,
-        plain input by no_plain_input;
-    crdt_core::RowClock, viewed by crdt_core::RowClock::validate, text encoded by crdt_core::RowClock::encode_text_into,
-        plain input by no_plain_input
-);
-
-/// For types that read nothing but their text form.
-fn no_plain_input(_text: &[u8]) -> Option<Result<Vec<u8>, pgrx::pg_sys::panic::ErrorReport>> {
-    None
-}
-
-// The three types with their I/O functions (see `io`). The functions' C symbols are those
-// pgrx gave them when it generated them (0.1.0): installed scripts name them.
-pgrx::extension_sql!(
-    r#"
-CREATE TYPE counter;
--- STABLE: a plain number ('5') is credited to this node (crdt.node_id).
-CREATE FUNCTION counter_in(input cstring) RETURNS counter
-    STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_in_wrapper';
-CREATE FUNCTION counter_out(input counter) RETURNS cstring
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_out_wrapper';
-CREATE FUNCTION counter_recv(internal internal) RETURNS counter
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_recv_wrapper';
-CREATE FUNCTION counter_send(value counter) RETURNS bytea
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'counter_send_wrapper';
-CREATE TYPE counter (
-    INTERNALLENGTH = variable, STORAGE = extended,
-    INPUT = counter_in, OUTPUT = counter_out, RECEIVE = counter_recv, SEND = counter_send
-);
-
-CREATE TYPE doc;
-CREATE FUNCTION doc_in(input cstring) RETURNS doc
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'doc_in_wrapper';
-CREATE FUNCTION doc_out(input doc) RETURNS cstring
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'doc_out_wrapper';
-CREATE FUNCTION doc_recv(internal internal) RETURNS doc
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'doc_recv_wrapper';
-CREATE FUNCTION doc_send(value doc) RETURNS bytea
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'doc_send_wrapper';
-CREATE TYPE doc (
-    INTERNALLENGTH = variable, STORAGE = extended,
-    INPUT = doc_in, OUTPUT = doc_out, RECEIVE = doc_recv, SEND = doc_send
-);
-
-CREATE TYPE row_clock;
-CREATE FUNCTION row_clock_in(input cstring) RETURNS row_clock
-    IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'row_clock_in_wrapper';
-CREATE FUNCTION row_clock_out(input row_clock) RETURNS cstring
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'row_clock_out_wrapper';
-CREATE FUNCTION row_clock_recv(internal internal) RETURNS row_clock
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'row_clock_recv_wrapper';
-CREATE FUNCTION row_clock_send(value row_clock) RETURNS bytea
-    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'row_clock_send_wrapper';
-CREATE TYPE row_clock (
-    INTERNALLENGTH = variable, STORAGE = extended,
-    INPUT = row_clock_in, OUTPUT = row_clock_out, RECEIVE = row_clock_recv, SEND = row_clock_send
-);
-"#,
-    name = "types",
-    creates = [Type(counter::Counter), Type(doc::Doc), Type(row_clock::row_clock)]
-);
-
 /// Everything a SQL type `$ty { encoded: Vec<u8> }` holding a core `$state` needs besides its
-/// own operations: conversions, pgrx's datum traits and SQL mapping, and its four I/O
-/// functions exported under the C symbols given (see `io`; the SQL is in this module).
+/// own operations: conversions, pgrx's datum traits and SQL mapping (to `$sql_type`, in the
+/// extension's schema), and its four I/O functions exported under the C symbols given (see
+/// `io`). Invoked by `#[derive(SqlType)]`, which also writes the SQL.
 macro_rules! crdt_sql_type {
-    ($ty:ident, $state:ty, $sql_name:literal,
+    ($ty:ident, $state:ty, $sql_name:literal, $sql_type:literal, $plain_input:path,
      in $in_fn:ident / $in_info:ident, out $out_fn:ident / $out_info:ident,
      recv $recv_fn:ident / $recv_info:ident, send $send_fn:ident / $send_info:ident) => {
         impl $ty {
@@ -132,14 +31,15 @@ macro_rules! crdt_sql_type {
             /// The state in the bytes of a stored datum (`XX001` if this extension did not
             /// write them).
             pub(crate) fn decode_stored(bytes: &[u8]) -> Result<$state, ::pgrx::pg_sys::panic::ErrorReport> {
-                <$state as $crate::types::StoredState>::decode(bytes)
+                <$state as ::crdt_core::StoredForm>::decode_stored(bytes)
                     .map_err(|err| $crate::error::corrupt_datum($sql_name, err))
             }
         }
 
         $crate::types::stored_as_varlena!($ty, $sql_name);
 
-        // SAFETY: the SQL type of this name is created by this module's `extension_sql!`.
+        // SAFETY: the SQL type of this name is created by the `extension_sql!` of the type's
+        // `#[derive(SqlType)]`.
         unsafe impl ::pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for $ty {
             const TYPE_IDENT: &'static str = ::pgrx::pgrx_resolved_type!($ty);
             const TYPE_ORIGIN: ::pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
@@ -147,12 +47,12 @@ macro_rules! crdt_sql_type {
             const ARGUMENT_SQL: Result<
                 ::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
                 ::pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
-            > = Ok(::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::As(stringify!($ty)));
+            > = Ok(::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::As($sql_type));
             const RETURN_SQL: Result<
                 ::pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
                 ::pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
             > = Ok(::pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef::One(
-                ::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::As(stringify!($ty)),
+                ::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::As($sql_type),
             ));
         }
 
@@ -163,7 +63,7 @@ macro_rules! crdt_sql_type {
                     static LAST_TEXT: $crate::types::io::LastInputs = const { $crate::types::io::LastInputs::new() };
                 }
                 // SAFETY: PostgreSQL calls this as the type's input function.
-                LAST_TEXT.with(|last| unsafe { $crate::types::io::text_input::<$state>(fcinfo, $sql_name, last) })
+                LAST_TEXT.with(|last| unsafe { $crate::types::io::text_input::<$state>(fcinfo, $sql_name, $plain_input, last) })
             }
         );
 
@@ -310,6 +210,23 @@ macro_rules! call_abi_via_datum {
     };
 }
 pub(crate) use call_abi_via_datum;
+
+/// A core merge over two encodings, appending the merged encoding (`crdt_core::merge_encoded`,
+/// `crdt_core::doc::merge_encoded`).
+pub(crate) type MergeEncoded = fn(&[u8], &[u8], &mut Vec<u8>) -> Result<(), crdt_core::DecodeError>;
+
+/// The merge of two stored values by a core function over encodings (`merge_encoded`): both
+/// are validated first, so bytes this extension did not write are an `XX001` error.
+pub(crate) fn merge_stored(
+    left: &[u8],
+    right: &[u8],
+    merge_encoded: MergeEncoded,
+    sql_name: &str,
+) -> Result<Vec<u8>, pgrx::pg_sys::panic::ErrorReport> {
+    let mut merged = Vec::with_capacity(left.len().max(right.len()));
+    merge_encoded(left, right, &mut merged).map_err(|err| crate::error::corrupt_datum(sql_name, err))?;
+    Ok(merged)
+}
 
 /// PostgreSQL's `MaxAllocSize` (1 GB − 1, not exported by pgrx): no datum and no text form can
 /// be larger.

@@ -1,18 +1,13 @@
 //! `crdt.row_clock`: the `crdt_clock` column of a CRDT table — per column, the stamp of its
-//! last write and a fingerprint of the value then written (DESIGN §5). Written by the triggers;
-//! readable (text form) for debugging, dumpable and replicable like any value.
+//! last write and a fingerprint of the value then written (docs/design.md, "The row clock").
+//! Written by the triggers; readable (text form) for debugging, dumpable and replicable like any
+//! value. It has no merge of its own: the triggers merge rows (`src/table/merge.rs`).
 
-use crdt_core::RowClock;
-
-use crate::types::crdt_sql_type;
+use crdt_macros::SqlType;
 
 /// Per-column stamps of one row of a CRDT table.
-// Its SQL mapping is the Rust name (see `crdt_sql_type!`), and the SQL name is `row_clock`.
-#[allow(non_camel_case_types)]
-pub struct row_clock {
+#[derive(SqlType)]
+#[sql_type(name = "row_clock", state = crdt_core::RowClock)]
+pub struct RowClock {
     encoded: Vec<u8>,
 }
-
-crdt_sql_type!(row_clock, RowClock, "crdt.row_clock",
-    in row_clock_in_wrapper / pg_finfo_row_clock_in_wrapper, out row_clock_out_wrapper / pg_finfo_row_clock_out_wrapper,
-    recv row_clock_recv_wrapper / pg_finfo_row_clock_recv_wrapper, send row_clock_send_wrapper / pg_finfo_row_clock_send_wrapper);

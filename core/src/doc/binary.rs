@@ -145,6 +145,21 @@ pub(super) fn encode_entries<'e>(
     out
 }
 
+impl crate::StoredForm for Doc {
+    fn decode_stored(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Doc::decode(bytes)
+    }
+    fn validate_stored(bytes: &[u8]) -> Result<(), DecodeError> {
+        DocView::parse(bytes).map(drop)
+    }
+    fn write_text_of_stored(bytes: &[u8], out: &mut String) -> Result<(), DecodeError> {
+        DocView::parse(bytes).map(|view| view.write_text(out))
+    }
+    fn encode_text_into_stored(text: &str, out: &mut Vec<u8>) -> Result<(), crate::TextError> {
+        Doc::encode_text_into(text, out)
+    }
+}
+
 /// Merges two encoded docs into `out` (appended). Both inputs are validated completely first;
 /// on error `out` is unchanged.
 ///
@@ -1238,8 +1253,8 @@ mod tests {
         let invalid = |problem: &'static str| move |e: &DecodeError| e.to_string().contains(problem);
         let one_node = || Raw::new().v(10).v(1).b(&[1; 16]).v(0);
         let counter_doc = |body: Raw| one_node().v(1).s("c").v(2).v(0).counter(body);
-        #[allow(clippy::type_complexity)]
-        let cases: Vec<(&str, Raw, Box<dyn Fn(&DecodeError) -> bool>)> = vec![
+        type Refusal = Box<dyn Fn(&DecodeError) -> bool>;
+        let cases: Vec<(&str, Raw, Refusal)> = vec![
             (
                 "empty",
                 Raw(vec![]),

@@ -47,9 +47,11 @@ SELECT inventory::bigint FROM product WHERE id = 1;
 UPDATE product SET attrs = '{"color": "red", "size": 3}'::jsonb WHERE id = 1;
 UPDATE product SET attrs = '{"color": "blue"}'::jsonb WHERE id = 1;
 SELECT attrs::jsonb FROM product WHERE id = 1;
--- a doc column set to NULL stays NULL
+-- a doc column that holds a value is not set to NULL (23502: NULL merges as absent, so the
+-- other nodes would keep theirs); crdt.put empties it
 UPDATE product SET attrs = NULL WHERE id = 1;
-SELECT attrs IS NULL AS cleared FROM product WHERE id = 1;
+UPDATE product SET attrs = crdt.put(attrs, '{}') WHERE id = 1;
+SELECT attrs::jsonb AS emptied FROM product WHERE id = 1;
 UPDATE product SET attrs = '{"color": "blue", "size": 3}'::jsonb WHERE id = 1;
 -- a hand-written crdt_clock is ignored: local writes are always stamped by the trigger
 UPDATE product SET crdt_clock = NULL WHERE id = 1;
@@ -89,7 +91,7 @@ UPDATE product SET name = 'stale' WHERE id = 2;   -- same clock: nothing newer, 
 SELECT id, name FROM product WHERE id = 2;
 RESET session_replication_role;
 
--- deletes (DESIGN §5): a local DELETE records a tombstone in crdt.deletions — the table, the key
+-- deletes (docs/design.md, "A DELETE"): a local DELETE records a tombstone in crdt.deletions — the table, the key
 -- as a jsonb object, and a stamp after every stamp of the row
 SET crdt.node_id = 'aaaaaaaa-0000-4000-8000-000000000001';
 CREATE TEMP TABLE gone AS SELECT crdt_clock FROM product WHERE id = 2;
@@ -272,3 +274,17 @@ UPDATE widened SET n = crdt.merge(n, '{"nodes": {"bbbbbbbb-0000-4000-8000-000000
 WHERE id = 1;
 RESET session_replication_role;
 SELECT id, n::bigint, label FROM widened;
+
+-- a counter or doc column that holds a value is not set back to NULL (23502): NULL merges as
+-- absent, so the other nodes would keep their value. One that starts NULL takes a value, and
+-- a doc is emptied with crdt.put.
+CREATE TABLE nullable_merged (id int PRIMARY KEY, n crdt.counter, d crdt.doc);
+SELECT crdt.enable('nullable_merged');
+INSERT INTO nullable_merged VALUES (1, NULL, NULL);
+UPDATE nullable_merged SET n = 4, d = '{"a": 1}'::jsonb;
+UPDATE nullable_merged SET n = NULL;
+\set VERBOSITY sqlstate
+UPDATE nullable_merged SET n = NULL;
+\set VERBOSITY default
+UPDATE nullable_merged SET n = 0, d = crdt.put(d, '{}');
+SELECT id, n::bigint, d::jsonb FROM nullable_merged;

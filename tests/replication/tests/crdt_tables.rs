@@ -1,6 +1,6 @@
-//! CRDT tables (`crdt.enable`) on real logical replication in both directions (DESIGN §5):
-//! concurrent writes on two PostgreSQL instances, made while their subscriptions are
-//! disabled (so the writes really are concurrent), converge once the link heals.
+//! CRDT tables (`crdt.enable`) on real logical replication in both directions (docs/design.md,
+//! "Merge rules"): concurrent writes on two PostgreSQL instances, made while their subscriptions
+//! are disabled (so the writes really are concurrent), converge once the link heals.
 
 use std::thread;
 use std::time::Duration;
@@ -208,7 +208,8 @@ fn converged_rows_are_not_rewritten() {
 
 const TOMBSTONES: &str = "SELECT table_name, key::text, hlc, node FROM crdt.deletions ORDER BY 1, 2, 3, 4";
 
-/// A delete wins over a concurrent update (DESIGN §5: over every write its node had not seen).
+/// A delete wins over a concurrent update, as over every write its node had not seen
+/// (docs/design.md, "Deletes and re-inserts").
 #[test]
 fn delete_wins_over_a_concurrent_update() {
     let nodes = two_nodes(&SubscriptionOptions::default());
