@@ -45,6 +45,6 @@ pub use local_write::{
     may_write_merged_column, merge_nullable, merges_written_doc, stamps_column, NullableMerge, WritePolicy,
 };
 pub use node::{NodeId, NodeIdParseError, NODE_ID_NAMESPACE};
-pub use row_clock::{delete_wins, value_fingerprint, ColumnChoice, ColumnStamp, RowClock, SEEN_DELETE};
+pub use row_clock::{delete_wins, value_fingerprint, ColumnChoice, ColumnStamp, Incarnation, RowClock, SEEN_DELETE};
 pub use stored::StoredForm;
 pub use text::TextError;

@@ -62,6 +62,23 @@ pub struct RowClock {
     columns: Doc,
 }
 
+/// Which incarnation of its key a replicated row belongs to, against the local row of the key
+/// ([`RowClock::incarnation_against`]). Every insert after a delete of the key begins a new
+/// incarnation, recorded as the row's seen-delete entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incarnation {
+    /// Both rows belong to one incarnation: they merge column by column.
+    Same,
+    /// The local row is newer: the delete it had seen ended the replicated row's incarnation,
+    /// so the replicated row is ignored. Merged, its writes would bring back state of a row
+    /// that was deleted (a counter's old sums, a column written before the delete).
+    LocalNewer,
+    /// The replicated row is newer: the local row's incarnation was ended by a delete the
+    /// replicated row had seen. The replicated row replaces it: its clock merged into an empty
+    /// one, its counters and docs taken as they are.
+    RemoteNewer,
+}
+
 /// What [`RowClock::merge_replicated`] decided for one column of a replicated row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnChoice {
@@ -125,6 +142,17 @@ impl RowClock {
     /// against the delete the row had seen.
     pub fn is_deleted_by(&self, deleted: Stamp) -> bool {
         delete_wins(deleted, self.seen_delete())
+    }
+
+    /// [`Incarnation`] of a replicated row with clock `remote` against this (local) row: the
+    /// one that had seen the newer delete is newer — the delete it had seen wins over the
+    /// other ([`delete_wins`]).
+    pub fn incarnation_against(&self, remote: &RowClock) -> Incarnation {
+        match self.seen_delete().cmp(&remote.seen_delete()) {
+            std::cmp::Ordering::Equal => Incarnation::Same,
+            std::cmp::Ordering::Greater => Incarnation::LocalNewer,
+            std::cmp::Ordering::Less => Incarnation::RemoteNewer,
+        }
     }
 
     /// The row's own stamp: its newest column stamp (`None` before any write).
@@ -328,6 +356,22 @@ mod tests {
         let mut replica = RowClock::new();
         replica.merge_replicated(&clock, &[("v", 9)]);
         assert_eq!(replica.seen_delete(), Some(stamp(5, 1)), "it replicates with the row");
+    }
+
+    #[test]
+    fn the_row_that_saw_the_newer_delete_is_the_newer_incarnation() {
+        let first = RowClock::new();
+        let mut reinserted = RowClock::new();
+        reinserted.record_seen_delete(stamp(5, 1));
+        let mut again = RowClock::new();
+        again.record_seen_delete(stamp(5, 2));
+        assert_eq!(first.incarnation_against(&first), Incarnation::Same);
+        assert_eq!(reinserted.incarnation_against(&first), Incarnation::LocalNewer);
+        assert_eq!(first.incarnation_against(&reinserted), Incarnation::RemoteNewer);
+        assert_eq!(again.incarnation_against(&reinserted), Incarnation::LocalNewer);
+        // Exactly when the newer one's delete wins over the other row.
+        assert!(first.is_deleted_by(reinserted.seen_delete().unwrap()));
+        assert!(reinserted.is_deleted_by(again.seen_delete().unwrap()));
     }
 
     fn stamp(hlc: u64, node: u8) -> Stamp {

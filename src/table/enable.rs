@@ -149,7 +149,8 @@ fn checked_table(table: &PgRelation) -> Result<TableFacts, ErrorReport> {
 }
 
 /// Makes `table` mergeable: adds the `crdt_clock` column, the stamping trigger, the merge
-/// trigger (`ENABLE REPLICA`) and the two delete triggers, and stamps existing rows as of now.
+/// trigger (`ENABLE REPLICA`), the two delete triggers and the TRUNCATE trigger, and stamps
+/// existing rows as of now.
 /// Calling it again is harmless (and adds what an older version did not install).
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn enable(table: PgRelation) -> Result<(), ErrorReport> {

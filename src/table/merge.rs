@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 
-use crdt_core::ColumnChoice;
+use crdt_core::{ColumnChoice, Incarnation};
 use pgrx::datum::DatumWithOid;
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -18,8 +18,8 @@ use super::flags;
 use super::key_lock::release_key_lock;
 use super::key_probe::{newest_tombstone, probe_key};
 use super::row::{
-    key_changed, merge_crdt_value, relation_id, relation_tupdesc, row_composite, trigger_tuple, RawDatum, Row,
-    TriggerResult,
+    key_changed, merge_crdt_value, relation_id, relation_tupdesc, row_composite, trigger_tuple, MergedValue, RawDatum,
+    Row, TriggerResult,
 };
 use super::shape::{relation_name, table_shape, Column, ColumnKind, TableShape};
 use crate::clock::warn_if_far_ahead;
@@ -174,12 +174,24 @@ pub(super) fn merge_rows(
     };
     let mut merged = local.clone();
     let mut changed = false;
+    let mut incarnation = Incarnation::Same;
     // Identical clocks (the remote change touched only counters or docs, or it is an echo):
-    // no stamp moves, so every stamped column keeps its local value; nothing to decode.
+    // one incarnation, no stamp moves, so every stamped column keeps its local value; nothing
+    // to decode.
     if local.clock_bytes(shape) != Some(remote_stamps) {
-        let local_clock = local.clock(shape)?.unwrap_or_default();
+        let mut local_clock = local.clock(shape)?.unwrap_or_default();
         let remote_clock = RowClock::decode_stored(remote_stamps)?;
         warn_if_far_ahead(remote_clock.max_hlc(), relid, || shape.qualified_name.clone());
+        incarnation = local_clock.incarnation_against(&remote_clock);
+        match incarnation {
+            Incarnation::LocalNewer => return Ok(None),
+            // Changed whatever the merge gives: the older incarnation's clock is gone.
+            Incarnation::RemoteNewer => {
+                local_clock = crdt_core::RowClock::new();
+                changed = true;
+            }
+            Incarnation::Same => {}
+        }
         let registers: Vec<&Column> = shape
             .columns
             .iter()
@@ -202,7 +214,11 @@ pub(super) fn merge_rows(
         }
     }
     for column in shape.columns.iter().filter(|c| c.kind != ColumnKind::Register) {
-        changed |= merged.set_merged(remote, column, merge_crdt_value(local, remote, column)?);
+        let value = match incarnation {
+            Incarnation::RemoteNewer => MergedValue::Theirs,
+            _ => merge_crdt_value(local, remote, column)?,
+        };
+        changed |= merged.set_merged(remote, column, value);
     }
     Ok(changed.then_some(merged))
 }

@@ -288,3 +288,25 @@ UPDATE nullable_merged SET n = NULL;
 \set VERBOSITY default
 UPDATE nullable_merged SET n = 0, d = crdt.put(d, '{}');
 SELECT id, n::bigint, d::jsonb FROM nullable_merged;
+
+-- a copy of a deleted row (an echo, a late update of the old row) never merges into the row
+-- inserted again after the delete: the delete it had seen ended the copy's incarnation
+CREATE TABLE reborn (id int PRIMARY KEY, n crdt.counter NOT NULL DEFAULT 0, s text);
+SELECT crdt.enable('reborn');
+INSERT INTO reborn VALUES (1, 5, 'first');
+CREATE TEMP TABLE reborn_first AS SELECT to_jsonb(r) AS row FROM reborn r;
+DELETE FROM reborn;
+INSERT INTO reborn VALUES (1, 0, 'second');
+SELECT crdt.merge_row('reborn', row) FROM reborn_first;
+SELECT id, n::bigint, s FROM reborn;
+-- and a node still holding the first row takes the new one whole, without merging the two
+CREATE TEMP TABLE reborn_second AS SELECT to_jsonb(r) AS row FROM reborn r;
+DELETE FROM reborn;
+DELETE FROM crdt.deletions WHERE table_name LIKE '%reborn';
+SET session_replication_role = replica;
+INSERT INTO reborn SELECT * FROM jsonb_populate_record(NULL::reborn, (SELECT row FROM reborn_first));
+RESET session_replication_role;
+SELECT id, n::bigint, s FROM reborn;
+SELECT crdt.merge_row('reborn', row) FROM reborn_second;
+SELECT id, n::bigint, s, crdt_clock::text = (SELECT row->>'crdt_clock' FROM reborn_second) AS same_clock
+FROM reborn;

@@ -5,8 +5,8 @@
 //! restore with `pg_restore -j 2`.
 //!
 //! `CRDT_BULK_ROWS` sets the size (default 200,000: past the ~10,000 keys where a lock per key
-//! ran the shared lock table out, and affordable for CI on a debug build); `scripts/bench.sh`
-//! runs the same paths at 1,000,000.
+//! ran the shared lock table out, and affordable for CI on a debug build); `scripts/bench_bulk.sh`
+//! times the same statements (100,000 rows by default, `BENCH_BULK_ROWS=1000000` for a million).
 
 use std::time::{Duration, Instant};
 
