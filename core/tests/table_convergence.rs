@@ -1,7 +1,24 @@
 //! Rows of a CRDT table on 2–3 replicas: any interleaving of writes, deletes and re-inserts,
-//! delivered in any order the links allow, ends in one state on every replica — with every
-//! decision taken by the core's rules (`RowClock::merge_replicated`, the seen-delete entry,
-//! `delete_wins`), as the extension's triggers take them.
+//! delivered in any order the links allow, ends in one state on every replica, and that state is
+//! what was written: nothing of a deleted row comes back — with every decision taken by the
+//! core's rules, as the extension's triggers take them.
+//!
+//! A row has two plain columns `a` and `b` and a counter column `c` (never NULL here):
+//! - a local write (`src/table/stamp.rs`) takes a [`WritePolicy`] (`crdt.write_mode`) and stamps
+//!   a plain column when [`stamps_column`] says so; it adds to the counter (`c = c + n`, a state
+//!   that descends from the stored one) or assigns it a number (`c = n`, the cast
+//!   `PnCounter::from_value`), either through [`PnCounter::write_local`]; a re-insert records the
+//!   newest tombstone of its key (`RowClock::record_seen_delete`) before it stamps;
+//! - a replicated row is merged into the local one (`src/table/merge.rs`, `merge_rows`) when
+//!   both are of one incarnation of the key (`RowClock::incarnation_against`; clocks of the
+//!   same bytes are): the plain columns by `RowClock::merge_replicated`'s choices (skipped when
+//!   the clocks are the same bytes), the counter by its merge (`src/table/row.rs`,
+//!   `merge_crdt_value`: nothing written when ours covers theirs, theirs taken when it covers
+//!   ours, else the merge). A replicated row of an older incarnation is ignored; one of a newer
+//!   incarnation replaces the local row: its clock merged into an empty one, its counter taken
+//!   as it is;
+//! - a tombstone removes a row by `delete_wins` against the row's seen-delete entry
+//!   (`src/table/tombstone.rs`).
 //!
 //! The model follows what PostgreSQL's logical replication does around the triggers:
 //! - each link delivers in commit order; links are independent of each other;
@@ -12,18 +29,39 @@
 //!   row and no trigger runs); a replicated INSERT of an existing key merges into that row, and
 //!   one of a key whose tombstone wins over it is dropped;
 //! - a replicated DELETE is skipped: its tombstone decides.
+//!
+//! Beside replication, `crdt.merge_row` may merge a row from another node at any moment
+//! ([`Step::Sync`]).
+//!
+//! The replicas are compared each time nothing is left in flight (at random points of the run,
+//! and at its end): a wrong rule shows before later writes and their echoes cover it up. Each
+//! row is also compared with what was written ([`reference_row`]): of the key's newest
+//! incarnation, unless deleted, every write of it counted and none of an older one. A
+//! replicated row here always carries its own values, so the fingerprint half of
+//! `merge_replicated` (an unchanged TOASTed value filled in with the local one) is not exercised:
+//! the fuzz target `row_clock_merge` checks it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crdt_core::{value_fingerprint, ColumnChoice, NodeId, RowClock, Stamp};
+use crdt_core::{
+    delete_wins, merge_encoded, stamps_column, value_fingerprint, ColumnChoice, CounterView, Incarnation, NodeId,
+    PnCounter, RowClock, Stamp, WritePolicy,
+};
 use proptest::prelude::*;
 
 const KEYS: u8 = 3;
 
-/// One replica's row: its one column's value and its clock.
+/// The plain columns' names, in the row's order.
+const PLAIN: [&str; 2] = ["a", "b"];
+
+/// The value of a plain column an INSERT does not name (its default).
+const DEFAULT: u8 = 0;
+
+/// One replica's row: its plain columns' values, its counter and its clock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Row {
-    value: u8,
+    plain: [u8; 2],
+    counter: PnCounter,
     clock: RowClock,
 }
 
@@ -35,11 +73,46 @@ enum Change {
     Tombstone(u8, Stamp),
 }
 
+/// What a local write does with the counter column.
+#[derive(Clone, Copy, Debug)]
+enum CounterWrite {
+    /// Not named in the statement: an UPDATE leaves it, an INSERT writes its default, 0.
+    Keep,
+    /// `c = c + n`: the stored state with `n` added in this node's slot. An INSERT writes `n`.
+    Add(i64),
+    /// `c = n`: the number cast to a counter (`PnCounter::from_value`), which need not descend
+    /// from the stored state.
+    Assign(i64),
+}
+
+/// A local INSERT (the key has no row here) or UPDATE (it has): the values the statement sets
+/// (`None`: the column is not named), what it does with the counter, and `crdt.write_mode`.
+#[derive(Clone, Debug)]
+struct Write {
+    set: [Option<u8>; 2],
+    counter: CounterWrite,
+    policy: WritePolicy,
+}
+
+/// What one local write did, as the reference ([`reference_row`]) needs it.
+#[derive(Clone, Debug)]
+struct Written {
+    key: u8,
+    /// The incarnation of the row written: its seen-delete entry (`None`: the key's first).
+    incarnation: Option<Stamp>,
+    /// How much the write changed the counter's value by (an INSERT: from 0).
+    counter_delta: i128,
+    /// Per plain column, the stamp the write gave it and the value written, if it stamped it.
+    stamped: [Option<(Stamp, u8)>; 2],
+}
+
 #[derive(Default)]
 struct Replica {
     rows: BTreeMap<u8, Row>,
     tombstones: BTreeSet<(u8, Stamp)>,
-    /// This node's clock: the newest HLC it has stamped or seen.
+    /// This node's clock: the newest HLC it has stamped. As the extension's (`stamp_after`), it
+    /// does not follow the stamps of the rows it applies: a write is stamped after the row's own
+    /// stamps, so nodes' clocks drift apart as skewed wall clocks would.
     hlc: u64,
 }
 
@@ -51,8 +124,23 @@ fn fingerprint(value: u8) -> u32 {
     value_fingerprint(Some(&[value]))
 }
 
+/// The merge of a replicated counter into ours, as `merge_crdt_value` decides it (neither is
+/// NULL, so `merge_nullable` says both): `None` when ours already is the merge.
+fn merged_counter(ours: &PnCounter, theirs: &PnCounter) -> Option<PnCounter> {
+    let (ours, theirs) = (ours.encode(), theirs.encode());
+    match CounterView::covers_each_other(&ours, &theirs).expect("valid counters") {
+        (true, _) => None,
+        (false, true) => Some(PnCounter::decode(&theirs).expect("a valid counter")),
+        (false, false) => {
+            let mut merged = Vec::new();
+            merge_encoded(&ours, &theirs, &mut merged).expect("valid counters");
+            Some(PnCounter::decode(&merged).expect("a valid merge"))
+        }
+    }
+}
+
 impl Replica {
-    /// A stamp after everything this node has seen and after `after`.
+    /// A stamp after this node's previous one and after `after`.
     fn next_stamp(&mut self, node: usize, after: u64) -> Stamp {
         self.hlc = self.hlc.max(after) + 1;
         Stamp::new(self.hlc, node_id(node))
@@ -66,28 +154,60 @@ impl Replica {
             .max()
     }
 
-    /// A local INSERT or UPDATE of `key` to `value` (the stamping trigger's path).
-    fn write(&mut self, node: usize, key: u8, value: u8) -> Change {
-        match self.rows.get(&key).cloned() {
-            Some(mut row) => {
-                let stamp = self.next_stamp(node, row.clock.max_hlc());
-                row.value = value;
-                row.clock.stamp("v", fingerprint(value), stamp);
-                self.rows.insert(key, row.clone());
-                Change::Update(key, row)
-            }
-            None => {
-                let mut clock = RowClock::new();
-                if let Some(deleted) = self.newest_tombstone(key) {
-                    clock.record_seen_delete(deleted);
-                }
-                let stamp = self.next_stamp(node, clock.max_hlc());
-                clock.stamp("v", fingerprint(value), stamp);
-                let row = Row { value, clock };
-                self.rows.insert(key, row.clone());
-                Change::Insert(key, row)
+    /// A local INSERT or UPDATE of `key` (the stamping trigger's path, `stamp_local`): the change
+    /// published, and what the write did.
+    fn write(&mut self, node: usize, key: u8, write: &Write) -> (Change, Written) {
+        let id = node_id(node);
+        let old = self.rows.get(&key).cloned();
+        let had_clock = old.is_some();
+        let mut clock = old.as_ref().map_or_else(RowClock::new, |row| row.clock.clone());
+        if old.is_none() {
+            if let Some(deleted) = self.newest_tombstone(key) {
+                // Recorded before stamping, so every column's stamp comes after the delete.
+                clock.record_seen_delete(deleted);
             }
         }
+        let stamp = self.next_stamp(node, clock.max_hlc());
+        let plain: [u8; 2] =
+            std::array::from_fn(|i| write.set[i].or(old.as_ref().map(|row| row.plain[i])).unwrap_or(DEFAULT));
+        let mut stamped = [None; 2];
+        for (i, name) in PLAIN.iter().enumerate() {
+            let value_changed = || old.as_ref().is_none_or(|row| row.plain[i] != plain[i]);
+            if stamps_column(write.policy, had_clock, value_changed) {
+                clock.stamp(name, fingerprint(plain[i]), stamp);
+                stamped[i] = Some((stamp, plain[i]));
+            }
+        }
+        let counter = match (&old, write.counter) {
+            // An INSERT stores the counter as written.
+            (None, CounterWrite::Keep) => PnCounter::new(),
+            (None, CounterWrite::Add(n) | CounterWrite::Assign(n)) => PnCounter::from_value(id, n),
+            (Some(old), counter_write) => {
+                let written = match counter_write {
+                    CounterWrite::Keep => old.counter.clone(),
+                    CounterWrite::Add(n) => {
+                        let mut added = old.counter.clone();
+                        added.add(id, n).expect("small amounts");
+                        added
+                    }
+                    CounterWrite::Assign(n) => PnCounter::from_value(id, n),
+                };
+                PnCounter::write_local(&old.counter, &written, id).expect("small amounts")
+            }
+        };
+        let written = Written {
+            key,
+            incarnation: clock.seen_delete(),
+            counter_delta: counter.value() - old.as_ref().map_or(0, |row| row.counter.value()),
+            stamped,
+        };
+        let row = Row { plain, counter, clock };
+        self.rows.insert(key, row.clone());
+        let change = match old {
+            Some(_) => Change::Update(key, row),
+            None => Change::Insert(key, row),
+        };
+        (change, written)
     }
 
     /// A local DELETE of `key` (the delete trigger's path): a tombstone after the row's stamps.
@@ -98,18 +218,58 @@ impl Replica {
         Some(Change::Tombstone(key, deleted))
     }
 
-    /// Merges `remote` into the local row (the merge trigger's path); whether the row changed.
+    /// Merges `remote` into the local row (the merge trigger's path, `merge_rows`); whether the
+    /// row changed (then it is written, and published).
     fn merge_into_local(&mut self, key: u8, remote: &Row) -> bool {
         let local = self.rows.get_mut(&key).expect("a local row");
-        let mut clock = local.clock.clone();
-        let choices = clock.merge_replicated(&remote.clock, &[("v", fingerprint(remote.value))]);
-        let value = if choices[0] == ColumnChoice::Remote {
-            remote.value
-        } else {
-            local.value
-        };
-        let changed = clock != local.clock || value != local.value;
-        *local = Row { value, clock };
+        let mut merged = local.clone();
+        let mut changed = false;
+        let mut incarnation = Incarnation::Same;
+        // Clocks of the same bytes: one incarnation, no stamp moves, every plain column keeps
+        // its value.
+        if local.clock.encode() != remote.clock.encode() {
+            let mut local_clock = local.clock.clone();
+            incarnation = local_clock.incarnation_against(&remote.clock);
+            match incarnation {
+                // A row of an incarnation a delete seen here has ended: ignored.
+                Incarnation::LocalNewer => return false,
+                // The local row's incarnation has ended: the replicated row replaces it.
+                Incarnation::RemoteNewer => {
+                    local_clock = RowClock::new();
+                    changed = true;
+                }
+                Incarnation::Same => {}
+            }
+            let named: Vec<(&str, u32)> = PLAIN
+                .iter()
+                .zip(remote.plain)
+                .map(|(&name, value)| (name, fingerprint(value)))
+                .collect();
+            let mut clock = local_clock.clone();
+            let choices = clock.merge_replicated(&remote.clock, &named);
+            for (i, choice) in choices.iter().enumerate() {
+                if *choice == ColumnChoice::Remote {
+                    merged.plain[i] = remote.plain[i];
+                }
+            }
+            if clock != local_clock {
+                merged.clock = clock;
+                changed = true;
+            }
+        }
+        match incarnation {
+            // Taken as it is (`MergedValue::Theirs`), not merged.
+            Incarnation::RemoteNewer => merged.counter = remote.counter.clone(),
+            _ => {
+                if let Some(counter) = merged_counter(&local.counter, &remote.counter) {
+                    merged.counter = counter;
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            *local = merged;
+        }
         changed
     }
 
@@ -117,7 +277,6 @@ impl Replica {
     fn apply(&mut self, change: &Change) -> Option<Change> {
         match change {
             Change::Insert(key, row) | Change::Update(key, row) => {
-                self.hlc = self.hlc.max(row.clock.max_hlc());
                 let is_insert = matches!(change, Change::Insert(..));
                 if self.rows.contains_key(key) {
                     return self
@@ -137,7 +296,6 @@ impl Replica {
                 Some(change.clone())
             }
             Change::Tombstone(key, deleted) => {
-                self.hlc = self.hlc.max(deleted.hlc);
                 if !self.tombstones.insert((*key, *deleted)) {
                     return None; // known: the echo ends here
                 }
@@ -155,7 +313,7 @@ enum Step {
     Write {
         node: usize,
         key: u8,
-        value: u8,
+        write: Write,
     },
     Delete {
         node: usize,
@@ -166,88 +324,280 @@ enum Step {
         from: usize,
         to: usize,
     },
+    /// `crdt.merge_row` on `to` of the row `from` has of `key` now: a sync path other than
+    /// logical replication, which carries no tombstones. It can bring a row re-inserted after a
+    /// delete `to` has not seen yet — a replicated row of a newer incarnation than the local one
+    /// (`Incarnation::RemoteNewer`), which replication never delivers: every node publishes a
+    /// delete before the re-insert it then sees or makes. What it writes is published as `to`'s.
+    Sync {
+        from: usize,
+        to: usize,
+        key: u8,
+    },
+    /// Delivers everything in flight, echoes included: a point where the replicas must agree.
+    Settle,
 }
 
-fn arb_steps(nodes: usize) -> impl Strategy<Value = Vec<Step>> {
+fn arb_write() -> impl Strategy<Value = Write> {
+    // Few values, so that a statement often sets a column to the value it has (PATCH does not
+    // stamp it, PUT does) and fingerprints of different writes often match.
+    let value = proptest::option::of(0u8..3);
+    let counter = prop_oneof![
+        Just(CounterWrite::Keep),
+        (-3i64..=3).prop_map(CounterWrite::Add),
+        (-3i64..=6).prop_map(CounterWrite::Assign),
+    ];
+    let policy = prop_oneof![Just(WritePolicy::Patch), Just(WritePolicy::Put)];
+    (value.clone(), value, counter, policy).prop_map(|(a, b, counter, policy)| Write {
+        set: [a, b],
+        counter,
+        policy,
+    })
+}
+
+/// Steps on `nodes` replicas of keys `0..keys`; `deliver` and `sync` weigh [`Step::Deliver`]
+/// and [`Step::Sync`] against 3 for a write, 2 for a delete and 1 for [`Step::Settle`].
+fn arb_steps(nodes: usize, keys: u8, deliver: u32, sync: u32) -> impl Strategy<Value = Vec<Step>> {
     let step = prop_oneof![
-        3 => (0..nodes, 0..KEYS, any::<u8>()).prop_map(|(node, key, value)| Step::Write { node, key, value }),
-        2 => (0..nodes, 0..KEYS).prop_map(|(node, key)| Step::Delete { node, key }),
-        6 => (0..nodes, 0..nodes).prop_map(|(from, to)| Step::Deliver { from, to }),
+        3 => (0..nodes, 0..keys, arb_write()).prop_map(|(node, key, write)| Step::Write { node, key, write }),
+        2 => (0..nodes, 0..keys).prop_map(|(node, key)| Step::Delete { node, key }),
+        deliver => (0..nodes, 0..nodes).prop_map(|(from, to)| Step::Deliver { from, to }),
+        sync => (0..nodes, 0..nodes, 0..keys).prop_map(|(from, to, key)| Step::Sync { from, to, key }),
+        1 => Just(Step::Settle),
     ];
     proptest::collection::vec(step, 0..60)
 }
 
-/// Runs `steps` on `nodes` replicas, then delivers everything left, link by link in turn.
-fn run(nodes: usize, steps: &[Step]) -> Vec<Replica> {
-    run_with(nodes, steps, true)
+/// The replicas and the links between them.
+struct Mesh {
+    replicas: Vec<Replica>,
+    /// Per link (from, to), the changes in flight, in commit order.
+    links: BTreeMap<(usize, usize), VecDeque<Change>>,
+    /// Whether a node publishes what it applied (`origin = any`) or only its own writes
+    /// (`origin = none`).
+    republish: bool,
+    /// Every local write made, on any node, in order.
+    written: Vec<Written>,
 }
 
-/// [`run`]; `republish`: whether a node publishes what it applied (`origin = any`) or only its
-/// own writes (`origin = none`).
-fn run_with(nodes: usize, steps: &[Step], republish: bool) -> Vec<Replica> {
-    let mut replicas: Vec<Replica> = (0..nodes).map(|_| Replica::default()).collect();
-    let mut links: BTreeMap<(usize, usize), VecDeque<Change>> = BTreeMap::new();
-    let publish = |links: &mut BTreeMap<(usize, usize), VecDeque<Change>>, from: usize, change: Change| {
-        for to in (0..nodes).filter(|&to| to != from) {
-            links.entry((from, to)).or_default().push_back(change.clone());
+impl Mesh {
+    fn new(nodes: usize, republish: bool) -> Self {
+        Mesh {
+            replicas: (0..nodes).map(|_| Replica::default()).collect(),
+            links: BTreeMap::new(),
+            republish,
+            written: Vec::new(),
         }
-    };
-    let deliver = |replicas: &mut Vec<Replica>, links: &mut BTreeMap<(usize, usize), VecDeque<Change>>, from, to| {
-        let change = links.get_mut(&(from, to)).and_then(VecDeque::pop_front);
-        if let Some(written) = change.and_then(|change| replicas[to].apply(&change)) {
-            if republish {
-                publish(links, to, written);
+    }
+
+    fn publish(&mut self, from: usize, change: Change) {
+        for to in (0..self.replicas.len()).filter(|&to| to != from) {
+            self.links.entry((from, to)).or_default().push_back(change.clone());
+        }
+    }
+
+    fn deliver(&mut self, from: usize, to: usize) {
+        let change = self.links.get_mut(&(from, to)).and_then(VecDeque::pop_front);
+        if let Some(written) = change.and_then(|change| self.replicas[to].apply(&change)) {
+            if self.republish {
+                self.publish(to, written);
             }
         }
-    };
+    }
+
+    /// [`Step::Sync`].
+    fn sync(&mut self, from: usize, to: usize, key: u8) {
+        let Some(row) = self.replicas[from].rows.get(&key).cloned() else {
+            return;
+        };
+        if let Some(written) = self.replicas[to].apply(&Change::Insert(key, row)) {
+            self.publish(to, written);
+        }
+    }
+
+    /// Delivers everything left, link by link in turn.
+    fn settle(&mut self) {
+        let mut rounds = 0;
+        while self.links.values().any(|queue| !queue.is_empty()) {
+            rounds += 1;
+            assert!(rounds < 10_000, "the echoes never die out");
+            let busy: Vec<(usize, usize)> = self
+                .links
+                .iter()
+                .filter(|(_, q)| !q.is_empty())
+                .map(|(link, _)| *link)
+                .collect();
+            for (from, to) in busy {
+                self.deliver(from, to);
+            }
+        }
+    }
+
+    /// Every replica's rows and tombstones.
+    fn states(&self) -> Vec<State> {
+        self.replicas
+            .iter()
+            .map(|replica| (replica.rows.clone(), replica.tombstones.clone()))
+            .collect()
+    }
+}
+
+/// A replica's rows and tombstones.
+type State = (BTreeMap<u8, Row>, BTreeSet<(u8, Stamp)>);
+
+/// Runs `steps` on `nodes` replicas, then delivers everything left.
+fn run(nodes: usize, steps: &[Step]) -> Vec<Replica> {
+    run_with(nodes, steps, true, |_| {})
+}
+
+/// [`run`], `republish` as [`Mesh::republish`]; `settled` sees the mesh each time nothing is
+/// left in flight: at every [`Step::Settle`] and at the end.
+fn run_with(nodes: usize, steps: &[Step], republish: bool, mut settled: impl FnMut(&Mesh)) -> Vec<Replica> {
+    let mut mesh = Mesh::new(nodes, republish);
     for step in steps {
-        match *step {
-            Step::Write { node, key, value } => {
-                let change = replicas[node].write(node, key, value);
-                publish(&mut links, node, change);
+        match step {
+            Step::Write { node, key, write } => {
+                let (change, written) = mesh.replicas[*node].write(*node, *key, write);
+                mesh.written.push(written);
+                mesh.publish(*node, change);
             }
             Step::Delete { node, key } => {
-                if let Some(change) = replicas[node].delete(node, key) {
-                    publish(&mut links, node, change);
+                if let Some(change) = mesh.replicas[*node].delete(*node, *key) {
+                    mesh.publish(*node, change);
                 }
             }
-            Step::Deliver { from, to } if from != to => deliver(&mut replicas, &mut links, from, to),
+            &Step::Deliver { from, to } if from != to => mesh.deliver(from, to),
             Step::Deliver { .. } => {}
+            &Step::Sync { from, to, key } if from != to => mesh.sync(from, to, key),
+            Step::Sync { .. } => {}
+            Step::Settle => {
+                mesh.settle();
+                settled(&mesh);
+            }
         }
     }
-    let mut rounds = 0;
-    while links.values().any(|queue| !queue.is_empty()) {
-        rounds += 1;
-        assert!(rounds < 10_000, "the echoes never die out");
-        let busy: Vec<(usize, usize)> = links
-            .iter()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(link, _)| *link)
-            .collect();
-        for (from, to) in busy {
-            deliver(&mut replicas, &mut links, from, to);
-        }
+    mesh.settle();
+    settled(&mesh);
+    mesh.replicas
+}
+
+/// A row as the rules promise it: the incarnation it belongs to, its plain columns' values and
+/// its counter's value.
+#[derive(Debug, PartialEq, Eq)]
+struct Expected {
+    incarnation: Option<Stamp>,
+    plain: [u8; 2],
+    counter: i128,
+}
+
+/// The row of `key` every replica must hold once settled, from every write made anywhere and
+/// every delete (`tombstones`, all of them once settled), without replaying any delivery:
+///
+/// - a write belongs to the incarnation of the row it wrote (its seen-delete entry). The key's
+///   newest incarnation is the only one that can be left: a row of an older one is ended by the
+///   delete the newer one had seen. It is left unless a delete newer than it ended it too
+///   (`delete_wins`); then the key has no row;
+/// - its counter is the sum of what every write of that incarnation added — on whichever node,
+///   concurrent or not, an insert begins it or joins it — and nothing from writes of an older
+///   one: those made before a delete, and those made on a node that had not yet received the
+///   re-insert, which its delete ends;
+/// - each plain column holds the value of the newest write of that incarnation that stamped it
+///   (every incarnation begins with an insert, which stamps them all).
+fn reference_row(written: &[Written], tombstones: &BTreeSet<(u8, Stamp)>, key: u8) -> Option<Expected> {
+    let writes = || written.iter().filter(move |w| w.key == key);
+    let newest = writes().map(|w| w.incarnation).max()?;
+    if tombstones
+        .iter()
+        .any(|&(k, deleted)| k == key && delete_wins(deleted, newest))
+    {
+        return None;
     }
-    replicas
+    let current = || writes().filter(move |w| w.incarnation == newest);
+    let plain = std::array::from_fn(|i| {
+        let newest_write = current().filter_map(|w| w.stamped[i]).max();
+        newest_write
+            .expect("the insert that began the incarnation stamped every column")
+            .1
+    });
+    Some(Expected {
+        incarnation: newest,
+        plain,
+        counter: current().map(|w| w.counter_delta).sum(),
+    })
+}
+
+/// Why the settled `mesh` is wrong, if it is: replicas apart, or a row that is not the
+/// reference's ([`reference_row`]): deleted state back, a write lost.
+fn settled_wrong(mesh: &Mesh) -> Option<String> {
+    let states = mesh.states();
+    if let Some(i) = states[1..].iter().position(|state| *state != states[0]) {
+        let (first, other, node) = (&states[0], &states[i + 1], i + 1);
+        return Some(format!("replicas 0 and {node} settled apart:\n{first:#?}\n{other:#?}"));
+    }
+    let replica = &mesh.replicas[0];
+    (0..KEYS).find_map(|key| {
+        let expected = reference_row(&mesh.written, &replica.tombstones, key);
+        let row = replica.rows.get(&key).map(|row| Expected {
+            incarnation: row.clock.seen_delete(),
+            plain: row.plain,
+            counter: row.counter.value(),
+        });
+        let writes: Vec<&Written> = mesh.written.iter().filter(|w| w.key == key).collect();
+        (row != expected).then(|| {
+            format!(
+                "key {key} settled as {row:#?}, not as written: {expected:#?}\nwrites: {writes:#?}\ntombstones: {:#?}",
+                replica.tombstones
+            )
+        })
+    })
+}
+
+/// Runs `steps` on `nodes` replicas; whether, each time nothing was left in flight, every
+/// replica had the same rows and tombstones, and those rows were the reference's.
+fn settles_as_written(nodes: usize, steps: &[Step]) -> Result<(), TestCaseError> {
+    let mut wrong = None;
+    run_with(nodes, steps, true, |mesh| {
+        if wrong.is_none() {
+            wrong = settled_wrong(mesh);
+        }
+    });
+    wrong.map_or(Ok(()), |wrong| Err(TestCaseError::fail(wrong)))
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn two_replicas_end_identical(steps in arb_steps(2)) {
-        let replicas = run(2, &steps);
-        prop_assert_eq!(&replicas[0].rows, &replicas[1].rows);
-        prop_assert_eq!(&replicas[0].tombstones, &replicas[1].tombstones);
+    fn two_replicas_settle_identical_and_as_written(steps in arb_steps(2, KEYS, 6, 1)) {
+        settles_as_written(2, &steps)?;
     }
 
     #[test]
-    fn three_replicas_end_identical(steps in arb_steps(3)) {
-        let replicas = run(3, &steps);
-        for replica in &replicas[1..] {
-            prop_assert_eq!(&replicas[0].rows, &replica.rows);
-            prop_assert_eq!(&replicas[0].tombstones, &replica.tombstones);
-        }
+    fn three_replicas_settle_identical_and_as_written(steps in arb_steps(3, KEYS, 6, 1)) {
+        settles_as_written(3, &steps)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// One key, often synced by `crdt.merge_row`, deliveries fewer: replicated rows of a newer
+    /// incarnation than the local row's (`Incarnation::RemoteNewer`) in about one case in six,
+    /// where the tests above meet them in one in a hundred.
+    #[test]
+    fn rows_synced_out_of_order_settle_as_written(
+        (nodes, steps) in (2..=3usize).prop_flat_map(|nodes| (Just(nodes), arb_steps(nodes, 1, 3, 4)))
+    ) {
+        settles_as_written(nodes, &steps)?;
+    }
+}
+
+/// A write of key 0 on `node`: the plain columns set as `set` says, the counter as `counter`.
+fn write(node: usize, set: [Option<u8>; 2], counter: CounterWrite, policy: WritePolicy) -> Step {
+    Step::Write {
+        node,
+        key: 0,
+        write: Write { set, counter, policy },
     }
 }
 
@@ -255,23 +605,139 @@ proptest! {
 /// 2's update of a row before node 0's insert of it, skips the update, and keeps node 0's value.
 #[test]
 fn without_republishing_three_replicas_can_end_apart() {
+    let set_a = |node, value| write(node, [Some(value), None], CounterWrite::Keep, WritePolicy::Patch);
     let steps = [
-        Step::Write {
-            node: 0,
-            key: 0,
-            value: 1,
-        },
+        set_a(0, 1),
         Step::Deliver { from: 0, to: 2 },
-        Step::Write {
-            node: 2,
-            key: 0,
-            value: 2,
-        },
+        set_a(2, 2),
         Step::Deliver { from: 2, to: 1 },
     ];
-    let apart = run_with(3, &steps, false);
-    assert_eq!(apart[1].rows[&0].value, 1);
-    assert_eq!(apart[2].rows[&0].value, 2);
+    let apart = run_with(3, &steps, false, |_| {});
+    assert_eq!(apart[1].rows[&0].plain[0], 1);
+    assert_eq!(apart[2].rows[&0].plain[0], 2);
     let together = run(3, &steps);
-    assert!(together.iter().all(|replica| replica.rows[&0].value == 2));
+    assert!(together.iter().all(|replica| replica.rows[&0].plain[0] == 2));
+}
+
+/// A number assigned to a counter counts as the difference from the stored value, so it adds up
+/// with an increment made concurrently elsewhere: 0, assigned 10 on one node while 5 is added on
+/// the other, ends at 15 on both — also when the stored value is another node's (7, assigned 10
+/// on the node that did not write it while the other adds 5).
+#[test]
+fn a_counter_assignment_adds_up_with_a_concurrent_increment() {
+    for (start, assigner, adder) in [(0, 0, 1), (7, 1, 0)] {
+        let steps = [
+            write(0, [None, None], CounterWrite::Assign(start), WritePolicy::Patch),
+            Step::Deliver { from: 0, to: 1 },
+            write(assigner, [None, None], CounterWrite::Assign(10), WritePolicy::Patch),
+            write(adder, [None, None], CounterWrite::Add(5), WritePolicy::Patch),
+        ];
+        let replicas = run(2, &steps);
+        for replica in &replicas {
+            assert_eq!(replica.rows[&0].counter.value(), 15, "start {start}");
+        }
+        assert_eq!(replicas[0].rows, replicas[1].rows);
+    }
+}
+
+/// PATCH stamps only the columns a write changed, so concurrent writes of different columns
+/// both survive; PUT stamps every column, so the newer write's whole row wins.
+#[test]
+fn patch_keeps_concurrent_writes_of_other_columns_and_put_does_not() {
+    for (policy, expected) in [(WritePolicy::Patch, [1, 2]), (WritePolicy::Put, [0, 2])] {
+        let steps = [
+            write(0, [Some(0), Some(0)], CounterWrite::Keep, WritePolicy::Patch),
+            Step::Deliver { from: 0, to: 1 },
+            write(0, [Some(1), None], CounterWrite::Keep, WritePolicy::Patch),
+            // Node 1's stamp is newer: the same HLC, a larger node id.
+            write(1, [None, Some(2)], CounterWrite::Keep, policy),
+        ];
+        let replicas = run(2, &steps);
+        for replica in &replicas {
+            assert_eq!(replica.rows[&0].plain, expected, "{policy:?}");
+        }
+        assert_eq!(replicas[0].rows, replicas[1].rows);
+    }
+}
+
+/// The row of key 0 on every replica, once `steps` have run on `nodes` replicas and settled.
+fn settled_rows(nodes: usize, steps: &[Step]) -> Vec<Row> {
+    let replicas = run(nodes, steps);
+    let rows: Vec<Row> = replicas.iter().map(|replica| replica.rows[&0].clone()).collect();
+    assert!(rows.iter().all(|row| *row == rows[0]), "settled apart: {rows:#?}");
+    rows
+}
+
+/// Node 0 inserts a row, deletes it and inserts it again before the echo of its first insert
+/// comes back from node 1. The echo is a row of the deleted incarnation: ignored, and nothing of
+/// the deleted row — its counter's 5 in node 0's slot — comes back into the new one.
+#[test]
+fn the_echo_of_a_deleted_row_stays_out_of_its_re_insert() {
+    let steps = [
+        write(0, [Some(1), Some(1)], CounterWrite::Assign(5), WritePolicy::Patch),
+        // Node 1 inserts the row and publishes it back.
+        Step::Deliver { from: 0, to: 1 },
+        Step::Delete { node: 0, key: 0 },
+        write(0, [Some(2), Some(2)], CounterWrite::Assign(0), WritePolicy::Patch),
+        // The echo, before node 1 has seen the delete.
+        Step::Deliver { from: 1, to: 0 },
+    ];
+    for nodes in [2, 3] {
+        for row in settled_rows(nodes, &steps) {
+            assert_eq!((row.plain, row.counter.value()), ([2, 2], 0), "{nodes} nodes");
+        }
+    }
+}
+
+/// Node 1 writes the row node 0 inserted, while node 0 deletes it and inserts it again: node 1's
+/// writes are of the deleted incarnation, and are lost — even the plain column written with a
+/// stamp newer than the re-insert's, and the counter's increments.
+#[test]
+fn writes_of_a_deleted_row_stay_out_of_its_re_insert() {
+    let steps = [
+        write(0, [Some(1), Some(1)], CounterWrite::Assign(5), WritePolicy::Patch),
+        Step::Deliver { from: 0, to: 1 },
+        // HLCs 2, 3 and 4 on node 1: the last is newer than node 0's re-insert (3, after the
+        // delete's 2).
+        write(1, [Some(3), None], CounterWrite::Add(4), WritePolicy::Patch),
+        write(1, [None, Some(3)], CounterWrite::Add(1), WritePolicy::Patch),
+        write(1, [Some(4), None], CounterWrite::Keep, WritePolicy::Patch),
+        Step::Delete { node: 0, key: 0 },
+        write(0, [Some(2), Some(2)], CounterWrite::Assign(0), WritePolicy::Patch),
+        // The echo of the insert and node 1's writes reach node 0 before the delete reaches
+        // node 1.
+        Step::Deliver { from: 1, to: 0 },
+        Step::Deliver { from: 1, to: 0 },
+        Step::Deliver { from: 1, to: 0 },
+        Step::Deliver { from: 1, to: 0 },
+    ];
+    for nodes in [2, 3] {
+        for row in settled_rows(nodes, &steps) {
+            assert_eq!((row.plain, row.counter.value()), ([2, 2], 0), "{nodes} nodes");
+        }
+    }
+}
+
+/// The other way round: node 1, which still has the deleted row and its own writes of it, is
+/// handed node 0's re-inserted row by `crdt.merge_row` before the delete reaches it. The new row
+/// replaces the old one there, rather than merging with it: its counter, and its plain columns
+/// even where node 1's stamps are newer than the re-insert's.
+#[test]
+fn a_re_inserted_row_replaces_the_deleted_one_it_meets() {
+    let steps = [
+        write(0, [Some(1), Some(1)], CounterWrite::Assign(5), WritePolicy::Patch),
+        Step::Deliver { from: 0, to: 1 },
+        // HLCs 2, 3 and 4 on node 1, against 3 for node 0's re-insert.
+        write(1, [Some(3), None], CounterWrite::Add(4), WritePolicy::Patch),
+        write(1, [None, Some(3)], CounterWrite::Keep, WritePolicy::Patch),
+        write(1, [Some(4), None], CounterWrite::Keep, WritePolicy::Patch),
+        Step::Delete { node: 0, key: 0 },
+        write(0, [Some(2), None], CounterWrite::Add(1), WritePolicy::Patch),
+        Step::Sync { from: 0, to: 1, key: 0 },
+    ];
+    for nodes in [2, 3] {
+        for row in settled_rows(nodes, &steps) {
+            assert_eq!((row.plain, row.counter.value()), ([2, 0], 1), "{nodes} nodes");
+        }
+    }
 }
