@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Bulk benchmarks (not part of the test suite): one statement of BENCH_BULK_ROWS rows (default
 # 100,000) on a CRDT table (counter, doc, text) against the same statement on a plain table
-# (bigint, jsonb, text) — INSERT ... SELECT, COPY FROM text and binary, UPDATE and DELETE of
-# every row, and INSERT of the deleted keys again — with time per row and WAL bytes per row; then the catch-up of a subscriber (binary)
+# (bigint, jsonb, text) and on a plain table with a do-nothing C trigger on UPDATE (PostgreSQL's
+# suppress_redundant_updates_trigger, its only one) — INSERT ... SELECT, COPY FROM text and
+# binary, UPDATE and DELETE of every row, and INSERT of the deleted keys again — with time per
+# row and WAL bytes per row; then the catch-up of a subscriber (binary)
 # applying one INSERT and one UPDATE transaction of that many rows, CRDT against plain. Medians
 # of BENCH_BULK_ROUNDS rounds (default 3), the two tables alternating. Prints a Markdown table;
 # scripts/bench.sh puts it in BENCHMARKS.md. BENCH_BULK_ROWS=1000000 is the issue's million.
@@ -32,10 +34,13 @@ psql_at() { # psql_at PORT SQL...
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 SCHEMA="CREATE EXTENSION IF NOT EXISTS crdt;
-DROP TABLE IF EXISTS crdt_t, plain_t;
+DROP TABLE IF EXISTS crdt_t, plain_t, trigger_t;
 CREATE TABLE crdt_t (id int PRIMARY KEY, n crdt.counter NOT NULL DEFAULT 0, d crdt.doc, s text);
 SELECT crdt.enable('crdt_t');
-CREATE TABLE plain_t (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0, d jsonb, s text);"
+CREATE TABLE plain_t (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0, d jsonb, s text);
+CREATE TABLE trigger_t (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0, d jsonb, s text);
+CREATE TRIGGER no_op BEFORE UPDATE ON trigger_t FOR EACH ROW
+    EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger();"
 for port in "$PORT_A" "$PORT_B"; do psql_at "$port" -c "$SCHEMA" >/dev/null; done
 
 # The values each table gets: the same numbers, objects and texts.
@@ -45,10 +50,12 @@ psql_at "$PORT_A" -c "CREATE TABLE crdt_src AS SELECT g AS id, (g % 100)::bigint
     CREATE TABLE plain_src AS SELECT g AS id, (g % 100)::bigint AS n,
         jsonb_build_object('g', g, 'name', 'item ' || g) AS d, 'row ' || g AS s
     FROM generate_series(1, $ROWS) g;
+    CREATE TABLE trigger_src AS SELECT * FROM plain_src;
     COPY crdt_src TO '$NODE_A/crdt.text'; COPY crdt_src TO '$NODE_A/crdt.binary' (FORMAT binary);
-    COPY plain_src TO '$NODE_A/plain.text'; COPY plain_src TO '$NODE_A/plain.binary' (FORMAT binary);" >/dev/null
+    COPY plain_src TO '$NODE_A/plain.text'; COPY plain_src TO '$NODE_A/plain.binary' (FORMAT binary);
+    COPY plain_src TO '$NODE_A/trigger.text'; COPY plain_src TO '$NODE_A/trigger.binary' (FORMAT binary);" >/dev/null
 
-# Runs one statement on table kind $1 (crdt or plain) and prints "milliseconds<TAB>WAL bytes".
+# Runs one statement on table kind $1 (crdt, plain or trigger) and prints "milliseconds<TAB>WAL bytes".
 measure() {
     local kind="$1" statement="$2"
     statement="${statement//\{t\}/${kind}_t}"
@@ -75,14 +82,14 @@ COPY {t} (id, n, d, s) FROM '{file}.binary' (FORMAT binary)"
 declare -A TIMES WAL
 log "bulk: $ROWS rows per statement, $ROUNDS rounds"
 for round in $(seq "$ROUNDS"); do
-    for kind in plain crdt; do
+    for kind in plain trigger crdt; do
         # Each -c its own transaction: VACUUM runs outside one.
         psql_at "$PORT_A" -c "DELETE FROM ${kind}_t" -c "DELETE FROM crdt.deletions" -c "VACUUM ${kind}_t" \
             -c "CHECKPOINT" >/dev/null
         for case in $(printf '%s\n' "${!STATEMENTS[@]}" | sort); do
             statement="${STATEMENTS[$case]}"
             # The plain table's counter is a bigint: + is plain addition there.
-            [ "$kind" = plain ] && statement="${statement//OPERATOR(crdt.+)/+}"
+            [ "$kind" != crdt ] && statement="${statement//OPERATOR(crdt.+)/+}"
             read -r ms bytes < <(measure "$kind" "$statement" | tail -n 1)
             TIMES[$case.$kind]+="$ms "
             WAL[$case.$kind]+="$bytes "
@@ -113,14 +120,18 @@ done
 per_row() { awk -v total="$1" -v rows="$ROWS" -v scale="$2" 'BEGIN { printf "%.2f", total * scale / rows }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f×", (b > 0) ? a / b : 0 }'; }
 echo
-echo "| $ROWS rows in one statement | plain µs/row | CRDT µs/row | CRDT/plain | plain WAL B/row | CRDT WAL B/row |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| $ROWS rows in one statement | plain µs/row | plain + C trigger µs/row | CRDT µs/row | CRDT/plain | plain WAL B/row | CRDT WAL B/row |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
 for case in $(printf '%s\n' "${!STATEMENTS[@]}" | sort); do
     plain_ms="$(echo "${TIMES[$case.plain]}" | tr ' ' '\n' | grep . | median)"
+    trigger_ms="$(echo "${TIMES[$case.trigger]}" | tr ' ' '\n' | grep . | median)"
     crdt_ms="$(echo "${TIMES[$case.crdt]}" | tr ' ' '\n' | grep . | median)"
+    # The C trigger fires on UPDATE only: elsewhere its table is a plain table again.
+    trigger_column="—"
+    [ "$case" = 4_update ] && trigger_column="$(per_row "$trigger_ms" 1000)"
     plain_wal="$(echo "${WAL[$case.plain]}" | tr ' ' '\n' | grep . | median)"
     crdt_wal="$(echo "${WAL[$case.crdt]}" | tr ' ' '\n' | grep . | median)"
-    echo "| ${case#*_} | $(per_row "$plain_ms" 1000) | $(per_row "$crdt_ms" 1000) | $(ratio "$crdt_ms" "$plain_ms") | $(per_row "$plain_wal" 1) | $(per_row "$crdt_wal" 1) |"
+    echo "| ${case#*_} | $(per_row "$plain_ms" 1000) | $trigger_column | $(per_row "$crdt_ms" 1000) | $(ratio "$crdt_ms" "$plain_ms") | $(per_row "$plain_wal" 1) | $(per_row "$crdt_wal" 1) |"
 done
 echo
 echo "| one replicated transaction of $ROWS rows (binary) | plain s | CRDT s | CRDT/plain |"
