@@ -74,8 +74,9 @@ pub enum Incarnation {
     /// that was deleted (a counter's old sums, a column written before the delete).
     LocalNewer,
     /// The replicated row is newer: the local row's incarnation was ended by a delete the
-    /// replicated row had seen. The replicated row replaces it: its clock merged into an empty
-    /// one, its counters and docs taken as they are.
+    /// replicated row had seen. The replicated row replaces it: every value as it came, its
+    /// clock merged into an empty one (so a stamp is adopted only with its value, as
+    /// [`RowClock::merge_replicated`] does), its counters and docs taken as they are.
     RemoteNewer,
 }
 

@@ -248,7 +248,7 @@ impl Replica {
             let mut clock = local_clock.clone();
             let choices = clock.merge_replicated(&remote.clock, &named);
             for (i, choice) in choices.iter().enumerate() {
-                if *choice == ColumnChoice::Remote {
+                if *choice == ColumnChoice::Remote || incarnation == Incarnation::RemoteNewer {
                     merged.plain[i] = remote.plain[i];
                 }
             }

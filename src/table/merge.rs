@@ -204,7 +204,9 @@ pub(super) fn merge_rows(
         let mut clock = local_clock.clone();
         let choices = clock.merge_replicated(&remote_clock, &named);
         for (column, choice) in registers.iter().zip(&choices) {
-            if *choice == ColumnChoice::Remote {
+            // A newer incarnation's row replaces the local one: every value as it came, also
+            // where its clock has no stamp to adopt (a column it never wrote).
+            if *choice == ColumnChoice::Remote || incarnation == Incarnation::RemoteNewer {
                 merged.take(remote, column);
             }
         }
