@@ -20,7 +20,9 @@ restore() {
 trap restore EXIT
 git -C "$REPO_ROOT" worktree add --quiet --detach "$FLOOR_TREE" HEAD
 patch --quiet -d "$FLOOR_TREE" -p1 < "$REPO_ROOT/bench/apply_floor.patch"
-# The same target directory: the dependencies are built once.
-CARGO_TARGET_DIR="$REPO_ROOT/target" bash "$FLOOR_TREE/scripts/bench.sh"
+# A target directory of its own: cargo names a path crate's build by name and version, not by
+# path, so a build of the patched tree in this tree's target directory would leave its objects
+# where this tree's next build takes them as up to date.
+CARGO_TARGET_DIR="$REPO_ROOT/target/floor" bash "$FLOOR_TREE/scripts/bench.sh"
 log "the floor (bench/apply_floor.patch applied):"
 grep -E 'apply rate|instructions|catch-up CPU|trigger \(`suppress' "$FLOOR_TREE/BENCHMARKS.md"

@@ -183,6 +183,13 @@ impl PnCounter {
         Ok(assigned)
     }
 
+    /// Whether [`PnCounter::write_local`] keeps `new` exactly as written — it descends from
+    /// `old`, as `c = c + n` makes it — decided in one walk over the two encodings, nothing
+    /// built. The stamping trigger's common case.
+    pub fn write_local_keeps(old: &[u8], new: &[u8]) -> Result<bool, DecodeError> {
+        CounterView::covers_each_other(new, old).map(|(new_covers_old, _)| new_covers_old)
+    }
+
     /// Merges `other` into `self`: per node, the larger of each sum. Commutative, associative,
     /// idempotent; never fails.
     pub fn merge(&mut self, other: &PnCounter) {

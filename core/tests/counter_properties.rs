@@ -63,6 +63,24 @@ fn merged(a: &PnCounter, b: &PnCounter) -> PnCounter {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
+    /// The bytes-only shortcut agrees with write_local: it says "kept" exactly when write_local
+    /// returns the written state unchanged, for descendants (`c = c + n`, merges) and for
+    /// arbitrary assignments alike.
+    #[test]
+    fn write_local_keeps_agrees_with_write_local(
+        old in arb_state(), grown in arb_counter(), other in arb_state(), node in 0..POOL
+    ) {
+        let descendant = merged(&old, &grown);
+        for new in [descendant, other] {
+            let kept = PnCounter::write_local_keeps(&old.encode(), &new.encode()).expect("valid encodings");
+            match PnCounter::write_local(&old, &new, pool_node(node)) {
+                Ok(written) => prop_assert_eq!(kept, written == new),
+                // Only an assignment (not kept) can overflow.
+                Err(_) => prop_assert!(!kept),
+            }
+        }
+    }
+
     #[test]
     fn merge_is_commutative(a in arb_state(), b in arb_state()) {
         prop_assert_eq!(merged(&a, &b).encode(), merged(&b, &a).encode());

@@ -146,6 +146,12 @@ impl Row {
         self.set_bytes(shape.clock_index, &clock.encode());
     }
 
+    /// Puts `other`'s clock, as stored, in place of this row's.
+    pub(super) fn take_clock(&mut self, other: &Row, shape: &TableShape) {
+        self.values[shape.clock_index] = other.values[shape.clock_index];
+        self.nulls[shape.clock_index] = other.nulls[shape.clock_index];
+    }
+
     pub(super) fn set_bytes(&mut self, index: usize, bytes: &[u8]) {
         self.values[index] = bytes_into_varlena_datum(bytes);
         self.nulls[index] = false;

@@ -5,16 +5,19 @@
 
 use std::convert::Infallible;
 
-use crdt_core::{may_write_merged_column, merges_written_doc, stamps_column, NodeId, PnCounter, WritePolicy};
+use crdt_core::{may_write_merged_column, merges_written_doc, stamps_column, PnCounter, WritePolicy};
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::AllocatedByPostgres;
+use smallvec::SmallVec;
 
 use super::flags;
 use super::key_probe::{newest_tombstone, probe_key};
 use super::merge::merge_replicated;
-use super::row::{key_changed, merge_crdt_value, relation_id, relation_tupdesc, trigger_tuple, Row, TriggerResult};
+use super::row::{
+    key_changed, merge_crdt_value, relation_id, relation_tupdesc, trigger_tuple, Row, TriggerResult, INLINE_COLUMNS,
+};
 use super::shape::{relation_name, table_shape, Column, ColumnKind, TableShape};
 use crate::clock::{local_node_id, stamp_after};
 use crate::error::{corrupt_datum, out_of_range, raise};
@@ -64,46 +67,76 @@ pub(super) fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
             }
         }
     }
-    let old_clock = match &old {
-        Some(old) => old.clock(&shape)?,
-        None => None,
-    };
     let policy = match WRITE_MODE.get() {
         WriteMode::Patch => WritePolicy::Patch,
         WriteMode::Put => WritePolicy::Put,
     };
-    let had_clock = old_clock.is_some();
-    let mut clock = old_clock.unwrap_or_default();
-    if let Some(deleted) = seen_delete {
-        // Recorded before stamping, so every column's stamp comes after the delete.
-        clock.record_seen_delete(deleted);
-    }
-    let stamp = stamp_after(clock.max_hlc())?;
-    let node = local_node_id();
-    for column in &shape.columns {
-        if let Some(old) = &old {
-            if column.kind != ColumnKind::Register && !may_write_merged_column(old.is_null(column), new.is_null(column))
-            {
-                return Err(null_over_merged_value_refused(&shape, column));
+    let had_clock = old.as_ref().is_some_and(|old| old.clock_bytes(&shape).is_some());
+    // The plain columns this write stamps, by the core's policy.
+    let stamped: SmallVec<[&Column; INLINE_COLUMNS]> = shape
+        .columns
+        .iter()
+        .filter(|column| {
+            column.kind == ColumnKind::Register
+                && stamps_column(policy, had_clock, || {
+                    old.as_ref().is_none_or(|old| !old.same_value(&new, column))
+                })
+        })
+        .collect();
+    // Whether NEW differs from the tuple the statement made: if not, it is handed back as it is.
+    let mut modified = false;
+    match &old {
+        // Nothing to stamp and no delete to record (a PATCH that changed only counters or docs,
+        // or nothing): the clock stays as stored, neither decoded nor written again. A
+        // statement that wrote crdt_clock gets the stored one back.
+        Some(old) if had_clock && stamped.is_empty() && seen_delete.is_none() => {
+            if new.clock_bytes(&shape) != old.clock_bytes(&shape) {
+                new.take_clock(old, &shape);
+                modified = true;
             }
         }
-        match (column.kind, &old) {
-            (ColumnKind::Register, old)
-                if stamps_column(policy, had_clock, || {
-                    old.as_ref().is_none_or(|old| !old.same_value(&new, column))
-                }) =>
-            {
+        _ => {
+            let mut clock = match &old {
+                Some(old) => old.clock(&shape)?.unwrap_or_default(),
+                None => crdt_core::RowClock::new(),
+            };
+            if let Some(deleted) = seen_delete {
+                // Recorded before stamping, so every column's stamp comes after the delete.
+                clock.record_seen_delete(deleted);
+            }
+            let stamp = stamp_after(clock.max_hlc())?;
+            for column in &stamped {
                 clock.stamp(&column.name, new.fingerprint(column), stamp);
             }
-            (ColumnKind::Counter, Some(old)) => write_counter_locally(old, &mut new, column, node)?,
-            (ColumnKind::Doc, Some(old)) if merges_written_doc(new.is_null(column)) => {
-                let merged = merge_crdt_value(&new, old, column)?;
-                new.set_merged(old, column, merged);
-            }
-            _ => {}
+            new.set_clock(&shape, &clock);
+            modified = true;
         }
     }
-    new.set_clock(&shape, &clock);
+    if let Some(old) = &old {
+        for column in shape
+            .columns
+            .iter()
+            .filter(|column| column.kind != ColumnKind::Register)
+        {
+            if !may_write_merged_column(old.is_null(column), new.is_null(column)) {
+                return Err(null_over_merged_value_refused(&shape, column));
+            }
+            modified |= match column.kind {
+                ColumnKind::Counter => write_counter_locally(old, &mut new, column)?,
+                _ if merges_written_doc(new.is_null(column)) => {
+                    let merged = merge_crdt_value(&new, old, column)?;
+                    new.set_merged(old, column, merged)
+                }
+                _ => false,
+            };
+        }
+    }
+    if !modified {
+        return Ok(trigger_tuple(
+            tupdesc,
+            if is_update { data.tg_newtuple } else { data.tg_trigtuple },
+        ));
+    }
     let tuple = new.form(&tupdesc);
     Ok(trigger_tuple(tupdesc, tuple))
 }
@@ -149,22 +182,23 @@ fn null_over_merged_value_refused(shape: &TableShape, column: &Column) -> ErrorR
 
 /// A counter column written locally: a number assigned to it counts as the difference from the
 /// stored value (docs/design.md, "Table columns"), so it composes with concurrent increments
-/// elsewhere.
-pub(super) fn write_counter_locally(
-    old: &Row,
-    new: &mut Row,
-    column: &Column,
-    node: NodeId,
-) -> Result<(), ErrorReport> {
+/// elsewhere; a state that descends from the stored one (`c = c + n`) is kept as written,
+/// decided on the bytes. Whether the column's value changed.
+pub(super) fn write_counter_locally(old: &Row, new: &mut Row, column: &Column) -> Result<bool, ErrorReport> {
     let (Some(old_bytes), Some(new_bytes)) = (old.value_bytes(column), new.value_bytes(column)) else {
-        return Ok(());
+        return Ok(false);
     };
-    let decode = |bytes: &[u8]| PnCounter::decode(bytes).map_err(|err| corrupt_datum(&column.name, err));
-    let written = PnCounter::write_local(&decode(&old_bytes)?, &decode(&new_bytes)?, node)
+    let corrupt = |err| corrupt_datum(&column.name, err);
+    if PnCounter::write_local_keeps(&old_bytes, &new_bytes).map_err(corrupt)? {
+        return Ok(false);
+    }
+    let decode = |bytes: &[u8]| PnCounter::decode(bytes).map_err(corrupt);
+    let written = PnCounter::write_local(&decode(&old_bytes)?, &decode(&new_bytes)?, local_node_id())
         .map_err(|_| out_of_range(format!("crdt.counter column {} out of range", column.name)))?;
     let encoded = written.encode();
-    if encoded != *new_bytes {
-        new.set_bytes(column.index, &encoded);
+    if encoded == *new_bytes {
+        return Ok(false);
     }
-    Ok(())
+    new.set_bytes(column.index, &encoded);
+    Ok(true)
 }
