@@ -6,7 +6,7 @@
 use crdt_core::doc::merge_encoded;
 mod common;
 
-use common::{edited_text, TextEdit};
+use common::{arb_json, edited_text, quote, ObjectKeys, TextEdit};
 use crdt_core::fuzz_checks;
 use crdt_core::{Decimal, Doc, DocError, DocView, HybridClock, NodeId, Stamp};
 use proptest::prelude::*;
@@ -25,71 +25,12 @@ fn pool_node(i: usize) -> NodeId {
     NodeId::derive(0xd0c, i as u32)
 }
 
-/// A JSON value as text (compact or spaced, keys in any order, escapes, unicode, exact
-/// numbers), never containing `\u0000`.
-fn arb_json() -> impl Strategy<Value = String> {
-    let leaf = prop_oneof![
-        Just("null".to_owned()),
-        Just("true".to_owned()),
-        Just("false".to_owned()),
-        prop::sample::select(vec![
-            "0",
-            "-0",
-            "7",
-            "-12",
-            "1.50",
-            "0.001",
-            "1e3",
-            "-2.5E-7",
-            "12345678901234567890123",
-            "3.14159265358979323846264338327950288",
-        ])
-        .prop_map(str::to_owned),
-        (-1_000_000i64..1_000_000).prop_map(|n| n.to_string()),
-        "[a-zé😀 \"\\\\/\t\n\u{1}\u{7f}☃]{0,8}".prop_map(|s| quote(&s)),
-        prop::sample::select(vec![r#""\u00e9\ud83d\ude00""#, r#""\/\b\f""#, r#""\u001F""#]).prop_map(str::to_owned),
-    ];
-    leaf.prop_recursive(3, 16, 4, |inner| {
-        prop_oneof![
-            (prop::collection::vec(inner.clone(), 0..4), any::<bool>())
-                .prop_map(|(items, spaced)| format!("[{}]", items.join(if spaced { ", " } else { "," }))),
-            (
-                prop::collection::btree_map("[a-z\u{e9}]{0,3}", inner, 0..4),
-                any::<bool>(),
-            )
-                .prop_map(|(members, reversed)| {
-                    let mut members: Vec<String> =
-                        members.into_iter().map(|(k, v)| format!("{}:{v}", quote(&k))).collect();
-                    if reversed {
-                        members.reverse();
-                    }
-                    format!("{{{}}}", members.join(","))
-                }),
-        ]
-    })
-}
-
-/// `s` as a JSON string literal (minimal escaping).
-fn quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c < ' ' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// A top-level object for patch/put: keys from [`KEYS`], values or `null`.
 fn arb_object() -> impl Strategy<Value = String> {
     prop::collection::btree_map(
         prop::sample::select(KEYS),
         prop_oneof![
-            3 => arb_json(),
+            3 => arb_json(ObjectKeys::Distinct),
             2 => (-50i64..50).prop_map(|n| n.to_string()),
             1 => Just("null".to_owned()),
         ],

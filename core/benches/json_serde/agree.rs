@@ -9,7 +9,8 @@ use crdt_core::{json, Doc, PnCounter};
 use proptest::prelude::*;
 
 use crate::check::short;
-use crate::generate::{arb_doc, arb_json, edited, edits, run_generated};
+use crate::common::{arb_json, ObjectKeys};
+use crate::generate::{arb_doc, edited, edits, run_generated};
 use crate::inputs::node;
 use crate::read_text::{same_doc, same_doc_with, serde_counter, serde_doc};
 use crate::read_value::{serde_canonical, Numbers};
@@ -184,10 +185,10 @@ pub(crate) fn run() {
     let (mut doc_any, mut doc_raw, mut doc_written) = (Tally::default(), Tally::default(), Tally::default());
     let (mut counter_read, mut counter_written) = (Tally::default(), Tally::default());
 
-    run_generated(cases, arb_json(), |text| {
+    run_generated(cases, arb_json(ObjectKeys::MayRepeat), |text| {
         compare_json(&text, &mut json_any, &mut json_raw)
     });
-    run_generated(cases, (arb_json(), edits()), |(text, edits)| {
+    run_generated(cases, (arb_json(ObjectKeys::MayRepeat), edits()), |(text, edits)| {
         compare_json(&edited(&text, edits), &mut json_any, &mut json_raw)
     });
     run_generated(cases, r#"[{}\[\]",: 0-9a-f\-.eE\\utrnl]{0,120}"#, |text| {

@@ -7,68 +7,8 @@ use proptest::sample::Index;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 
-use crate::common::{edited_text, TextEdit};
+use crate::common::{arb_json, edited_text, quote, ObjectKeys, TextEdit};
 use crate::inputs::{decimal, node, stamp};
-
-/// A JSON value as text: compact or spaced, keys in any order (duplicates too), escapes,
-/// exact numbers in every spelling (benches' copy of tests/doc_properties.rs's generator,
-/// with exponent spellings and duplicate keys added).
-pub(crate) fn arb_json() -> impl Strategy<Value = String> {
-    let leaf = prop_oneof![
-        Just("null".to_owned()),
-        Just("true".to_owned()),
-        Just("false".to_owned()),
-        prop::sample::select(vec![
-            "0",
-            "-0",
-            "7",
-            "-12",
-            "1.50",
-            "0.001",
-            "1e3",
-            "1E3",
-            "1e+3",
-            "-2.5E-7",
-            "12345678901234567890123",
-            "3.14159265358979323846264338327950288",
-        ])
-        .prop_map(str::to_owned),
-        (-1_000_000i64..1_000_000).prop_map(|n| n.to_string()),
-        "[a-zé😀 \"\\\\/\t\n\u{1}\u{7f}☃]{0,8}".prop_map(|s| quote(&s)),
-        prop::sample::select(vec![r#""\u00e9\ud83d\ude00""#, r#""\/\b\f""#, r#""\u001F""#]).prop_map(str::to_owned),
-    ];
-    leaf.prop_recursive(3, 16, 4, |inner| {
-        prop_oneof![
-            (prop::collection::vec(inner.clone(), 0..4), any::<bool>())
-                .prop_map(|(items, spaced)| format!("[{}]", items.join(if spaced { ", " } else { "," }))),
-            (prop::collection::vec(("[a-c\u{e9}]{0,2}", inner), 0..4), any::<bool>()).prop_map(
-                |(members, reversed)| {
-                    let mut members: Vec<String> =
-                        members.into_iter().map(|(k, v)| format!("{}:{v}", quote(&k))).collect();
-                    if reversed {
-                        members.reverse();
-                    }
-                    format!("{{{}}}", members.join(","))
-                }
-            ),
-        ]
-    })
-}
-
-/// `s` as a JSON string literal (minimal escaping).
-fn quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c < ' ' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 const KEYS: &[&str] = &["a", "b", "n", "m", "é", "", "q\"t", "nl\n"];
 
@@ -77,7 +17,7 @@ const KEYS: &[&str] = &["a", "b", "n", "m", "é", "", "q\"t", "nl\n"];
 pub(crate) fn arb_doc() -> impl Strategy<Value = Doc> {
     let object = prop::collection::btree_map(
         prop::sample::select(KEYS),
-        prop_oneof![3 => arb_json(), 2 => (-50i64..50).prop_map(|n| n.to_string()), 1 => Just("null".to_owned())],
+        prop_oneof![3 => arb_json(ObjectKeys::MayRepeat), 2 => (-50i64..50).prop_map(|n| n.to_string()), 1 => Just("null".to_owned())],
         0..4,
     )
     .prop_map(|members| {

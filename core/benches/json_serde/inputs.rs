@@ -2,97 +2,31 @@
 //! 6-column row clock), and a small doc, a 100-property doc, deep nesting and numbers with long
 //! digits; also the node ids, stamps and decimals the checks build docs from.
 
-use crdt_core::{hlc_from_parts, value_fingerprint, Decimal, Doc, NodeId, PnCounter, RowClock, Stamp};
+use crdt_core::{Doc, PnCounter, RowClock};
 
-/// A wall clock in late 2025, in ms.
-const EPOCH_MS: u64 = 1_764_000_000_000;
+#[path = "../common/inputs.rs"]
+mod shared;
 
-pub(crate) fn node(i: u32) -> NodeId {
-    NodeId::derive(0x6a5e_11ed_0000_0001, 16_384 + i)
-}
+use shared::Lcg;
+pub(crate) use shared::{decimal, node, stamp};
 
-pub(crate) fn stamp(ms: u64, node: NodeId) -> Stamp {
-    Stamp::new(hlc_from_parts(EPOCH_MS + ms, 0).expect("in range"), node)
-}
-
-pub(crate) fn decimal(text: &str) -> Decimal {
-    text.parse().expect("a decimal")
-}
-
-/// A tiny deterministic generator (an LCG), as in benches/core.rs.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % bound
-    }
-}
-
-/// benches/core.rs's merged counter on `nodes` nodes.
+/// benches/core.rs's counter pair on `nodes` nodes, merged.
 pub(crate) fn bench_counter(nodes: u32) -> PnCounter {
-    let mut rng = Lcg(u64::from(nodes));
-    let mut shared = PnCounter::new();
-    for n in 0..nodes {
-        for _ in 0..8 {
-            let delta = rng.below(500) as i64 + 1;
-            let delta = if rng.below(4) == 0 { -delta } else { delta };
-            shared.add(node(n), delta).expect("in range");
-        }
-    }
-    let (mut a, mut b) = (shared.clone(), shared);
-    for n in 0..nodes {
-        let replica = if n % 2 == 0 { &mut a } else { &mut b };
-        replica.add(node(n), rng.below(300) as i64 + 1).expect("in range");
-        if n % 3 == 0 {
-            replica.add(node(n), -(rng.below(50) as i64 + 1)).expect("in range");
-        }
-    }
+    let (mut a, b) = shared::counter_pair(nodes);
     a.merge(&b);
     a
 }
 
-/// benches/core.rs's merged 10-property doc (with the counter property `p8`).
+/// benches/core.rs's 10-property doc pair, merged (with the counter property `p8`).
 pub(crate) fn doc10() -> Doc {
-    let (node_a, node_b) = (node(0), node(1));
-    let mut a = Doc::new();
-    a.patch(
-        r#"{"p0": "alice", "p1": 42, "p2": "active", "p3": 7, "p4": "eu-west-1",
-            "p5": "2025-11-24", "p6": 3, "p7": "blue", "p8": 0, "p9": "admin"}"#,
-        stamp(0, node_a),
-    )
-    .expect("valid patch");
-    let mut b = a.clone();
-    b.patch(r#"{"p1": 43, "p4": "us-east-2", "p7": "green"}"#, stamp(1_500, node_b))
-        .expect("valid patch");
-    a.add("p8", &decimal("5"), node_a).expect("a number");
-    b.add("p8", &decimal("3"), node_b).expect("a number");
+    let (mut a, b) = shared::doc_pair();
     a.merge(&b);
     a
 }
 
 /// benches/core.rs's replicated 6-column row clock.
 pub(crate) fn row_clock6() -> RowClock {
-    let node_b = node(1);
-    let fp = |value: &str| value_fingerprint(Some(value.as_bytes()));
-    let mut clock = RowClock::new();
-    for (column, value) in [
-        ("id", "1001"),
-        ("name", "widget"),
-        ("email", "ops@example.com"),
-        ("qty", "12"),
-        ("price", "9.99"),
-        ("updated_at", "2025-11-24 10:00:00+00"),
-    ] {
-        clock.stamp(column, fp(value), stamp(0, node(0)));
-    }
-    clock.stamp("email", fp("sales@example.com"), stamp(2_000, node_b));
-    clock.stamp("qty", fp("15"), stamp(2_000, node_b));
-    clock.stamp("price", fp("10.49"), stamp(2_000, node_b));
-    clock
+    shared::row_clock_pair().1
 }
 
 /// Two properties, one write.
