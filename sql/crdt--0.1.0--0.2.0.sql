@@ -34,12 +34,20 @@ CREATE FUNCTION "apply_replicated_deletion"()
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'apply_replicated_deletion_wrapper';
 
+-- The hash that leads the key of crdt.deletions (src/table/deletions.rs computes it the same way).
+CREATE FUNCTION tombstone_key_hash(table_name text, key jsonb) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN pg_catalog.jsonb_hash_extended(key, pg_catalog.hashtext(table_name COLLATE pg_catalog."C"));
+COMMENT ON FUNCTION tombstone_key_hash(text, jsonb) IS
+    'The key_hash of a tombstone in crdt.deletions: a hash of its table_name and key.';
 CREATE TABLE deletions (
     table_name text NOT NULL,
     key jsonb NOT NULL,
     hlc numeric(20, 0) NOT NULL CHECK (hlc >= 0 AND hlc <= 18446744073709551615),
     node uuid NOT NULL,
-    PRIMARY KEY (table_name, key, hlc, node)
+    key_hash bigint NOT NULL,
+    CONSTRAINT deletions_key_hash_check CHECK (key_hash = tombstone_key_hash(table_name, key)),
+    PRIMARY KEY (key_hash, table_name, key, hlc, node)
 );
 COMMENT ON TABLE deletions IS 'Tombstones of rows deleted from CRDT tables; publish it with them.';
 REVOKE ALL ON deletions FROM PUBLIC;

@@ -1,9 +1,10 @@
 //! `crdt.deletions`, the tombstones of deleted rows (docs/deletes.md): where it is, reading the
 //! tombstones of one key, and acting as its owner.
 //!
-//! Reads go straight to its primary key index (`table_name, key, hlc, node`) with a dirty
-//! probe (`index_probe`): a tombstone a running transaction is writing is waited for, never
-//! missed, and no query is planned per row.
+//! Reads go straight to its primary key index (`key_hash, table_name, key, hlc, node`) with a
+//! dirty probe (`index_probe`): a tombstone a running transaction is writing is waited for,
+//! never missed, and no query is planned per row. `key_hash` comes first so that the index
+//! compares integers, and text and `jsonb` only among tombstones of one key (or a collision).
 
 use crdt_core::{NodeId, Stamp};
 use pgrx::pg_sys::panic::ErrorReport;
@@ -20,8 +21,8 @@ struct Deletions {
     relid: pg_sys::Oid,
     index: pg_sys::Oid,
     owner: pg_sys::Oid,
-    /// How its index compares `table_name` and `key`.
-    comparisons: [KeyComparison; 2],
+    /// How its index compares `key_hash`, `table_name` and `key`.
+    comparisons: [KeyComparison; 3],
 }
 
 thread_local! {
@@ -56,7 +57,7 @@ fn deletions() -> Option<Deletions> {
             // lock kept to the end of the transaction as usual.
             let comparisons = unsafe {
                 let index_relation = pg_sys::index_open(index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-                let comparisons = index_probe::key_comparisons(index_relation, 2);
+                let comparisons = index_probe::key_comparisons(index_relation, 3);
                 pg_sys::index_close(index_relation, pg_sys::NoLock as pg_sys::LOCKMODE);
                 comparisons
             };
@@ -64,7 +65,7 @@ fn deletions() -> Option<Deletions> {
                 relid,
                 index,
                 owner,
-                comparisons: [comparisons[0], comparisons[1]],
+                comparisons: [comparisons[0], comparisons[1], comparisons[2]],
             })
         })
     })
@@ -90,6 +91,26 @@ fn with_deletions<T>(deletions: &Deletions, probe: impl FnOnce(pg_sys::Relation,
     }
 }
 
+/// `key_hash` of a tombstone of `key` (a `jsonb` datum) in the table named `name` (a `text`
+/// datum), as the SQL function `crdt.tombstone_key_hash` (below) computes it:
+/// `jsonb_hash_extended(key, hashtext(table_name COLLATE "C"))`.
+pub(crate) fn key_hash(name: pg_sys::Datum, key: pg_sys::Datum) -> i64 {
+    // SAFETY: a text and a jsonb datum, as the two built-in functions take; neither is NULL.
+    unsafe {
+        let name_hash =
+            pg_sys::OidFunctionCall1Coll(pg_sys::Oid::from(pg_sys::F_HASHTEXT), pg_sys::C_COLLATION_OID, name);
+        // The SQL casts hashtext's int4 to the int8 seed: sign-extended.
+        let seed = i64::from(name_hash.value() as i32);
+        pg_sys::OidFunctionCall2Coll(
+            pg_sys::Oid::from(pg_sys::F_JSONB_HASH_EXTENDED),
+            pg_sys::InvalidOid,
+            key,
+            pg_sys::Datum::from(seed),
+        )
+        .value() as i64
+    }
+}
+
 /// The stamps of every tombstone of `key` (a `jsonb` datum, as in `crdt.deletions`) in `table`,
 /// after every transaction still writing one has ended.
 pub(crate) fn stamps_of_key(table: &str, key: pg_sys::Datum) -> Vec<Stamp> {
@@ -99,10 +120,11 @@ pub(crate) fn stamps_of_key(table: &str, key: pg_sys::Datum) -> Vec<Stamp> {
     let Some(name) = table.into_datum() else {
         return Vec::new();
     };
-    // SAFETY: text and jsonb datums for the index's first two columns; the slot holds a tuple
-    // of crdt.deletions, whose hlc and node are NOT NULL.
+    let hash = pg_sys::Datum::from(key_hash(name, key));
+    // SAFETY: int8, text and jsonb datums for the index's first three columns; the slot holds
+    // a tuple of crdt.deletions, whose hlc and node are NOT NULL.
     with_deletions(&deletions, |heap, index| unsafe {
-        index_probe::committed_matches(heap, index, &deletions.comparisons, &[name, key], |slot| {
+        index_probe::committed_matches(heap, index, &deletions.comparisons, &[hash, name, key], |slot| {
             let mut is_null = false;
             let hlc = pg_sys::slot_getattr(slot, HLC_ATTRIBUTE, &mut is_null);
             let hlc = AnyNumeric::from_datum(hlc, is_null).and_then(|hlc| hlc.to_string().parse::<u64>().ok());
@@ -140,9 +162,16 @@ pub(super) const DELETION_TABLE: usize = 0;
 pub(super) const DELETION_KEY: usize = 1;
 pub(super) const DELETION_HLC: usize = 2;
 pub(super) const DELETION_NODE: usize = 3;
+pub(super) const DELETION_KEY_HASH: usize = 4;
 
 extension_sql!(
-    r#"-- Tombstones: one row per delete of a row of a CRDT table (docs/design.md, "A DELETE").
+    r#"-- The hash that leads the key of crdt.deletions (src/table/deletions.rs computes it the same way).
+CREATE FUNCTION tombstone_key_hash(table_name text, key jsonb) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN pg_catalog.jsonb_hash_extended(key, pg_catalog.hashtext(table_name COLLATE pg_catalog."C"));
+COMMENT ON FUNCTION tombstone_key_hash(text, jsonb) IS
+    'The key_hash of a tombstone in crdt.deletions: a hash of its table_name and key.';
+-- Tombstones: one row per delete of a row of a CRDT table (docs/design.md, "A DELETE").
 -- A local DELETE writes one (trigger zz_crdt_delete); replicated, it decides whether the row
 -- goes on the subscriber (trigger zz_crdt_apply_deletion below). Publications of CRDT tables
 -- must include this table. Kept for good (no garbage collection yet).
@@ -154,7 +183,11 @@ CREATE TABLE deletions (
     -- the delete's stamp: hybrid logical clock (an unsigned 64-bit number) and node
     hlc numeric(20, 0) NOT NULL CHECK (hlc >= 0 AND hlc <= 18446744073709551615),
     node uuid NOT NULL,
-    PRIMARY KEY (table_name, key, hlc, node)
+    -- a hash of table_name and key, the primary key's first column: looking a key up and adding
+    -- a tombstone compare integers, and text and jsonb only on equal hashes
+    key_hash bigint NOT NULL,
+    CONSTRAINT deletions_key_hash_check CHECK (key_hash = tombstone_key_hash(table_name, key)),
+    PRIMARY KEY (key_hash, table_name, key, hlc, node)
 );
 COMMENT ON TABLE deletions IS 'Tombstones of rows deleted from CRDT tables; publish it with them.';
 -- Nobody but its owner has privileges on it: whoever can insert into it can delete rows of

@@ -263,9 +263,12 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
             &[PgOid::from(pg_sys::TIDOID)],
         )?,
         key_inputs,
+        // OFFSET 0 keeps the subquery: each key is built once, for the row and its hash.
         record_deletions_sql: format!(
-            "INSERT INTO crdt.deletions (table_name, key, hlc, node) \
-             SELECT $1, {}, $2::pg_catalog.numeric, $3 FROM {DELETED_ROWS} o",
+            "INSERT INTO crdt.deletions (table_name, key, hlc, node, key_hash) \
+             SELECT $1, k.key, $2::pg_catalog.numeric, $3, \
+                    crdt.tombstone_key_hash($1, k.key) \
+             FROM (SELECT {} AS key FROM {DELETED_ROWS} o OFFSET 0) k",
             key_json_of("o")
         ),
         qualified_name: table,

@@ -13,7 +13,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{AllocatedByPostgres, AnyNumeric, FromDatum, PgTupleDesc};
 
-use super::deletions::{self, DELETION_HLC, DELETION_KEY, DELETION_NODE, DELETION_TABLE};
+use super::deletions::{self, DELETION_HLC, DELETION_KEY, DELETION_KEY_HASH, DELETION_NODE, DELETION_TABLE};
 use super::flags;
 use super::key_lock::{lock_key, release_key_lock};
 use super::key_probe::probe_key;
@@ -47,7 +47,7 @@ pub(super) fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a
     let tupdesc = relation_tupdesc(trigger);
     let tuple = data.tg_trigtuple;
     // SAFETY: for INSERT, tg_trigtuple is the incoming tombstone, a tuple of crdt.deletions.
-    let tombstone = unsafe { Row::deform(tuple, &tupdesc) };
+    let mut tombstone = unsafe { Row::deform(tuple, &tupdesc) };
     let columns = [DELETION_TABLE, DELETION_KEY, DELETION_HLC, DELETION_NODE];
     if tombstone.nulls.len() < columns.len() || columns.iter().any(|&index| tombstone.nulls[index]) {
         // Let the NOT NULL constraints say what is wrong.
@@ -127,6 +127,17 @@ pub(super) fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a
         release_key_lock();
         return Ok(None);
     }
+    // key_hash as this node computes it, whatever the publisher sent (nothing, if its
+    // crdt.deletions has no such column), so that this node's probes find the tombstone.
+    let key_hash = deletions::key_hash(tombstone.values[DELETION_TABLE], key_json);
+    let sent = (!tombstone.nulls.get(DELETION_KEY_HASH).copied().unwrap_or(true))
+        .then(|| tombstone.values[DELETION_KEY_HASH].value() as i64);
+    if sent == Some(key_hash) || tombstone.values.len() <= DELETION_KEY_HASH {
+        return Ok(trigger_tuple(tupdesc, tuple));
+    }
+    tombstone.values[DELETION_KEY_HASH] = pg_sys::Datum::from(key_hash);
+    tombstone.nulls[DELETION_KEY_HASH] = false;
+    let tuple = tombstone.form(&tupdesc);
     Ok(trigger_tuple(tupdesc, tuple))
 }
 

@@ -133,7 +133,13 @@ SELECT id, name FROM product WHERE id = 2;
 -- a tombstone of a table this node does not have is kept
 INSERT INTO crdt.deletions VALUES ('elsewhere.t', '{"k": 1}', 1, 'cccccccc-0000-4000-8000-000000000003');
 SELECT count(*) AS kept FROM crdt.deletions WHERE table_name = 'elsewhere.t';
+-- key_hash is computed again on arrival, whatever the publisher sent (none above; a wrong one here)
+INSERT INTO crdt.deletions VALUES ('elsewhere.t', '{"k": 2}', 1, 'cccccccc-0000-4000-8000-000000000003', 42);
+SELECT key, key_hash = crdt.tombstone_key_hash(table_name, key) AS hash_right
+FROM crdt.deletions WHERE table_name = 'elsewhere.t' ORDER BY key;
 RESET session_replication_role;
+-- a tombstone written by hand with a wrong key_hash is refused: probes by key would miss it
+INSERT INTO crdt.deletions VALUES ('elsewhere.t', '{"k": 3}', 1, 'cccccccc-0000-4000-8000-000000000003', 42);
 -- a table owner who is not a superuser deletes rows of their CRDT table: the trigger writes the
 -- tombstone, though the owner has no privilege on crdt.deletions (nobody but its owner has)
 CREATE ROLE crdt_owner;

@@ -199,12 +199,28 @@ WITH extension AS (
                'kind ' || r.relkind::text,
                'columns ' || coalesce((
                    SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
+                                     || coalesce(' collate ' || (SELECT quote_ident(co.collname) FROM pg_collation co
+                                                                 WHERE co.oid = a.attcollation), '')
                                      || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+                                     || CASE WHEN a.attgenerated <> '' THEN ' generated' ELSE '' END
                                      || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), ''),
                                      ', ' ORDER BY a.attnum)
                    FROM pg_attribute a
                    LEFT JOIN pg_attrdef d ON (d.adrelid, d.adnum) = (a.attrelid, a.attnum)
                    WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped), '-'),
+               -- Indexes, constraints and triggers by name, as PostgreSQL writes them back.
+               'indexes ' || coalesce((
+                   SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY i.indexrelid::regclass::text)
+                   FROM pg_index i WHERE i.indrelid = r.oid), '-'),
+               'constraints ' || coalesce((
+                   SELECT string_agg(quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid), '; '
+                                     ORDER BY c.conname)
+                   FROM pg_constraint c WHERE c.conrelid = r.oid), '-'),
+               'triggers ' || coalesce((
+                   SELECT string_agg(pg_get_triggerdef(t.oid) || ' enabled ' || t.tgenabled::text, '; '
+                                     ORDER BY t.tgname)
+                   FROM pg_trigger t WHERE t.tgrelid = r.oid AND NOT t.tgisinternal), '-'),
+               'replica identity ' || r.relreplident::text,
                CASE WHEN r.relkind IN ('v', 'm') THEN 'query ' || pg_get_viewdef(r.oid) END,
                'options ' || coalesce(r.reloptions::text, '-'),
                'owner ' || pg_get_userbyid(r.relowner),
