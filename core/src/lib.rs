@@ -42,7 +42,7 @@ pub use decimal::{Decimal, DecimalError};
 pub use doc::{CounterProperty, Doc, DocError, DocView, NodeSums, Property, StampInfo, StampKind};
 pub use hlc::{ahead_of_wall_ms, hlc_from_parts, hlc_logical, hlc_wall_ms, ClockError, HybridClock, Stamp};
 pub use local_write::{
-    may_write_merged_column, merge_nullable, merges_written_doc, stamps_column, NullableMerge, WritePolicy,
+    may_write_merged_column, merge_nullable, merges_written_doc, stamps_column, ColumnRole, NullableMerge, WritePolicy,
 };
 pub use node::{NodeId, NodeIdParseError, NODE_ID_NAMESPACE};
 pub use row_clock::{delete_wins, value_fingerprint, ColumnChoice, ColumnStamp, Incarnation, RowClock, SEEN_DELETE};

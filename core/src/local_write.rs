@@ -12,11 +12,29 @@ pub enum WritePolicy {
     Put,
 }
 
-/// Whether a local write stamps a plain column: PATCH stamps a column whose value changed; PUT,
-/// and any write of a row with no clock yet (a fresh insert, or a row from before
-/// `crdt.enable`), stamps every column. `value_changed` is asked only when it decides.
-pub fn stamps_column(policy: WritePolicy, row_had_clock: bool, value_changed: impl FnOnce() -> bool) -> bool {
-    !row_had_clock || policy == WritePolicy::Put || value_changed()
+/// What a plain (last-writer-wins) column is to the row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnRole {
+    /// A column of the primary key. Every copy of a row has the same key: the merge finds rows
+    /// by key, and a key is never changed in place (an UPDATE of it is refused; a delete and an
+    /// insert replace the row, and the tombstone orders them). So there is no write to order,
+    /// and the key is never stamped: the clock is smaller on every write, on disk and in WAL.
+    PrimaryKey,
+    /// Any other plain column.
+    Value,
+}
+
+/// Whether a local write stamps a plain column: never a key column; otherwise PATCH stamps a
+/// column whose value changed, and PUT, and any write of a row with no clock yet (a fresh
+/// insert, or a row from before `crdt.enable`), stamps every column. `value_changed` is asked
+/// only when it decides.
+pub fn stamps_column(
+    policy: WritePolicy,
+    role: ColumnRole,
+    row_had_clock: bool,
+    value_changed: impl FnOnce() -> bool,
+) -> bool {
+    role == ColumnRole::Value && (!row_had_clock || policy == WritePolicy::Put || value_changed())
 }
 
 /// What a local write does with a value written into a doc column: a document is merged with
@@ -62,7 +80,7 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn patch_stamps_changes_put_and_fresh_rows_stamp_everything() {
+    fn patch_stamps_changes_put_and_fresh_rows_stamp_everything_but_the_key() {
         for (policy, had_clock, changed, stamped) in [
             (WritePolicy::Patch, true, false, false),
             (WritePolicy::Patch, true, true, true),
@@ -71,10 +89,12 @@ mod tests {
             (WritePolicy::Put, false, true, true),
         ] {
             assert_eq!(
-                stamps_column(policy, had_clock, || changed),
+                stamps_column(policy, ColumnRole::Value, had_clock, || changed),
                 stamped,
                 "{policy:?} {had_clock} {changed}"
             );
+            // A key column never, whatever the write.
+            assert!(!stamps_column(policy, ColumnRole::PrimaryKey, had_clock, || changed));
         }
         assert!(merges_written_doc(false));
         assert!(!merges_written_doc(true));

@@ -3,7 +3,8 @@
 //! what was written: nothing of a deleted row comes back — with every decision taken by the
 //! core's rules, as the extension's triggers take them.
 //!
-//! A row has two plain columns `a` and `b` and a counter column `c` (never NULL here):
+//! A row has a key (never stamped: [`ColumnRole::PrimaryKey`], so it has no entry in the row's
+//! clock here either), two plain columns `a` and `b` and a counter column `c` (never NULL here):
 //! - a local write (`src/table/stamp.rs`) takes a [`WritePolicy`] (`crdt.write_mode`) and stamps
 //!   a plain column when [`stamps_column`] says so; it adds to the counter (`c = c + n`, a state
 //!   that descends from the stored one) or assigns it a number (`c = n`, the cast
@@ -44,8 +45,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crdt_core::{
-    delete_wins, merge_encoded, stamps_column, value_fingerprint, ColumnChoice, CounterView, Incarnation, NodeId,
-    PnCounter, RowClock, Stamp, WritePolicy,
+    delete_wins, merge_encoded, stamps_column, value_fingerprint, ColumnChoice, ColumnRole, CounterView, Incarnation,
+    NodeId, PnCounter, RowClock, Stamp, WritePolicy,
 };
 use proptest::prelude::*;
 
@@ -173,7 +174,7 @@ impl Replica {
         let mut stamped = [None; 2];
         for (i, name) in PLAIN.iter().enumerate() {
             let value_changed = || old.as_ref().is_none_or(|row| row.plain[i] != plain[i]);
-            if stamps_column(write.policy, had_clock, value_changed) {
+            if stamps_column(write.policy, ColumnRole::Value, had_clock, value_changed) {
                 clock.stamp(name, fingerprint(plain[i]), stamp);
                 stamped[i] = Some((stamp, plain[i]));
             }

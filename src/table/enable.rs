@@ -228,7 +228,8 @@ fn enable(table: PgRelation) -> Result<(), ErrorReport> {
             run(&format!("ALTER TABLE {name} ENABLE REPLICA TRIGGER {trigger_name}"))?;
         }
     }
-    // Rows that predate enable get every column stamped now, by the stamping trigger itself.
+    // Rows that predate enable get every column but the key stamped now, by the stamping
+    // trigger itself.
     run(&format!(
         "UPDATE {name} SET {CLOCK_COLUMN} = NULL WHERE {CLOCK_COLUMN} IS NULL"
     ))?;

@@ -192,6 +192,7 @@ pub(super) fn merge_rows(
             }
             Incarnation::Same => {}
         }
+        // Key columns are equal in both rows (the row was found by its key) and never stamped.
         let registers: Vec<&Column> = shape
             .columns
             .iter()
@@ -215,7 +216,7 @@ pub(super) fn merge_rows(
             changed = true;
         }
     }
-    for column in shape.columns.iter().filter(|c| c.kind != ColumnKind::Register) {
+    for column in shape.columns.iter().filter(|c| c.kind.merges_itself()) {
         let value = match incarnation {
             Incarnation::RemoteNewer => MergedValue::Theirs,
             _ => merge_crdt_value(local, remote, column)?,

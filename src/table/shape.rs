@@ -22,12 +22,22 @@ use crate::types::row_clock::RowClock;
 /// How a column merges.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ColumnKind {
+    /// A column of the primary key: the same in every copy of the row, never stamped
+    /// (`crdt_core::ColumnRole::PrimaryKey`).
+    Key,
     /// Last writer wins, by the column's stamp in the row clock.
     Register,
     /// `crdt.counter`: merged by its own merge, not stamped.
     Counter,
     /// `crdt.doc`: merged by its own merge, not stamped.
     Doc,
+}
+
+impl ColumnKind {
+    /// Whether the column's type merges it (a counter or a doc), rather than its stamp.
+    pub(crate) fn merges_itself(self) -> bool {
+        matches!(self, ColumnKind::Counter | ColumnKind::Doc)
+    }
 }
 
 pub(crate) struct Column {
@@ -168,6 +178,11 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
         .iter()
         .map(|column| usize::try_from(column.attnum - 1).unwrap_or(usize::MAX))
         .collect();
+    for column in columns.iter_mut().filter(|column| key_indexes.contains(&column.index)) {
+        if column.kind == ColumnKind::Register {
+            column.kind = ColumnKind::Key;
+        }
+    }
     // SAFETY: the primary key's index (just read from the catalog), locked as any write to the
     // table locks it; closed with the lock kept to the end of the transaction.
     let key_comparisons = unsafe {

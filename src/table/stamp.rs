@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 
-use crdt_core::{may_write_merged_column, merges_written_doc, stamps_column, PnCounter, WritePolicy};
+use crdt_core::{may_write_merged_column, merges_written_doc, stamps_column, ColumnRole, PnCounter, WritePolicy};
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -77,10 +77,14 @@ pub(super) fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
         .columns
         .iter()
         .filter(|column| {
-            column.kind == ColumnKind::Register
-                && stamps_column(policy, had_clock, || {
-                    old.as_ref().is_none_or(|old| !old.same_value(&new, column))
-                })
+            let role = match column.kind {
+                ColumnKind::Key => ColumnRole::PrimaryKey,
+                ColumnKind::Register => ColumnRole::Value,
+                ColumnKind::Counter | ColumnKind::Doc => return false,
+            };
+            stamps_column(policy, role, had_clock, || {
+                old.as_ref().is_none_or(|old| !old.same_value(&new, column))
+            })
         })
         .collect();
     // Whether NEW differs from the tuple the statement made: if not, it is handed back as it is.
@@ -104,20 +108,18 @@ pub(super) fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
                 // Recorded before stamping, so every column's stamp comes after the delete.
                 clock.record_seen_delete(deleted);
             }
-            let stamp = stamp_after(clock.max_hlc())?;
-            for column in &stamped {
-                clock.stamp(&column.name, new.fingerprint(column), stamp);
+            if !stamped.is_empty() {
+                let stamp = stamp_after(clock.max_hlc())?;
+                for column in &stamped {
+                    clock.stamp(&column.name, new.fingerprint(column), stamp);
+                }
             }
             new.set_clock(&shape, &clock);
             modified = true;
         }
     }
     if let Some(old) = &old {
-        for column in shape
-            .columns
-            .iter()
-            .filter(|column| column.kind != ColumnKind::Register)
-        {
+        for column in shape.columns.iter().filter(|column| column.kind.merges_itself()) {
             if !may_write_merged_column(old.is_null(column), new.is_null(column)) {
                 return Err(null_over_merged_value_refused(&shape, column));
             }
