@@ -150,8 +150,8 @@ done
 log "rows: plain $(row_bytes plain_n) bytes, CRDT $CRDT_ROW_BYTES, padded plain $(row_bytes plain_wt)"
 for table in "${APPLY_TABLES[@]}"; do
     psql_at "$PORT_A" postgres -c "COPY $table TO STDOUT" \
-        | psql_at "$PORT_B" postgres -c "BEGIN; SET LOCAL session_replication_role = replica;
-                                         COPY $table FROM STDIN; COMMIT;" >/dev/null
+        | psql_at "$PORT_B" postgres -c "SET session_replication_role = replica" \
+                                     -c "COPY $table FROM STDIN" >/dev/null
     printf '\\set id random(1, 1000)\nUPDATE %s SET n = n + 1 WHERE id = :id;\n' "$table" >"$NODE_A/$table.pgbench"
 done
 chmod 644 "$NODE_A"/*.pgbench
