@@ -355,6 +355,40 @@ for table in plain_n plain_t crdt_n; do
     record figure "$LOCAL_CASE" "$table" "$per_row"$'\t'"$per_row"$'\t'"$per_row" instructions
 done
 
+# INSERT and DELETE the same way, on tables of their own: per session, passes of 2,000 new keys
+# each (INSERT ... SELECT), or of 2,000 new keys inserted and then deleted; a session of one pass
+# against one of five gives the cost per row, and the DELETE's is the second less the first.
+LOCAL_INSERT_CASE="local INSERT, instructions per row (callgrind, backend)"
+LOCAL_DELETE_CASE="local DELETE, instructions per row (callgrind, backend)"
+log "$LOCAL_INSERT_CASE; $LOCAL_DELETE_CASE"
+psql_at "$PORT_B" postgres -c "CREATE TABLE ins_plain (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0);
+    CREATE TABLE ins_crdt (id int PRIMARY KEY, n crdt.counter NOT NULL DEFAULT 0);
+    SELECT crdt.enable('ins_crdt');" >/dev/null
+NEXT_KEY=0
+local_write_instructions() { # local_write_instructions TABLE PASSES DELETE(yes/no): sets TOTAL, the backend's total
+    # Not run in a subshell: NEXT_KEY carries over to the next session, whose keys are new.
+    local args=(-c "SELECT pg_catalog.pg_backend_pid()") pass pid
+    for pass in $(seq "$2"); do
+        args+=(-c "INSERT INTO $1 (id) SELECT g FROM generate_series($((NEXT_KEY + 1)), $((NEXT_KEY + 2000))) g")
+        [ "$3" = yes ] && args+=(-c "DELETE FROM $1 WHERE id BETWEEN $((NEXT_KEY + 1)) AND $((NEXT_KEY + 2000))")
+        NEXT_KEY=$((NEXT_KEY + 2000))
+    done
+    pid="$(psql_at "$PORT_B" postgres "${args[@]}" | head -n 1)"
+    TOTAL="$(instructions_of "$pid")"
+}
+for kind in plain crdt; do
+    table="ins_$kind"
+    local_write_instructions "$table" 1 no; small="$TOTAL"
+    local_write_instructions "$table" 5 no; large="$TOTAL"
+    insert="$(awk -v a="$large" -v b="$small" 'BEGIN { printf "%d", (a - b) / 8000 }')"
+    local_write_instructions "$table" 1 yes; small="$TOTAL"
+    local_write_instructions "$table" 5 yes; large="$TOTAL"
+    delete="$(awk -v a="$large" -v b="$small" -v i="$insert" 'BEGIN { printf "%d", (a - b) / 8000 - i }')"
+    echo "$table: $insert instructions per row inserted, $delete per row deleted"
+    record figure "$LOCAL_INSERT_CASE" "$table" "$insert"$'\t'"$insert"$'\t'"$insert" instructions
+    record figure "$LOCAL_DELETE_CASE" "$table" "$delete"$'\t'"$delete"$'\t'"$delete" instructions
+done
+
 log "bulk statements (scripts/bench_bulk.sh)"
 BULK="$NODE_A/bulk.md"
 BENCH_BULK_INSTALLED=1 bash "$REPO_ROOT/scripts/bench_bulk.sh" >"$BULK"
@@ -391,6 +425,7 @@ controls() { # controls DESCRIPTION TABLE: the Targets row of a control table, a
     echo "| increment TPS, CRDT ≥ 0.95 × plain (bound by the commit's fsync) | $(ratio "$(value_of "increments (pgbench TPS)" crdt_n)" "$(value_of "increments (pgbench TPS)" plain_n)") × |"
     echo "| increment TPS, CPU-bound, CRDT ≥ 0.90 × plain | $(ratio "$(value_of "$CPU_CASE" crdt_n)" "$(value_of "$CPU_CASE" plain_n)") × |"
     echo "| (control, no target) increment TPS, CPU-bound, plain with a do-nothing C trigger against plain | $(ratio "$(value_of "$CPU_CASE" plain_t)" "$(value_of "$CPU_CASE" plain_n)") × |"
+    echo "| (no target) local INSERT and DELETE, instructions per row (callgrind), CRDT against plain | $(ratio "$(value_of "$LOCAL_INSERT_CASE" ins_crdt)" "$(value_of "$LOCAL_INSERT_CASE" ins_plain)") ×, $(ratio "$(value_of "$LOCAL_DELETE_CASE" ins_crdt)" "$(value_of "$LOCAL_DELETE_CASE" ins_plain)") × |"
     echo "| local UPDATE, instructions per row (callgrind), CRDT ≤ 1.5 × plain | $(ratio "$(value_of "$LOCAL_CASE" crdt_n)" "$(value_of "$LOCAL_CASE" plain_n)") × (plain with a do-nothing C trigger: $(ratio "$(value_of "$LOCAL_CASE" plain_t)" "$(value_of "$LOCAL_CASE" plain_n)") ×) |"
     echo "| apply, instructions per replicated update (callgrind), plain against CRDT: binary ≥ 0.85 ×, text ≥ 0.80 × | $(mode_ratio "$INSTRUCTIONS_CASE" binary plain_nb crdt_nb) ×, $(mode_ratio "$INSTRUCTIONS_CASE" text plain_n crdt_n) × |"
     echo "| apply worker CPU per replicated update, CRDT ≤ 1.3 × plain: binary, text | $(mode_ratio "catch-up CPU per update, apply worker" binary crdt_nb plain_nb) ×, $(mode_ratio "catch-up CPU per update, apply worker" text crdt_n plain_n) × |"
