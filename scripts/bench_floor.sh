@@ -6,8 +6,9 @@
 # catch-up keeps the real text input. Everything else is PostgreSQL's own per-row work for a
 # table with extension-typed columns and row triggers.
 #
-# Works on a scratch worktree of HEAD (the same BENCH_* knobs as scripts/bench.sh), prints the
-# catch-up rows and ratios it measured, and installs this tree's own build again at the end.
+# Works on a scratch worktree of HEAD (the same BENCH_* knobs and options as scripts/bench.sh:
+# `--major 15` for one major), prints the catch-up rows and ratios it measured, and installs
+# this tree's own build again at the end.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 FLOOR_TREE="$(mktemp -d)"
@@ -23,6 +24,6 @@ patch --quiet -d "$FLOOR_TREE" -p1 < "$REPO_ROOT/bench/apply_floor.patch"
 # A target directory of its own: cargo names a path crate's build by name and version, not by
 # path, so a build of the patched tree in this tree's target directory would leave its objects
 # where this tree's next build takes them as up to date.
-CARGO_TARGET_DIR="$REPO_ROOT/target/floor" bash "$FLOOR_TREE/scripts/bench.sh"
+CARGO_TARGET_DIR="$REPO_ROOT/target/floor" bash "$FLOOR_TREE/scripts/bench.sh" "$@"
 log "the floor (bench/apply_floor.patch applied):"
 grep -E 'apply rate|instructions|catch-up CPU|trigger \(`suppress' "$FLOOR_TREE/BENCHMARKS.md"
