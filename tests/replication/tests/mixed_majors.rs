@@ -99,6 +99,9 @@ fn a_node_moves_to_the_new_major_while_the_mesh_keeps_writing() {
         DB,
         "INSERT INTO product (id, name, inventory) SELECT i, 'p' || i, i FROM generate_series(1, 20) i",
     );
+    // b changes the rows a inserted: they must be there first (under load they once were not,
+    // and b's UPDATE and DELETE found nothing).
+    wait_for_replication_idle(&[a, b]);
     b.sql(
         DB,
         "UPDATE product SET inventory = inventory + 100 WHERE id <= 10; DELETE FROM product WHERE id = 20",
