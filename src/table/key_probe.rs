@@ -59,6 +59,61 @@ pub(super) fn probe_key(
     found
 }
 
+/// [`probe_key`] for a local INSERT: a committed row found is also locked `FOR KEY SHARE` until
+/// the transaction ends, so that it is still there when the executor's own unique check meets it
+/// (a unique violation, or the ON CONFLICT action). Without it a delete committing in between
+/// would let the INSERT write the key without the key lock and without reading the delete's
+/// tombstone (docs/deletes.md, "Each path"). A row deleted or moved before it is locked: the key
+/// is probed again.
+pub(super) fn probe_key_for_local_insert(
+    relation: pg_sys::Relation,
+    relid: pg_sys::Oid,
+    shape: &TableShape,
+    row: &Row,
+) -> Option<FoundRow> {
+    loop {
+        let found = probe_key(relation, relid, shape, row)?;
+        // SAFETY: `found.tid` is a tuple of the open `relation`, found just now.
+        if unsafe { lock_for_key_share(relation, found.tid) } {
+            return Some(found);
+        }
+    }
+}
+
+/// Locks the tuple at `tid` of `relation` `FOR KEY SHARE` (a lock that only a delete or a key
+/// change conflicts with), waiting for any transaction that holds a conflicting one; whether it
+/// is still there to be met (false: deleted or updated meanwhile). A tuple this transaction
+/// wrote needs no lock: nobody else can delete it before it ends.
+///
+/// # Safety
+/// `relation` must be open and `tid` one of its tuples.
+unsafe fn lock_for_key_share(relation: pg_sys::Relation, mut tid: pg_sys::ItemPointerData) -> bool {
+    use pg_sys::TM_Result;
+    // SAFETY: per the contract; the slot is dropped below. Called from a trigger, inside a
+    // statement, so a snapshot is active; it is only read when following an update chain, which
+    // these flags do not ask for.
+    unsafe {
+        let lock = (*(*relation).rd_tableam)
+            .tuple_lock
+            .expect("every table access method locks tuples");
+        let slot = pg_sys::table_slot_create(relation, std::ptr::null_mut());
+        let mut failure: pg_sys::TM_FailureData = std::mem::zeroed();
+        let result = lock(
+            relation,
+            &mut tid,
+            pg_sys::GetActiveSnapshot(),
+            slot,
+            pg_sys::GetCurrentCommandId(true),
+            pg_sys::LockTupleMode::LockTupleKeyShare,
+            pg_sys::LockWaitPolicy::LockWaitBlock,
+            pg_sys::TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS as u8,
+            &mut failure,
+        );
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        [TM_Result::TM_Ok, TM_Result::TM_SelfModified, TM_Result::TM_Invisible].contains(&result)
+    }
+}
+
 /// A hash of `row`'s key values, for its key lock.
 pub(super) fn key_hash(shape: &TableShape, row: &Row) -> u32 {
     let mut hash = 0x811c_9dc5_u32;
