@@ -114,13 +114,19 @@ pub(crate) fn key_hash(name: pg_sys::Datum, key: pg_sys::Datum) -> i64 {
 /// The stamps of every tombstone of `key` (a `jsonb` datum, as in `crdt.deletions`) in `table`,
 /// after every transaction still writing one has ended.
 pub(crate) fn stamps_of_key(table: &str, key: pg_sys::Datum) -> Vec<Stamp> {
+    match table.into_datum() {
+        Some(name) => stamps_of_hashed_key(name, key, key_hash(name, key)),
+        None => Vec::new(),
+    }
+}
+
+/// [`stamps_of_key`] for a caller that holds the table's name as a `text` datum and has computed
+/// the key's [`key_hash`] already.
+pub(crate) fn stamps_of_hashed_key(name: pg_sys::Datum, key: pg_sys::Datum, key_hash: i64) -> Vec<Stamp> {
     let Some(deletions) = deletions() else {
         return Vec::new();
     };
-    let Some(name) = table.into_datum() else {
-        return Vec::new();
-    };
-    let hash = pg_sys::Datum::from(key_hash(name, key));
+    let hash = pg_sys::Datum::from(key_hash);
     // SAFETY: int8, text and jsonb datums for the index's first three columns; the slot holds
     // a tuple of crdt.deletions, whose hlc and node are NOT NULL.
     with_deletions(&deletions, |heap, index| unsafe {

@@ -26,6 +26,8 @@ const KEY_LOCK_SPACE: u16 = 0x4352;
 thread_local! {
     /// The key lock this backend holds: (database, relation, key hash).
     static HELD: Cell<Option<(u32, u32, u32)>> = const { Cell::new(None) };
+    /// How many times [`while_released`] has let go of a held key lock.
+    static TIMES_LET_GO: Cell<u64> = const { Cell::new(0) };
 }
 
 fn tag((database, relation, hash): (u32, u32, u32)) -> pg_sys::LOCKTAG {
@@ -63,14 +65,27 @@ pub(crate) fn release_key_lock() {
 /// takes it again after. Waiting while holding it would deadlock with a transaction that wrote
 /// the key before and writes it again (an insert, then the delete of the same key, replicated
 /// in one transaction): that one waits for the key lock, this one for it to end.
+///
+/// Another writer of the key may get through meanwhile: whoever looked at anything under the
+/// key lock before must look again (see [`times_let_go`]).
 pub(crate) fn while_released<T>(wait: impl FnOnce() -> T) -> T {
     let held = HELD.get();
+    if held.is_some() {
+        TIMES_LET_GO.set(TIMES_LET_GO.get() + 1);
+    }
     release_key_lock();
     let result = wait();
     if let Some((_, relation, hash)) = held {
         lock_key(pg_sys::Oid::from(relation), hash);
     }
     result
+}
+
+/// How many times a wait has let go of the key lock this backend held. A caller that read the
+/// table under the key lock and then reads more (the key's tombstones) compares it before and
+/// after: a change means the table must be read again.
+pub(crate) fn times_let_go() -> u64 {
+    TIMES_LET_GO.get()
 }
 
 /// Releases the key lock when the transaction ends, whichever way. At commit the transaction's

@@ -1,13 +1,13 @@
 //! Finding a key before writing it: the key lock taken and the primary key's index probed,
 //! waiting for every transaction still writing the key, so that no two writers of one key miss
-//! each other (docs/deletes.md); and the newest tombstone of a key.
+//! each other (docs/deletes.md); and, for a new row, the newest tombstone of its key.
 
 use crdt_core::{value_fingerprint, Stamp};
 use pgrx::prelude::*;
 
 use super::deletions;
 use super::index_probe;
-use super::key_lock::{lock_key, release_key_lock};
+use super::key_lock::{lock_key, release_key_lock, times_let_go};
 use super::row::Row;
 use super::shape::TableShape;
 use crate::types::varlena_datum_slice;
@@ -59,23 +59,45 @@ pub(super) fn probe_key(
     found
 }
 
-/// [`probe_key`] for a local INSERT: a committed row found is also locked `FOR KEY SHARE` until
-/// the transaction ends, so that it is still there when the executor's own unique check meets it
-/// (a unique violation, or the ON CONFLICT action). Without it a delete committing in between
-/// would let the INSERT write the key without the key lock and without reading the delete's
-/// tombstone (docs/deletes.md, "Each path"). A row deleted or moved before it is locked: the key
-/// is probed again.
-pub(super) fn probe_key_for_local_insert(
+/// What a writer of a new row finds for its key ([`find_key`]).
+pub(super) enum KeyFound {
+    /// A committed row has the key; the key lock is let go.
+    Row,
+    /// No row has it: the key lock is held, and this is the key's newest tombstone (`None` if
+    /// the key was never deleted, or is NULL).
+    Free(Option<Stamp>),
+}
+
+/// The key of `row` as an INSERT of it finds it: [`probe_key`], then, if no row has the key,
+/// its newest tombstone. Reading the tombstones may wait for a transaction still writing one,
+/// letting go of the key lock meanwhile, and another writer may then write the key: so the
+/// table is probed again until the tombstones were read without letting go.
+///
+/// With `lock_row` (a local INSERT), a committed row found is also locked `FOR KEY SHARE`
+/// until the transaction ends, so that it is still there when the executor's own unique check
+/// meets it (a unique violation, or the ON CONFLICT action). Without it a delete committing in
+/// between would let the INSERT write the key without the key lock and without reading the
+/// delete's tombstone (docs/deletes.md, "Each path"); a row deleted or moved before it is
+/// locked is looked for again.
+pub(super) fn find_key(
     relation: pg_sys::Relation,
     relid: pg_sys::Oid,
     shape: &TableShape,
     row: &Row,
-) -> Option<FoundRow> {
+    lock_row: bool,
+) -> KeyFound {
     loop {
-        let found = probe_key(relation, relid, shape, row)?;
-        // SAFETY: `found.tid` is a tuple of the open `relation`, found just now.
-        if unsafe { lock_for_key_share(relation, found.tid) } {
-            return Some(found);
+        if let Some(found) = probe_key(relation, relid, shape, row) {
+            // SAFETY: `found.tid` is a tuple of the open `relation`, found just now.
+            if !lock_row || unsafe { lock_for_key_share(relation, found.tid) } {
+                return KeyFound::Row;
+            }
+            continue;
+        }
+        let let_go = times_let_go();
+        let tombstone = newest_tombstone(shape, row);
+        if times_let_go() == let_go {
+            return KeyFound::Free(tombstone);
         }
     }
 }
@@ -127,7 +149,7 @@ pub(super) fn key_hash(shape: &TableShape, row: &Row) -> u32 {
 
 /// The newest tombstone of `row`'s key, after every transaction still writing one has ended;
 /// `None` if the key was never deleted (or is NULL: no row has it).
-pub(super) fn newest_tombstone(shape: &TableShape, row: &Row) -> Option<Stamp> {
+fn newest_tombstone(shape: &TableShape, row: &Row) -> Option<Stamp> {
     let key = shape.key_json.build(&row.key_values(shape)?);
     deletions::stamps_of_key(&shape.qualified_name, key).into_iter().max()
 }

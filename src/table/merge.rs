@@ -16,7 +16,7 @@ use pgrx::{AllocatedByPostgres, PgTupleDesc};
 
 use super::flags;
 use super::key_lock::release_key_lock;
-use super::key_probe::{newest_tombstone, probe_key};
+use super::key_probe::{find_key, KeyFound};
 use super::row::{
     key_changed, merge_crdt_value, relation_id, relation_tupdesc, row_composite, trigger_tuple, MergedValue, RawDatum,
     Row, TriggerResult,
@@ -110,7 +110,7 @@ pub(super) enum ReplicatedInsert {
 /// deleted: the INSERT is an echo of a row deleted since, or concurrent with the delete, and a
 /// delete wins over every write its node had not seen (docs/design.md, "Deletes and re-inserts").
 ///
-/// The key lock is taken and the index probed first (see [`probe_key`]), so a
+/// The key lock is taken and the index probed first (see [`find_key`]), so a
 /// concurrent insert of the same key — a local one, or the same row arriving from another node
 /// through another apply worker — has committed and is seen. The existing row is updated with
 /// the incoming values through SQL, so the update takes the ordinary path: this same trigger
@@ -125,7 +125,10 @@ pub(super) fn merge_replicated_insert(
     let row = unsafe { Row::deform(incoming, tupdesc) };
     let relation = trigger.trigger_data().tg_relation;
     let relid = relation_id(trigger);
-    while probe_key(relation, relid, shape, &row).is_some() {
+    let newest_tombstone = loop {
+        if let KeyFound::Free(tombstone) = find_key(relation, relid, shape, &row, false) {
+            break tombstone;
+        }
         // SAFETY: a valid tuple of this relation.
         let (composite, rowtype) = unsafe { row_composite(trigger, tupdesc, incoming) };
         // SAFETY: `composite` is a datum of type `rowtype`, alive until the trigger returns.
@@ -144,13 +147,13 @@ pub(super) fn merge_replicated_insert(
             return Ok(ReplicatedInsert::Merged);
         }
         // Deleted since it was found: look again.
-    }
+    };
     // A new row: its clock decides whether a tombstone here wins over it.
     let clock = row.clock(shape)?;
     if let Some(clock) = &clock {
         warn_if_far_ahead(clock.max_hlc(), relid, || shape.qualified_name.clone());
     }
-    if let Some(deleted) = newest_tombstone(shape, &row) {
+    if let Some(deleted) = newest_tombstone {
         // A row without a clock has seen no delete.
         if clock.as_ref().is_none_or(|clock| clock.is_deleted_by(deleted)) {
             release_key_lock();

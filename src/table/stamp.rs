@@ -13,7 +13,7 @@ use pgrx::AllocatedByPostgres;
 use smallvec::SmallVec;
 
 use super::flags;
-use super::key_probe::{newest_tombstone, probe_key_for_local_insert};
+use super::key_probe::{find_key, KeyFound};
 use super::merge::merge_replicated;
 use super::row::{
     key_changed, merge_crdt_value, relation_id, relation_tupdesc, trigger_tuple, Row, TriggerResult, INLINE_COLUMNS,
@@ -63,8 +63,8 @@ pub(super) fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
             // nodes it reaches (docs/design.md, "Deletes and re-inserts"). A transaction deleting the
             // key right now has its tombstone read once it ends: the probe waits for it. A row
             // found is locked, so no delete comes between this and the unique check.
-            if probe_key_for_local_insert(data.tg_relation, relation_id(trigger), &shape, &new).is_none() {
-                seen_delete = newest_tombstone(&shape, &new);
+            if let KeyFound::Free(tombstone) = find_key(data.tg_relation, relation_id(trigger), &shape, &new, true) {
+                seen_delete = tombstone;
             }
         }
     }

@@ -15,7 +15,7 @@ use pgrx::{AllocatedByPostgres, AnyNumeric, FromDatum, PgTupleDesc};
 
 use super::deletions::{self, DELETION_HLC, DELETION_KEY, DELETION_KEY_HASH, DELETION_NODE, DELETION_TABLE};
 use super::flags;
-use super::key_lock::{lock_key, release_key_lock};
+use super::key_lock::{lock_key, release_key_lock, times_let_go};
 use super::key_probe::probe_key;
 use super::roles;
 use super::row::{composite_row, relation_tupdesc, trigger_tuple, RawDatum, Row, TriggerResult};
@@ -69,10 +69,14 @@ pub(super) fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a
         // Let the CHECK constraint say what is wrong.
         return Ok(trigger_tuple(tupdesc, tuple));
     };
+    // key_hash as this node computes it, whatever the publisher sent (nothing, if its
+    // crdt.deletions has no such column), so that this node's probes find the tombstone.
+    let key_hash = deletions::key_hash(tombstone.values[DELETION_TABLE], key_json);
     // A tombstone this node has already (an echo, or the same delete through another
     // subscription) is skipped: looked up first, so an echo costs no more than this probe; and
     // again below, under the key lock, for one still being written.
-    let known = || deletions::stamps_of_key(&table_name, key_json).contains(&deleted);
+    let known =
+        || deletions::stamps_of_hashed_key(tombstone.values[DELETION_TABLE], key_json, key_hash).contains(&deleted);
     if known() {
         return Ok(None);
     }
@@ -103,33 +107,41 @@ pub(super) fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a
     });
 
     warn_if_far_ahead(deleted.hlc, relid.unwrap_or(pg_sys::InvalidOid), || table_name.clone());
-    if let Some((relation, shape)) = &target {
-        // As the table's owner, never as ours (see crate::roles).
-        // SAFETY: an open relation.
-        let owner = unsafe { roles::owner_of(*relation) };
-        roles::as_role(owner, || delete_row_of_tombstone(*relation, shape, key_json, deleted))?;
-    } else {
-        // A table this node does not have (or not as a CRDT table): the tombstone is only
-        // stored; the key lock keeps out the same tombstone arriving through another
-        // subscription until this one is in the index.
-        let hash = value_fingerprint(Some(table_name.as_bytes()))
-            .rotate_left(5)
-            // SAFETY: a non-null jsonb datum.
-            ^ value_fingerprint(Some(unsafe { varlena_datum_slice(key_json) }));
-        lock_key(deletions::relation_id().unwrap_or(pg_sys::InvalidOid), hash);
-    }
+    // The row (or, for a table this node does not have, only the key lock), then the tombstone
+    // again: one of the same delete still being written through another subscription is waited
+    // for, and the wait lets go of the key lock, so an insert of the key may get through
+    // meanwhile. Then the row is looked for again.
+    let known_now = loop {
+        if let Some((relation, shape)) = &target {
+            // As the table's owner, never as ours (see crate::roles).
+            // SAFETY: an open relation.
+            let owner = unsafe { roles::owner_of(*relation) };
+            roles::as_role(owner, || delete_row_of_tombstone(*relation, shape, key_json, deleted))?;
+        } else {
+            // A table this node does not have (or not as a CRDT table): the tombstone is only
+            // stored; the key lock keeps out the same tombstone arriving through another
+            // subscription until this one is in the index.
+            let hash = value_fingerprint(Some(table_name.as_bytes()))
+                .rotate_left(5)
+                // SAFETY: a non-null jsonb datum.
+                ^ value_fingerprint(Some(unsafe { varlena_datum_slice(key_json) }));
+            lock_key(deletions::relation_id().unwrap_or(pg_sys::InvalidOid), hash);
+        }
+        let let_go = times_let_go();
+        let known_now = known();
+        if known_now || times_let_go() == let_go {
+            break known_now;
+        }
+    };
     if let Some(relation) = relation {
         // SAFETY: opened above; its lock is kept to the end of the transaction.
         unsafe { pg_sys::relation_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE) };
     }
     // Known by now (through another subscription, while this one waited): skipped.
-    if known() {
+    if known_now {
         release_key_lock();
         return Ok(None);
     }
-    // key_hash as this node computes it, whatever the publisher sent (nothing, if its
-    // crdt.deletions has no such column), so that this node's probes find the tombstone.
-    let key_hash = deletions::key_hash(tombstone.values[DELETION_TABLE], key_json);
     let sent = (!tombstone.nulls.get(DELETION_KEY_HASH).copied().unwrap_or(true))
         .then(|| tombstone.values[DELETION_KEY_HASH].value() as i64);
     if sent == Some(key_hash) || tombstone.values.len() <= DELETION_KEY_HASH {
