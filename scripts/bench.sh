@@ -313,6 +313,9 @@ as_postgres valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=
     "$PG_BIN/postgres" -D "$NODE_B/data" -p "$PORT_B" -c listen_addresses=127.0.0.1 \
     -c unix_socket_directories="$NODE_B" -c wal_level=logical >"$NODE_B/callgrind.log" 2>&1 &
 until as_postgres "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT_B"; do sleep 1; done
+per_row() { # per_row LARGE SMALL ROWS: the instructions of one row, of ROWS more in LARGE than SMALL
+    awk -v a="$1" -v b="$2" -v rows="$3" 'BEGIN { printf "%d", (a - b) / rows }'
+}
 instructions_of() { # instructions_of PID: the total of a process's profile
     # valgrind writes the profile as the process exits, which can be after the subscription
     # stops listing its apply worker: wait for the totals line (at most a minute).
@@ -330,7 +333,7 @@ for table in "${APPLY_TABLES[@]}"; do
     small="$(instructions_of "$APPLY_WORKER_PID")"
     catch_up "$table" 5000
     large="$(instructions_of "$APPLY_WORKER_PID")"
-    per_update="$(awk -v a="$large" -v b="$small" 'BEGIN { printf "%d", (a - b) / 4000 }')"
+    per_update="$(per_row "$large" "$small" 4000)"
     echo "$table: $per_update instructions per update"
     record figure "$INSTRUCTIONS_CASE, $mode" "$table" "$per_update"$'\t'"$per_update"$'\t'"$per_update" instructions
 done
@@ -341,18 +344,22 @@ log "$LOCAL_CASE"
 # per table, one backend updating the 1,000 rows once and one updating them five times; the
 # difference over 4,000 row updates is the cost of one, without the session's start-up and its
 # first catalog reads. plain_t has the do-nothing C trigger.
-local_update_instructions() { # local_update_instructions TABLE PASSES: the backend's total
-    local args=(-c "SELECT pg_catalog.pg_backend_pid()") pass pid
-    for pass in $(seq "$2"); do args+=(-c "UPDATE $1 SET n = n + 1"); done
-    pid="$(psql_at "$PORT_B" postgres "${args[@]}" | head -n 1)"
-    instructions_of "$pid"
+session_instructions() { # session_instructions PASSES PASS: sets TOTAL, the total instructions of
+    # one backend that runs PASS (a function adding one pass's statements to PASS_SQL) PASSES times.
+    # Not run in a subshell: a PASS may move NEXT_KEY on for the next session.
+    PASS_SQL=(-c "SELECT pg_catalog.pg_backend_pid()")
+    local pass pid
+    for pass in $(seq "$1"); do "$2"; done
+    pid="$(psql_at "$PORT_B" postgres "${PASS_SQL[@]}" | head -n 1)"
+    TOTAL="$(instructions_of "$pid")"
 }
-for table in plain_n plain_t crdt_n; do
-    small="$(local_update_instructions "$table" 1)"
-    large="$(local_update_instructions "$table" 5)"
-    per_row="$(awk -v a="$large" -v b="$small" 'BEGIN { printf "%d", (a - b) / 4000 }')"
-    echo "$table: $per_row instructions per row updated"
-    record figure "$LOCAL_CASE" "$table" "$per_row"$'\t'"$per_row"$'\t'"$per_row" instructions
+update_pass() { PASS_SQL+=(-c "UPDATE $TABLE SET n = n + 1"); }
+for TABLE in plain_n plain_t crdt_n; do
+    session_instructions 1 update_pass; small="$TOTAL"
+    session_instructions 5 update_pass; large="$TOTAL"
+    per_update="$(per_row "$large" "$small" 4000)"
+    echo "$TABLE: $per_update instructions per row updated"
+    record figure "$LOCAL_CASE" "$TABLE" "$per_update"$'\t'"$per_update"$'\t'"$per_update" instructions
 done
 
 # INSERT and DELETE the same way, on tables of their own: per session, passes of 2,000 new keys
@@ -365,28 +372,25 @@ psql_at "$PORT_B" postgres -c "CREATE TABLE ins_plain (id int PRIMARY KEY, n big
     CREATE TABLE ins_crdt (id int PRIMARY KEY, n crdt.counter NOT NULL DEFAULT 0);
     SELECT crdt.enable('ins_crdt');" >/dev/null
 NEXT_KEY=0
-local_write_instructions() { # local_write_instructions TABLE PASSES DELETE(yes/no): sets TOTAL, the backend's total
-    # Not run in a subshell: NEXT_KEY carries over to the next session, whose keys are new.
-    local args=(-c "SELECT pg_catalog.pg_backend_pid()") pass pid
-    for pass in $(seq "$2"); do
-        args+=(-c "INSERT INTO $1 (id) SELECT g FROM generate_series($((NEXT_KEY + 1)), $((NEXT_KEY + 2000))) g")
-        [ "$3" = yes ] && args+=(-c "DELETE FROM $1 WHERE id BETWEEN $((NEXT_KEY + 1)) AND $((NEXT_KEY + 2000))")
-        NEXT_KEY=$((NEXT_KEY + 2000))
-    done
-    pid="$(psql_at "$PORT_B" postgres "${args[@]}" | head -n 1)"
-    TOTAL="$(instructions_of "$pid")"
+insert_pass() {
+    PASS_SQL+=(-c "INSERT INTO $TABLE (id) SELECT g FROM generate_series($((NEXT_KEY + 1)), $((NEXT_KEY + 2000))) g")
+    NEXT_KEY=$((NEXT_KEY + 2000))
+}
+insert_delete_pass() { # the keys insert_pass has just inserted, deleted
+    insert_pass
+    PASS_SQL+=(-c "DELETE FROM $TABLE WHERE id BETWEEN $((NEXT_KEY - 1999)) AND $NEXT_KEY")
 }
 for kind in plain crdt; do
-    table="ins_$kind"
-    local_write_instructions "$table" 1 no; small="$TOTAL"
-    local_write_instructions "$table" 5 no; large="$TOTAL"
-    insert="$(awk -v a="$large" -v b="$small" 'BEGIN { printf "%d", (a - b) / 8000 }')"
-    local_write_instructions "$table" 1 yes; small="$TOTAL"
-    local_write_instructions "$table" 5 yes; large="$TOTAL"
-    delete="$(awk -v a="$large" -v b="$small" -v i="$insert" 'BEGIN { printf "%d", (a - b) / 8000 - i }')"
-    echo "$table: $insert instructions per row inserted, $delete per row deleted"
-    record figure "$LOCAL_INSERT_CASE" "$table" "$insert"$'\t'"$insert"$'\t'"$insert" instructions
-    record figure "$LOCAL_DELETE_CASE" "$table" "$delete"$'\t'"$delete"$'\t'"$delete" instructions
+    TABLE="ins_$kind"
+    session_instructions 1 insert_pass; small="$TOTAL"
+    session_instructions 5 insert_pass; large="$TOTAL"
+    insert="$(per_row "$large" "$small" 8000)"
+    session_instructions 1 insert_delete_pass; small="$TOTAL"
+    session_instructions 5 insert_delete_pass; large="$TOTAL"
+    delete=$(($(per_row "$large" "$small" 8000) - insert))
+    echo "$TABLE: $insert instructions per row inserted, $delete per row deleted"
+    record figure "$LOCAL_INSERT_CASE" "$TABLE" "$insert"$'\t'"$insert"$'\t'"$insert" instructions
+    record figure "$LOCAL_DELETE_CASE" "$TABLE" "$delete"$'\t'"$delete"$'\t'"$delete" instructions
 done
 
 log "bulk statements (scripts/bench_bulk.sh)"
