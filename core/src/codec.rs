@@ -214,7 +214,21 @@ impl<'a> Reader<'a> {
 
     /// Reads a canonical unsigned LEB128 varint. Rejects overlong encodings (a final byte of 0
     /// after the first) and values beyond `u64::MAX`.
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Most varints of the stored forms (lengths, counts, node indexes, kinds) take one
+        // byte: read at a glance, without the loop.
+        match self.buf.get(self.pos) {
+            Some(&byte) if byte < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(byte))
+            }
+            _ => self.multi_byte_varint(),
+        }
+    }
+
+    /// [`Reader::varint`] past its one-byte case.
+    fn multi_byte_varint(&mut self) -> Result<u64, DecodeError> {
         let offset = self.pos;
         let mut value: u64 = 0;
         // The cursor only moves on success, so a failed read leaves the reader where it was.
