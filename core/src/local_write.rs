@@ -39,9 +39,11 @@ pub fn stamps_column(
 
 /// What a local write does with a value written into a doc column: a document is merged with
 /// the stored one (so properties written concurrently elsewhere survive the next merge); NULL
-/// clears the column, which is the user's to decide.
-pub fn merges_written_doc(written_is_null: bool) -> bool {
-    !written_is_null
+/// clears the column, which is the user's to decide. The stored document handed back as it
+/// is (what a statement that does not assign the column writes) is not merged: a doc merged
+/// with itself is itself, as the merge is idempotent (`doc_properties`).
+pub fn merges_written_doc(written_is_null: bool, same_as_stored: impl FnOnce() -> bool) -> bool {
+    !written_is_null && !same_as_stored()
 }
 
 /// Whether a local write may store what it wrote in a counter or doc column: anything but NULL
@@ -96,8 +98,9 @@ mod tests {
             // A key column never, whatever the write.
             assert!(!stamps_column(policy, ColumnRole::PrimaryKey, had_clock, || changed));
         }
-        assert!(merges_written_doc(false));
-        assert!(!merges_written_doc(true));
+        assert!(merges_written_doc(false, || false));
+        assert!(!merges_written_doc(false, || true));
+        assert!(!merges_written_doc(true, || false));
         assert!(may_write_merged_column(true, true));
         assert!(may_write_merged_column(true, false));
         assert!(may_write_merged_column(false, false));

@@ -111,10 +111,15 @@ pub(super) fn find_key(
 /// `relation` must be open and `tid` one of its tuples.
 unsafe fn lock_for_key_share(relation: pg_sys::Relation, mut tid: pg_sys::ItemPointerData) -> bool {
     use pg_sys::TM_Result;
-    // SAFETY: per the contract; the slot is dropped below. Called from a trigger, inside a
-    // statement, so a snapshot is active; it is only read when following an update chain, which
-    // these flags do not ask for.
+    // SAFETY: per the contract; the slot is dropped below. The snapshot is only read when
+    // following an update chain, which these flags do not ask for; the active one if there is
+    // one (a statement's), else the latest.
     unsafe {
+        let snapshot = if pg_sys::ActiveSnapshotSet() {
+            pg_sys::GetActiveSnapshot()
+        } else {
+            pg_sys::GetLatestSnapshot()
+        };
         let lock = (*(*relation).rd_tableam)
             .tuple_lock
             .expect("every table access method locks tuples");
@@ -123,7 +128,7 @@ unsafe fn lock_for_key_share(relation: pg_sys::Relation, mut tid: pg_sys::ItemPo
         let result = lock(
             relation,
             &mut tid,
-            pg_sys::GetActiveSnapshot(),
+            snapshot,
             slot,
             pg_sys::GetCurrentCommandId(true),
             pg_sys::LockTupleMode::LockTupleKeyShare,
