@@ -67,7 +67,7 @@ pub(crate) fn release_key_lock() {
 /// in one transaction): that one waits for the key lock, this one for it to end.
 ///
 /// Another writer of the key may get through meanwhile: whoever looked at anything under the
-/// key lock before must look again (see [`times_let_go`]).
+/// key lock before must look again (see [`read_holding_key_lock`]).
 pub(crate) fn while_released<T>(wait: impl FnOnce() -> T) -> T {
     let held = HELD.get();
     if held.is_some() {
@@ -81,11 +81,13 @@ pub(crate) fn while_released<T>(wait: impl FnOnce() -> T) -> T {
     result
 }
 
-/// How many times a wait has let go of the key lock this backend held. A caller that read the
-/// table under the key lock and then reads more (the key's tombstones) compares it before and
-/// after: a change means the table must be read again.
-pub(crate) fn times_let_go() -> u64 {
-    TIMES_LET_GO.get()
+/// Runs `read` (a read of the key's tombstones, which may wait) and says whether the key lock
+/// was held throughout. A caller that read the table under the key lock before must read it
+/// again when it was not: another writer of the key may have got through meanwhile.
+pub(crate) fn read_holding_key_lock<T>(read: impl FnOnce() -> T) -> (T, bool) {
+    let before = TIMES_LET_GO.get();
+    let result = read();
+    (result, TIMES_LET_GO.get() == before)
 }
 
 /// Releases the key lock when the transaction ends, whichever way. At commit the transaction's

@@ -7,7 +7,7 @@ use pgrx::prelude::*;
 
 use super::deletions;
 use super::index_probe;
-use super::key_lock::{lock_key, release_key_lock, times_let_go};
+use super::key_lock::{lock_key, read_holding_key_lock, release_key_lock};
 use super::row::Row;
 use super::shape::TableShape;
 use crate::types::varlena_datum_slice;
@@ -94,9 +94,8 @@ pub(super) fn find_key(
             }
             continue;
         }
-        let let_go = times_let_go();
-        let tombstone = newest_tombstone(shape, row);
-        if times_let_go() == let_go {
+        let (tombstone, held_throughout) = read_holding_key_lock(|| newest_tombstone(shape, row));
+        if held_throughout {
             return KeyFound::Free(tombstone);
         }
     }

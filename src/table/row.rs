@@ -120,6 +120,27 @@ impl Row {
         }
     }
 
+    /// Whether a varlena column holds the same stored bytes as in `other`, read as they are:
+    /// an unchanged TOASTed value compares by its TOAST pointer, without being fetched. Equal
+    /// bytes are the same value; unequal bytes may still be (compressed differently, say).
+    pub(super) fn same_stored_varlena(&self, other: &Row, column: &Column) -> bool {
+        let stored = |row: &Row| {
+            let datum = row.values[column.index];
+            // SAFETY: a non-null varlena datum (the caller's column), alive for the trigger
+            // call; VARSIZE_ANY reads only its header, and the bytes it names are the value's
+            // own, a TOAST pointer for an external one.
+            unsafe {
+                let varlena = datum.cast_mut_ptr::<pg_sys::varlena>();
+                std::slice::from_raw_parts(varlena.cast::<u8>(), pgrx::varsize_any(varlena))
+            }
+        };
+        match (self.is_null(column), other.is_null(column)) {
+            (true, true) => true,
+            (false, false) => self.values[column.index] == other.values[column.index] || stored(self) == stored(other),
+            _ => false,
+        }
+    }
+
     /// Whether every column holds the same value as in `other` (the same datum, or equal
     /// bytes).
     pub(super) fn same_row(&self, other: &Row, shape: &TableShape) -> bool {

@@ -126,7 +126,7 @@ pub(super) fn stamp_local<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a> {
             }
             modified |= match column.kind {
                 ColumnKind::Counter => write_counter_locally(old, &mut new, column)?,
-                _ if merges_written_doc(new.is_null(column), || old.same_value(&new, column)) => {
+                _ if merges_written_doc(new.is_null(column), || old.same_stored_varlena(&new, column)) => {
                     let merged = merge_crdt_value(&new, old, column)?;
                     new.set_merged(old, column, merged)
                 }

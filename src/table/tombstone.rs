@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::ffi::CStr;
 
-use crdt_core::{value_fingerprint, NodeId, Stamp};
+use crdt_core::{NodeId, Stamp};
 use pgrx::datum::{DatumWithOid, IntoDatum};
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -15,7 +15,7 @@ use pgrx::{AllocatedByPostgres, AnyNumeric, FromDatum, PgTupleDesc};
 
 use super::deletions::{self, DELETION_HLC, DELETION_KEY, DELETION_KEY_HASH, DELETION_NODE, DELETION_TABLE};
 use super::flags;
-use super::key_lock::{lock_key, release_key_lock, times_let_go};
+use super::key_lock::{lock_key, read_holding_key_lock, release_key_lock};
 use super::key_probe::probe_key;
 use super::roles;
 use super::row::{composite_row, relation_tupdesc, trigger_tuple, RawDatum, Row, TriggerResult};
@@ -121,15 +121,11 @@ pub(super) fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a
             // A table this node does not have (or not as a CRDT table): the tombstone is only
             // stored; the key lock keeps out the same tombstone arriving through another
             // subscription until this one is in the index.
-            let hash = value_fingerprint(Some(table_name.as_bytes()))
-                .rotate_left(5)
-                // SAFETY: a non-null jsonb datum.
-                ^ value_fingerprint(Some(unsafe { varlena_datum_slice(key_json) }));
-            lock_key(deletions::relation_id().unwrap_or(pg_sys::InvalidOid), hash);
+            // key_hash names the table too; its low half is the lock's hash.
+            lock_key(deletions::relation_id().unwrap_or(pg_sys::InvalidOid), key_hash as u32);
         }
-        let let_go = times_let_go();
-        let known_now = known();
-        if known_now || times_let_go() == let_go {
+        let (known_now, held_throughout) = read_holding_key_lock(known);
+        if known_now || held_throughout {
             break known_now;
         }
     };

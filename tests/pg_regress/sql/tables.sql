@@ -335,3 +335,13 @@ INSERT INTO upserted VALUES (2, 'again');
 -- an UPDATE that leaves the doc column alone leaves the doc as it was
 UPDATE upserted SET v = 'updated' WHERE id = 1;
 SELECT id, v, d::jsonb FROM upserted WHERE id = 1;
+-- the same with a doc stored out of line: compared by its TOAST pointer, left as it was; a
+-- statement that writes the doc back as read merges it with itself, which changes nothing
+ALTER TABLE upserted ALTER COLUMN d SET STORAGE EXTERNAL;
+UPDATE upserted SET d = (SELECT jsonb_object_agg('p' || g, repeat('x', 20)) FROM generate_series(1, 200) g)::crdt.doc
+WHERE id = 2;
+UPDATE upserted SET v = 'updated again' WHERE id = 2;
+UPDATE upserted SET d = (SELECT d FROM upserted WHERE id = 2) WHERE id = 2;
+SELECT id, v, jsonb_typeof(d::jsonb) AS kind, (SELECT count(*) FROM jsonb_object_keys(d::jsonb)) AS properties,
+       d::jsonb->>'p200' AS p200
+FROM upserted WHERE id = 2;
