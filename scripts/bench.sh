@@ -11,8 +11,8 @@
 #                       trigger
 #   WAL                 bytes per single-row update, CRDT vs plain
 #   apply               logical-replication catch-up rate, merge trigger vs plain table
-#   callgrind           instructions per replicated update (apply worker) and per row of a
-#                       local UPDATE (backend)
+#   callgrind           instructions per replicated update (apply worker), per row of a local
+#                       UPDATE, INSERT and DELETE, and of a new session's first INSERT (backend)
 #   bulk                statements of 100,000 rows and their replicated catch-up (bench_bulk.sh)
 #
 #   bash scripts/bench.sh               # PostgreSQL 15 and 18
@@ -391,6 +391,26 @@ for kind in plain crdt; do
     echo "$TABLE: $insert instructions per row inserted, $delete per row deleted"
     record figure "$LOCAL_INSERT_CASE" "$TABLE" "$insert"$'\t'"$insert"$'\t'"$insert" instructions
     record figure "$LOCAL_DELETE_CASE" "$TABLE" "$delete"$'\t'"$delete"$'\t'"$delete" instructions
+done
+
+# A new session's first write to a table: a session of one single-row INSERT against a session
+# of SELECT 1. The CRDT figure includes loading the library and reading the table's shape (its
+# key, columns and statements), which a session pays once per table: what an application that
+# connects per request pays on every request.
+FIRST_WRITE_CASE="a new session's first single-row INSERT, instructions (callgrind, backend)"
+log "$FIRST_WRITE_CASE"
+select_pass() { PASS_SQL+=(-c "SELECT 1"); }
+single_insert_pass() {
+    NEXT_KEY=$((NEXT_KEY + 1))
+    PASS_SQL+=(-c "INSERT INTO $TABLE (id) VALUES ($NEXT_KEY)")
+}
+for kind in plain crdt; do
+    TABLE="ins_$kind"
+    session_instructions 1 select_pass; small="$TOTAL"
+    session_instructions 1 single_insert_pass; large="$TOTAL"
+    first=$((large - small))
+    echo "$TABLE: $first instructions for a session's first INSERT"
+    record figure "$FIRST_WRITE_CASE" "$TABLE" "$first"$'\t'"$first"$'\t'"$first" instructions
 done
 
 log "bulk statements (scripts/bench_bulk.sh)"

@@ -38,28 +38,27 @@ const NODE_ATTRIBUTE: i32 = 4;
 fn deletions() -> Option<Deletions> {
     DELETIONS.with(|cached| {
         cached.get_or(|| {
-            let (relid, owner, index) = Spi::connect(|client| {
-                let row = client
-                    .select(
-                        "SELECT c.oid, c.relowner, i.indexrelid FROM pg_catalog.pg_class c
-                         JOIN pg_catalog.pg_index i ON i.indrelid OPERATOR(pg_catalog.=) c.oid AND i.indisprimary
-                         WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('crdt.deletions')",
-                        Some(1),
-                        &[],
-                    )?
-                    .first()
-                    .get_three::<pg_sys::Oid, pg_sys::Oid, pg_sys::Oid>()?;
-                Ok::<_, pgrx::spi::Error>(row)
-            })
-            .ok()?;
-            let (relid, owner, index) = (relid?, owner?, index?);
-            // SAFETY: the index exists (just read from the catalog); opened and closed here, its
-            // lock kept to the end of the transaction as usual.
-            let comparisons = unsafe {
+            // From the caches, not by a query: this runs on a session's first write.
+            // SAFETY: catalog lookups; the table is opened (a lock any probe of it takes too)
+            // and closed, with the lock kept to the end of the transaction; so is its index.
+            let (relid, owner, index, comparisons) = unsafe {
+                let schema = pg_sys::get_namespace_oid(c"crdt".as_ptr(), true);
+                let relid = pg_sys::get_relname_relid(c"deletions".as_ptr(), schema);
+                if relid == pg_sys::InvalidOid {
+                    return None;
+                }
+                let relation = pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+                if relation.is_null() {
+                    return None;
+                }
+                let owner = (*(*relation).rd_rel).relowner;
+                let index = index_probe::primary_key_index(relation);
+                pg_sys::relation_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE);
+                let index = index?;
                 let index_relation = pg_sys::index_open(index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
                 let comparisons = index_probe::key_comparisons(index_relation, 3);
                 pg_sys::index_close(index_relation, pg_sys::NoLock as pg_sys::LOCKMODE);
-                comparisons
+                (relid, owner, index, comparisons)
             };
             Some(Deletions {
                 relid,

@@ -11,6 +11,38 @@
 
 use pgrx::pg_sys;
 
+/// The primary key's index of `relation` (open), from the relation and system caches; `None`
+/// if it has none.
+///
+/// # Safety
+/// `relation` must be an open relation.
+pub(crate) unsafe fn primary_key_index(relation: pg_sys::Relation) -> Option<pg_sys::Oid> {
+    // SAFETY: per the contract; the index list is a palloc'd list of oids, freed here; each
+    // syscache entry is released after reading.
+    unsafe {
+        let list = pg_sys::RelationGetIndexList(relation);
+        let indexes = if list.is_null() {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts((*list).elements, usize::try_from((*list).length).unwrap_or(0))
+        };
+        let primary = indexes.iter().map(|cell| cell.oid_value).find(|&index| {
+            let tuple = pg_sys::SearchSysCache1(
+                pg_sys::SysCacheIdentifier::INDEXRELID as i32,
+                pg_sys::Datum::from(index),
+            );
+            if tuple.is_null() {
+                return false;
+            }
+            let primary = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_index>(tuple)).indisprimary;
+            pg_sys::ReleaseSysCache(tuple);
+            primary
+        });
+        pg_sys::list_free(list);
+        primary
+    }
+}
+
 /// How one index column is compared: its opfamily's equality function and its collation.
 #[derive(Clone, Copy)]
 pub(crate) struct KeyComparison {

@@ -125,9 +125,8 @@ pub(crate) fn relation_name(relation: pg_sys::Relation) -> String {
 
 fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableShape, ErrorReport> {
     // SAFETY: an open relation.
-    let (relid, rowtype, tupdesc) = unsafe {
+    let (rowtype, tupdesc) = unsafe {
         (
-            (*relation).rd_id,
             (*(*relation).rd_rel).reltype,
             PgTupleDesc::from_pg_unchecked((*relation).rd_att),
         )
@@ -169,8 +168,7 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
         )
         .set_hint("Run SELECT crdt.enable('your_table') again.")
     })?;
-    let key = primary_key(relid)?;
-    let Some(key_index) = key.first().map(|column| column.index) else {
+    let Some((key_index, key, key_comparisons)) = primary_key(relation).filter(|(_, key, _)| !key.is_empty()) else {
         // Only possible if the key was dropped after crdt.enable.
         return Err(no_primary_key(&table));
     };
@@ -183,14 +181,6 @@ fn read_table_shape(table: String, relation: pg_sys::Relation) -> Result<TableSh
             column.kind = ColumnKind::Key;
         }
     }
-    // SAFETY: the primary key's index (just read from the catalog), locked as any write to the
-    // table locks it; closed with the lock kept to the end of the transaction.
-    let key_comparisons = unsafe {
-        let index = pg_sys::index_open(key_index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let comparisons = index_probe::key_comparisons(index, key.len());
-        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
-        comparisons
-    };
     // Each key column is compared with its index's own equality operator, named with its
     // schema: nothing here depends on the search_path.
     let key_match_with = |row: &str| {
@@ -315,53 +305,86 @@ fn key_input(name: &str, type_oid: pg_sys::Oid, typmod: i32) -> Option<KeyInput>
     }
 }
 
-/// A primary key column: its name (quoted) and number, the schema-qualified equality operator
-/// of its index, and the index.
+/// A primary key column: its name (quoted) and number, and the schema-qualified equality
+/// operator of its index.
 struct KeyColumn {
     name: String,
     /// The name as it is (unquoted): the key's field name in `crdt.deletions`.
     raw_name: String,
     attnum: i16,
     equality: String,
-    index: pg_sys::Oid,
 }
 
-fn primary_key(relid: pg_sys::Oid) -> Result<Vec<KeyColumn>, ErrorReport> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT pg_catalog.quote_ident(a.attname::text), a.attnum,
-                        pg_catalog.quote_ident(n.nspname::text) OPERATOR(pg_catalog.||) '.'
-                            OPERATOR(pg_catalog.||) o.oprname::text,
-                        a.attname::text, i.indexrelid
-                 FROM pg_catalog.pg_index i
-                 CROSS JOIN LATERAL pg_catalog.generate_subscripts(i.indkey, 1) AS k
-                 JOIN pg_catalog.pg_attribute a
-                   ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
-                  AND a.attnum OPERATOR(pg_catalog.=) i.indkey[k]
-                 JOIN pg_catalog.pg_opclass c ON c.oid OPERATOR(pg_catalog.=) i.indclass[k]
-                 JOIN pg_catalog.pg_amop m
-                   ON m.amopfamily OPERATOR(pg_catalog.=) c.opcfamily
-                  AND m.amoplefttype OPERATOR(pg_catalog.=) c.opcintype
-                  AND m.amoprighttype OPERATOR(pg_catalog.=) c.opcintype
-                  AND m.amopstrategy OPERATOR(pg_catalog.=) 3
-                 JOIN pg_catalog.pg_operator o ON o.oid OPERATOR(pg_catalog.=) m.amopopr
-                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) o.oprnamespace
-                 WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary
-                 ORDER BY k",
-                None,
-                &[relid.into()],
-            )?
-            .map(|row| {
-                Ok(KeyColumn {
-                    name: row.get::<String>(1)?.unwrap_or_default(),
-                    attnum: row.get::<i16>(2)?.unwrap_or_default(),
-                    equality: row.get::<String>(3)?.unwrap_or_default(),
-                    raw_name: row.get::<String>(4)?.unwrap_or_default(),
-                    index: row.get::<pg_sys::Oid>(5)?.unwrap_or_default(),
-                })
+/// The primary key of `relation` (open): its index, its columns in the key's order, and how the
+/// index compares each. Read from the relation and system caches, not by a query: this runs on
+/// a session's first write to each CRDT table, where a catalog join cost about ten million
+/// instructions to plan. `None` if the table has no primary key.
+fn primary_key(relation: pg_sys::Relation) -> Option<(pg_sys::Oid, Vec<KeyColumn>, Vec<KeyComparison>)> {
+    // SAFETY: an open relation; the key's index is opened (locked as any write to the table
+    // locks it) and closed with the lock kept to the end of the transaction.
+    unsafe {
+        let key_index = index_probe::primary_key_index(relation)?;
+        let index = pg_sys::index_open(key_index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let form = (*index).rd_index;
+        let count = usize::try_from((*form).indnkeyatts).unwrap_or(0);
+        let attnums = (*form).indkey.values.as_slice(count);
+        let tupdesc = PgTupleDesc::from_pg_unchecked((*relation).rd_att);
+        let columns = attnums
+            .iter()
+            .enumerate()
+            .map(|(position, &attnum)| {
+                let raw_name = usize::try_from(attnum - 1)
+                    .ok()
+                    .and_then(|index| tupdesc.get(index))
+                    .map(|attribute| {
+                        CStr::from_ptr(attribute.attname.data.as_ptr())
+                            .to_string_lossy()
+                            .into_owned()
+                    })
+                    .unwrap_or_default();
+                let operator = pg_sys::get_opfamily_member(
+                    *(*index).rd_opfamily.add(position),
+                    *(*index).rd_opcintype.add(position),
+                    *(*index).rd_opcintype.add(position),
+                    pg_sys::BTEqualStrategyNumber as i16,
+                );
+                KeyColumn {
+                    name: quote_identifier(&raw_name),
+                    raw_name,
+                    attnum,
+                    equality: operator_name(operator),
+                }
             })
-            .collect::<Result<Vec<_>, pgrx::spi::SpiError>>()
-    })
-    .map_err(spi_failed)
+            .collect();
+        let comparisons = index_probe::key_comparisons(index, count);
+        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        Some((key_index, columns, comparisons))
+    }
+}
+
+/// `schema.name` of operator `operator`, for `OPERATOR(...)`: the schema quoted as an
+/// identifier, the name as it is (an operator's name is not an identifier).
+fn operator_name(operator: pg_sys::Oid) -> String {
+    // SAFETY: a syscache lookup, released after its fields are copied.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::OPEROID as i32,
+            pg_sys::Datum::from(operator),
+        );
+        if tuple.is_null() {
+            return String::new();
+        }
+        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_operator>(tuple);
+        let name = CStr::from_ptr((*form).oprname.data.as_ptr())
+            .to_string_lossy()
+            .into_owned();
+        let schema = pg_sys::get_namespace_name((*form).oprnamespace);
+        pg_sys::ReleaseSysCache(tuple);
+        let schema = if schema.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(schema).to_string_lossy().into_owned()
+        };
+        format!("{}.{name}", quote_identifier(schema))
+    }
 }
