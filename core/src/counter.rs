@@ -489,13 +489,70 @@ impl crate::StoredForm for PnCounter {
 }
 
 /// Merges two encoded counters straight into `out` (appended), by a streaming sorted merge
-/// over their bytes: neither input is decoded into an owned counter. Both inputs are validated
-/// first; on error `out` is unchanged.
+/// over their bytes: neither input is decoded into an owned counter. Each entry is decoded
+/// once, validated as it is read (as completely as [`CounterView::parse`]); on error `out` is
+/// left as it was.
 pub fn merge_encoded(a: &[u8], b: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    let a = CounterView::parse(a)?;
-    let b = CounterView::parse(b)?;
-    a.merge_into(&b, out);
-    Ok(())
+    let start = out.len();
+    let mut a = CheckedEntries::new(EntryDecoder::start(a)?);
+    let mut b = CheckedEntries::new(EntryDecoder::start(b)?);
+    write_merged(merge_entries(a.by_ref(), b.by_ref()), out);
+    let checked = a.finish().and_then(|()| b.finish());
+    if checked.is_err() {
+        out.truncate(start);
+    }
+    checked
+}
+
+/// Appends the binary form of the merged entries `entries` to `out`.
+fn write_merged(entries: impl Iterator<Item = CounterEntry>, out: &mut Vec<u8>) {
+    out.push(FORMAT_VERSION);
+    let count_at = out.len();
+    let mut count: u64 = 0;
+    for entry in entries {
+        entry.encode_into(out);
+        count += 1;
+    }
+    // The count is known only now: append its varint and rotate it in front of the entries,
+    // which moves the bytes once and allocates nothing.
+    let body_end = out.len();
+    write_varint(out, count);
+    let count_len = out.len() - body_end;
+    out[count_at..].rotate_right(count_len);
+}
+
+/// The entries of an encoding not validated yet, as an iterator: ends at the first error, which
+/// [`CheckedEntries::finish`] then reports (or the bytes left after the last entry).
+struct CheckedEntries<'a> {
+    decoder: EntryDecoder<'a>,
+    error: Option<DecodeError>,
+}
+
+impl<'a> CheckedEntries<'a> {
+    fn new(decoder: EntryDecoder<'a>) -> Self {
+        CheckedEntries { decoder, error: None }
+    }
+
+    fn finish(&self) -> Result<(), DecodeError> {
+        match &self.error {
+            Some(error) => Err(error.clone()),
+            None => self.decoder.finish(),
+        }
+    }
+}
+
+impl Iterator for CheckedEntries<'_> {
+    type Item = CounterEntry;
+
+    fn next(&mut self) -> Option<CounterEntry> {
+        if self.error.is_some() {
+            return None;
+        }
+        self.decoder.next_entry().unwrap_or_else(|error| {
+            self.error = Some(error);
+            None
+        })
+    }
 }
 
 /// The one decoder of the binary form's entries. Validates as it goes; used to validate a view
@@ -673,19 +730,7 @@ impl<'a> CounterView<'a> {
 
     /// Appends the binary form of `merge(self, other)` to `out`, streaming both inputs.
     pub fn merge_into(&self, other: &CounterView<'_>, out: &mut Vec<u8>) {
-        out.push(FORMAT_VERSION);
-        let count_at = out.len();
-        let mut count: u64 = 0;
-        for entry in merge_entries(self.entries(), other.entries()) {
-            entry.encode_into(out);
-            count += 1;
-        }
-        // The count is known only now: append its varint and rotate it in front of the
-        // entries, which moves the bytes once and allocates nothing.
-        let body_end = out.len();
-        write_varint(out, count);
-        let count_len = out.len() - body_end;
-        out[count_at..].rotate_right(count_len);
+        write_merged(merge_entries(self.entries(), other.entries()), out);
     }
 }
 
