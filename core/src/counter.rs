@@ -513,12 +513,111 @@ fn write_merged(entries: impl Iterator<Item = CounterEntry>, out: &mut Vec<u8>) 
         entry.encode_into(out);
         count += 1;
     }
-    // The count is known only now: append its varint and rotate it in front of the entries,
-    // which moves the bytes once and allocates nothing.
+    put_count_in_front(out, count_at, count);
+}
+
+/// Writes `count`'s varint at `count_at`, in front of the entries written after it: the count
+/// is known only once they are, so it is appended and rotated there, which moves the bytes once
+/// and allocates nothing.
+fn put_count_in_front(out: &mut Vec<u8>, count_at: usize, count: u64) {
     let body_end = out.len();
     write_varint(out, count);
     let count_len = out.len() - body_end;
     out[count_at..].rotate_right(count_len);
+}
+
+/// Why [`add_encoded`] wrote nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddEncodedError {
+    /// The encoding is not a valid counter.
+    Decode(DecodeError),
+    /// As [`PnCounter::add`]'s [`CounterError::Overflow`].
+    Counter(CounterError),
+}
+
+impl From<DecodeError> for AddEncodedError {
+    fn from(error: DecodeError) -> Self {
+        AddEncodedError::Decode(error)
+    }
+}
+
+/// [`PnCounter::add`] on an encoded counter, appending the result's binary form to `out`: one
+/// walk over the bytes, each slot decoded once and validated as it is read (as completely as
+/// [`PnCounter::decode`]); nothing is built. On error `out` is left as it was. What `counter +
+/// n` runs.
+pub fn add_encoded(bytes: &[u8], node: NodeId, delta: i64, out: &mut Vec<u8>) -> Result<(), AddEncodedError> {
+    let start = out.len();
+    let mut decoder = EntryDecoder::start(bytes)?;
+    // `unsigned_abs` is exact even for i64::MIN.
+    let magnitude = delta.unsigned_abs();
+    let added = if delta > 0 {
+        CounterEntry {
+            node,
+            inc: magnitude,
+            dec: 0,
+        }
+    } else {
+        CounterEntry {
+            node,
+            inc: 0,
+            dec: magnitude,
+        }
+    };
+    let mut pending = (delta != 0).then_some(added);
+    out.push(FORMAT_VERSION);
+    let count_at = out.len();
+    let (mut count, mut value, mut overflow) = (0u64, 0i128, false);
+    let mut emit = |entry: CounterEntry, out: &mut Vec<u8>| {
+        entry.encode_into(out);
+        count += 1;
+        value += i128::from(entry.inc) - i128::from(entry.dec);
+    };
+    let walked = loop {
+        let entry = match decoder.next_entry() {
+            Ok(entry) => entry,
+            Err(error) => break Err(error),
+        };
+        match (entry, pending) {
+            (Some(entry), Some(added)) if entry.node == added.node => {
+                let inc = entry.inc.checked_add(added.inc);
+                let dec = entry.dec.checked_add(added.dec);
+                overflow |= inc.is_none() || dec.is_none();
+                emit(
+                    CounterEntry {
+                        node,
+                        inc: inc.unwrap_or(entry.inc),
+                        dec: dec.unwrap_or(entry.dec),
+                    },
+                    out,
+                );
+                pending = None;
+            }
+            (Some(entry), Some(added)) if added.node < entry.node => {
+                emit(added, out);
+                emit(entry, out);
+                pending = None;
+            }
+            (Some(entry), _) => emit(entry, out),
+            (None, Some(added)) => {
+                emit(added, out);
+                break decoder.finish();
+            }
+            (None, None) => break decoder.finish(),
+        }
+    };
+    let result = match walked {
+        Err(error) => Err(AddEncodedError::Decode(error)),
+        // As `add`: adding nothing checks nothing (a merged state may hold a value beyond i64).
+        Ok(()) if delta != 0 && (overflow || i64::try_from(value).is_err()) => {
+            Err(AddEncodedError::Counter(CounterError::Overflow))
+        }
+        Ok(()) => Ok(()),
+    };
+    match result {
+        Ok(()) => put_count_in_front(out, count_at, count),
+        Err(_) => out.truncate(start),
+    }
+    result
 }
 
 /// The entries of an encoding not validated yet, as an iterator: ends at the first error, which

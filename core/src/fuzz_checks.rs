@@ -19,7 +19,7 @@
 //! Not part of the public API: hidden from the docs, kept public only so the fuzz crate can
 //! call it.
 
-use crate::counter::{merge_encoded as merge_encoded_counters, CounterView, PnCounter};
+use crate::counter::{add_encoded, merge_encoded as merge_encoded_counters, AddEncodedError, CounterView, PnCounter};
 use crate::decimal::{Decimal, DecimalError};
 use crate::doc::{merge_encoded as merge_encoded_docs, Doc, DocView};
 use crate::hlc::Stamp;
@@ -227,6 +227,15 @@ pub fn counter_binary(data: &[u8]) {
         viewed.as_ref().err(),
         "decode and view disagree"
     );
+    // `counter + n` on the bytes refuses exactly what decode refuses, writing nothing then.
+    let mut added = vec![0xee];
+    match add_encoded(data, NodeId::derive(0xadd, 1), 1, &mut added) {
+        Err(AddEncodedError::Decode(error)) => {
+            assert_eq!(decoded.as_ref().err(), Some(&error), "add and decode disagree");
+            assert_eq!(added, [0xee], "a failed add wrote output");
+        }
+        _ => assert!(decoded.is_ok(), "add accepted bytes decode refuses"),
+    }
     let Ok(counter) = decoded else { return };
     assert_eq!(counter.encode(), data, "accepted bytes are not canonical");
     check_counter(&counter);

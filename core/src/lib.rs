@@ -37,7 +37,9 @@ pub mod text;
 
 pub use amount::{parse_amount, AmountError};
 pub use codec::{DecodeError, Reader, FORMAT_VERSION};
-pub use counter::{merge_encoded, CounterEntries, CounterEntry, CounterError, CounterView, PnCounter};
+pub use counter::{
+    add_encoded, merge_encoded, AddEncodedError, CounterEntries, CounterEntry, CounterError, CounterView, PnCounter,
+};
 pub use decimal::{Decimal, DecimalError};
 pub use doc::{CounterProperty, Doc, DocError, DocView, NodeSums, Property, StampInfo, StampKind};
 pub use hlc::{ahead_of_wall_ms, hlc_from_parts, hlc_logical, hlc_wall_ms, ClockError, HybridClock, Stamp};

@@ -6,7 +6,7 @@ mod common;
 
 use common::{edited_text, TextEdit};
 use crdt_core::fuzz_checks;
-use crdt_core::{merge_encoded, CounterView, NodeId, PnCounter};
+use crdt_core::{add_encoded, merge_encoded, AddEncodedError, CounterView, NodeId, PnCounter};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -77,6 +77,27 @@ proptest! {
                 Ok(written) => prop_assert_eq!(kept, written == new),
                 // Only an assignment (not kept) can overflow.
                 Err(_) => prop_assert!(!kept),
+            }
+        }
+    }
+
+    #[test]
+    fn add_on_the_bytes_equals_the_owned_add(a in arb_state(), node in 0..POOL + 2, delta in arb_delta()) {
+        // The owned add decides; the byte-level one must write the same bytes or refuse alike,
+        // writing nothing then.
+        let node = pool_node(node);
+        let mut owned = a.clone();
+        let expected = owned.add(node, delta).map(|()| owned.encode());
+        let mut out = vec![0xee];
+        let result = add_encoded(&a.encode(), node, delta, &mut out);
+        match expected {
+            Ok(bytes) => {
+                prop_assert_eq!(result, Ok(()));
+                prop_assert_eq!(&out[1..], &bytes[..]);
+            }
+            Err(error) => {
+                prop_assert_eq!(result, Err(AddEncodedError::Counter(error)));
+                prop_assert_eq!(out, vec![0xee]);
             }
         }
     }

@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use crdt_core::{CounterView, PnCounter};
+use crdt_core::{AddEncodedError, CounterView, PnCounter};
 use crdt_macros::SqlType;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -33,11 +33,12 @@ impl Counter {
 
     /// Adds `delta` to this node's slot; overflow of the slot or of the value is `22003`.
     fn add_local(&self, delta: i64) -> Result<Counter, ErrorReport> {
-        let mut state = Counter::decode_stored(&self.encoded)?;
-        state
-            .add(local_node_id(), delta)
-            .map_err(|_| out_of_range(format!("{TYPE_NAME} value out of range")))?;
-        Ok(Counter::from_stored(state.encode()))
+        let mut added = Vec::with_capacity(self.encoded.len() + 20);
+        crdt_core::add_encoded(&self.encoded, local_node_id(), delta, &mut added).map_err(|err| match err {
+            AddEncodedError::Decode(err) => corrupt_datum(TYPE_NAME, err),
+            AddEncodedError::Counter(_) => out_of_range(format!("{TYPE_NAME} value out of range")),
+        })?;
+        Ok(Counter::from_stored(added))
     }
 }
 

@@ -30,6 +30,7 @@ macro_rules! crdt_sql_type {
 
             /// The state in the bytes of a stored datum (`XX001` if this extension did not
             /// write them).
+            #[allow(dead_code, reason = "a type whose functions all work on its bytes has no use for it")]
             pub(crate) fn decode_stored(bytes: &[u8]) -> Result<$state, ::pgrx::pg_sys::panic::ErrorReport> {
                 <$state as ::crdt_core::StoredForm>::decode_stored(bytes)
                     .map_err(|err| $crate::error::corrupt_datum($sql_name, err))
