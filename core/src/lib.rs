@@ -15,6 +15,7 @@
 //! - [`decimal`]: exact decimals for the doc's counter properties.
 //! - [`json`]: arbitrary JSON values as canonical text.
 //! - [`text`]: the strict JSON reading behind every text form.
+//! - [`stability`]: when a tombstone may be collected (causal stability from heartbeats).
 //! - [`stored`]: the binary and text forms every SQL type stores and shows.
 
 #![warn(missing_docs)]
@@ -32,6 +33,7 @@ pub mod json;
 pub mod local_write;
 pub mod node;
 pub mod row_clock;
+pub mod stability;
 pub mod stored;
 pub mod text;
 
@@ -48,5 +50,6 @@ pub use local_write::{
 };
 pub use node::{NodeId, NodeIdParseError, NODE_ID_NAMESPACE};
 pub use row_clock::{delete_wins, value_fingerprint, ColumnChoice, ColumnStamp, Incarnation, RowClock, SEEN_DELETE};
+pub use stability::{collectable_through, tombstone_decides, unsettled_seen_delete, Heartbeat, MeshView};
 pub use stored::StoredForm;
 pub use text::TextError;

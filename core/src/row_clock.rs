@@ -149,7 +149,16 @@ impl RowClock {
     /// one that had seen the newer delete is newer — the delete it had seen wins over the
     /// other ([`delete_wins`]).
     pub fn incarnation_against(&self, remote: &RowClock) -> Incarnation {
-        match self.seen_delete().cmp(&remote.seen_delete()) {
+        self.incarnation_against_settled(remote, 0)
+    }
+
+    /// [`RowClock::incarnation_against`] on a node whose `settled` is `settled`: deletes settled
+    /// there read as none ([`crate::stability::unsettled_seen_delete`]), so a row written after
+    /// its node collected a tombstone merges with one written where the tombstone was still
+    /// kept.
+    pub fn incarnation_against_settled(&self, remote: &RowClock, settled: u64) -> Incarnation {
+        let seen = |clock: &RowClock| crate::stability::unsettled_seen_delete(clock.seen_delete(), settled);
+        match seen(self).cmp(&seen(remote)) {
             std::cmp::Ordering::Equal => Incarnation::Same,
             std::cmp::Ordering::Greater => Incarnation::LocalNewer,
             std::cmp::Ordering::Less => Incarnation::RemoteNewer,

@@ -1,0 +1,214 @@
+//! When a tombstone may be collected: causal stability, learnt from heartbeats that travel the
+//! same subscriptions as the data (docs/tombstones.md).
+//!
+//! A tombstone decides against writes of its key made without knowledge of it: an INSERT from a
+//! node that had not seen the delete is dropped where the tombstone is. It may go once every
+//! node has it and every such write has reached every node. Nodes learn that in three steps,
+//! each a value every heartbeat carries, all HLC values compared with a tombstone's HLC:
+//!
+//! 1. `covers`: the sender's own tombstones stamped at or below it had committed before the
+//!    heartbeat (its clock now, held below the start of its oldest transaction still writing);
+//! 2. `received`: the sender had every member's tombstones stamped at or below it — the least
+//!    `covers` of the latest heartbeat it had applied from each member;
+//! 3. `settled`: every write made anywhere without knowledge of a tombstone stamped at or
+//!    below it had reached the sender — the least `received` it had applied from each member.
+//!    A write made before its node had a tombstone committed before that node's heartbeat
+//!    saying so; subscriptions apply in commit order, so it arrived before the heartbeat did.
+//!
+//! A node may collect tombstones at or below the least `settled` of every member
+//! ([`collectable_through`]): by then each node's own `settled` has passed them, so on every
+//! node they no longer decide anything ([`tombstone_decides`]) — what arrives after was written
+//! knowing them, whether its node still had them or had collected them.
+//!
+//! Members are the nodes heard from, and the members they name, less those forgotten here. A
+//! heartbeat counts only if its sender names every member this node knows: until a new node has
+//! heard from everyone, it holds collection back instead of claiming what it does not have. And
+//! a node claims nothing until it has heard from as many nodes as it subscribes to: a node that
+//! has heard from nobody yet does not know it is not alone.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::hlc::Stamp;
+use crate::node::NodeId;
+
+/// What one node's heartbeat says (see the module documentation for each value).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Heartbeat {
+    /// The sender's own tombstones stamped at or below this had committed before it.
+    pub covers: u64,
+    /// The sender had every member's tombstones stamped at or below this.
+    pub received: u64,
+    /// Every write made without knowledge of a tombstone stamped at or below this had reached
+    /// the sender.
+    pub settled: u64,
+    /// The members the sender knew, itself included.
+    pub members: BTreeSet<NodeId>,
+}
+
+/// What a node knows of the mesh: itself, the latest heartbeat it applied from each other node,
+/// and the nodes it was told to forget (`crdt.forget_node`).
+#[derive(Debug, Clone, Default)]
+pub struct MeshView {
+    /// This node.
+    pub own: NodeId,
+    /// The latest heartbeat applied from each other node.
+    pub heard: BTreeMap<NodeId, Heartbeat>,
+    /// Nodes that left the mesh for good: neither waited for nor counted as members.
+    pub forgotten: BTreeSet<NodeId>,
+    /// How many other nodes this node subscribes to: it claims nothing before it has heard from
+    /// that many.
+    pub subscriptions: usize,
+}
+
+impl MeshView {
+    /// The members: this node, the nodes heard from and the members they named, less the
+    /// forgotten.
+    pub fn members(&self) -> BTreeSet<NodeId> {
+        let named = self
+            .heard
+            .iter()
+            .flat_map(|(node, beat)| beat.members.iter().chain([node]));
+        std::iter::once(&self.own)
+            .chain(named)
+            .filter(|node| !self.forgotten.contains(node))
+            .copied()
+            .collect()
+    }
+
+    /// The least of `value` over every other member's latest heartbeat, starting from `own`: 0
+    /// for a member not heard from. A value that speaks of other members (`of_others`) counts
+    /// only from a heartbeat that names every member this node knows.
+    fn least(&self, own: u64, of_others: bool, value: impl Fn(&Heartbeat) -> u64) -> u64 {
+        let members = self.members();
+        let heard_from = members.iter().filter(|node| self.heard.contains_key(node)).count();
+        if heard_from < self.subscriptions {
+            return 0;
+        }
+        members
+            .iter()
+            .filter(|&&node| node != self.own)
+            .map(|node| {
+                self.heard
+                    .get(node)
+                    .filter(|beat| !of_others || members.iter().all(|member| beat.members.contains(member)))
+                    .map_or(0, &value)
+            })
+            .fold(own, u64::min)
+    }
+
+    /// The heartbeat this node sends now, `covers` its own bound ([`Heartbeat::covers`]).
+    pub fn next_heartbeat(&self, covers: u64) -> Heartbeat {
+        let received = self.least(covers, false, |beat| beat.covers);
+        Heartbeat {
+            covers,
+            received,
+            settled: self.least(received, true, |beat| beat.received),
+            members: self.members(),
+        }
+    }
+}
+
+/// The HLC at or below which this node may collect tombstones: the least `settled` of its own
+/// latest heartbeat `own` and of every other member's.
+pub fn collectable_through(view: &MeshView, own: &Heartbeat) -> u64 {
+    view.least(own.settled, true, |beat| beat.settled)
+}
+
+/// Whether a tombstone stamped `deleted` still decides against a write of its key arriving at a
+/// node whose `settled` (the largest it has sent) is `settled`. Once settled, every write made
+/// without knowledge of the delete has arrived: whatever comes now was written after it, by a
+/// node that had it or had collected it, and must not be taken for a write it ended.
+pub fn tombstone_decides(deleted: Stamp, settled: u64) -> bool {
+    deleted.hlc > settled
+}
+
+/// The newest delete a row had seen, as the incarnation comparisons read it on a node whose
+/// `settled` is `settled`: a settled delete reads as none. Rows that had seen different settled
+/// deletes (or none, its tombstone collected where the row was written) can only meet where
+/// every write of older incarnations has arrived and been ended already: they are of one
+/// incarnation, and merge.
+pub fn unsettled_seen_delete(seen: Option<Stamp>, settled: u64) -> Option<Stamp> {
+    seen.filter(|seen| tombstone_decides(*seen, settled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(i: u8) -> NodeId {
+        NodeId::from_bytes([i; 16])
+    }
+
+    fn view(own: u8, heard: &[(u8, Heartbeat)]) -> MeshView {
+        MeshView {
+            own: node(own),
+            heard: heard.iter().map(|(i, beat)| (node(*i), beat.clone())).collect(),
+            forgotten: BTreeSet::new(),
+            subscriptions: heard.len(),
+        }
+    }
+
+    fn beat(covers: u64, received: u64, settled: u64, members: &[u8]) -> Heartbeat {
+        Heartbeat {
+            covers,
+            received,
+            settled,
+            members: members.iter().map(|&i| node(i)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_node_alone_collects_what_it_covers() {
+        let alone = view(1, &[]);
+        let own = alone.next_heartbeat(50);
+        assert_eq!((own.received, own.settled), (50, 50));
+        assert_eq!(collectable_through(&alone, &own), 50);
+    }
+
+    #[test]
+    fn each_value_is_the_least_of_the_step_before() {
+        let two = view(1, &[(2, beat(40, 30, 20, &[1, 2]))]);
+        let own = two.next_heartbeat(50);
+        assert_eq!((own.covers, own.received, own.settled), (50, 40, 30));
+        assert_eq!(collectable_through(&two, &own), 20);
+    }
+
+    #[test]
+    fn a_member_not_heard_from_or_not_knowing_everyone_holds_back() {
+        // Node 2 names node 3, which node 1 has not heard from.
+        let missing = view(1, &[(2, beat(40, 40, 40, &[1, 2, 3]))]);
+        assert_eq!(missing.next_heartbeat(50).received, 0);
+        // Node 3 has not heard of node 2 yet: its claims say nothing of node 2's tombstones.
+        let partial = view(1, &[(2, beat(40, 40, 40, &[1, 2, 3])), (3, beat(40, 40, 40, &[1, 3]))]);
+        assert_eq!(partial.next_heartbeat(50).received, 40);
+        assert_eq!(partial.next_heartbeat(50).settled, 0);
+    }
+
+    #[test]
+    fn a_node_that_has_not_heard_from_every_subscription_claims_nothing() {
+        let mut early = view(1, &[]);
+        early.subscriptions = 2;
+        let own = early.next_heartbeat(50);
+        assert_eq!((own.received, own.settled), (0, 0));
+        assert_eq!(collectable_through(&early, &own), 0);
+    }
+
+    #[test]
+    fn a_forgotten_node_holds_nothing_back() {
+        let mut three = view(1, &[(2, beat(40, 40, 40, &[1, 2, 3]))]);
+        assert_eq!(three.next_heartbeat(50).received, 0);
+        three.forgotten.insert(node(3));
+        let own = three.next_heartbeat(50);
+        assert_eq!((own.received, own.settled), (40, 40));
+        assert!(!own.members.contains(&node(3)));
+    }
+
+    #[test]
+    fn settled_deletes_decide_nothing_and_read_as_none() {
+        let deleted = Stamp::new(30, node(1));
+        assert!(tombstone_decides(deleted, 29));
+        assert!(!tombstone_decides(deleted, 30));
+        assert_eq!(unsettled_seen_delete(Some(deleted), 30), None);
+        assert_eq!(unsettled_seen_delete(Some(deleted), 29), Some(deleted));
+    }
+}
