@@ -4,5 +4,6 @@ ALTER DATABASE postgres SET search_path = "$user", public, crdt;
 SET search_path = "$user", public, crdt;
 CREATE TABLE product (id int PRIMARY KEY, name text, inventory crdt.counter NOT NULL DEFAULT 0);
 SELECT crdt.enable('product') \gset
--- deletes travel as tombstones (crdt.deletions); TRUNCATE is not published
-CREATE PUBLICATION crdt_demo FOR TABLE product, crdt.deletions WITH (publish = 'insert, update, delete');
+-- deletes travel as tombstones (crdt.deletions), collected with heartbeats (crdt.heartbeats);
+-- TRUNCATE is not published
+CREATE PUBLICATION crdt_demo FOR TABLE product, crdt.deletions, crdt.heartbeats WITH (publish = 'insert, update, delete');

@@ -90,3 +90,191 @@ CREATE CAST (numeric AS counter) WITH FUNCTION counter_from_numeric(numeric) AS 
 
 -- Every type that merges now gets its merge_agg from one declaration, with one wording.
 COMMENT ON AGGREGATE merge_agg(doc) IS 'Merges doc states from any number of replicas.';
+
+-- Tombstone collection (docs/tombstones.md). Heartbeats: each node's latest, sent by
+-- crdt.vacuum_tombstones() through the same subscriptions as the data; publish this table with
+-- the CRDT tables and crdt.deletions. A receiver records one that came straight from its node
+-- (via = node) in crdt.peers.
+CREATE TABLE heartbeats (
+    node uuid PRIMARY KEY,
+    -- the node that wrote this copy: the sender, or one that applied it and published it again
+    via uuid NOT NULL,
+    -- HLC values (unsigned 64-bit): see crdt_core::stability
+    covers numeric(20, 0) NOT NULL,
+    received numeric(20, 0) NOT NULL,
+    settled numeric(20, 0) NOT NULL,
+    members uuid[] NOT NULL,
+    sent_at timestamptz NOT NULL
+);
+COMMENT ON TABLE heartbeats IS 'Heartbeats of tombstone collection; publish it with the CRDT tables.';
+REVOKE ALL ON heartbeats FROM PUBLIC;
+-- What this node heard from each node (and its own latest heartbeat, in its own row). Local:
+-- never published, and replicated changes to it are ignored.
+CREATE TABLE peers (
+    node uuid PRIMARY KEY,
+    covers numeric(20, 0) NOT NULL DEFAULT 0,
+    received numeric(20, 0) NOT NULL DEFAULT 0,
+    -- for this node's own row, the largest it has sent
+    settled numeric(20, 0) NOT NULL DEFAULT 0,
+    members uuid[] NOT NULL DEFAULT '{}',
+    heard_at timestamptz,
+    -- crdt.forget_node: left the mesh for good, neither waited for nor counted
+    forgotten boolean NOT NULL DEFAULT false,
+    -- this node's own row: the next covers' candidate time (wall-clock ms) and the
+    -- transactions that were running then
+    candidate_ms bigint,
+    candidate_xids xid8[]
+);
+COMMENT ON TABLE peers IS 'What this node heard from each node of the mesh (tombstone collection).';
+REVOKE ALL ON peers FROM PUBLIC;
+-- Read by the merge triggers, which on PostgreSQL 16 and later run as each table's owner.
+GRANT SELECT ON peers TO PUBLIC;
+
+-- A replicated change (trigger depth 1) is skipped; what receive_heartbeat writes from within
+-- the apply worker (depth 2) goes through.
+CREATE FUNCTION ignore_replicated_row() RETURNS trigger
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+BEGIN
+    IF pg_catalog.pg_trigger_depth() > 1 THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ignore_replicated_row() IS 'Skips a replicated change to a table of tombstone collection.';
+
+CREATE FUNCTION receive_heartbeat() RETURNS trigger
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    own uuid := crdt.node_id();
+BEGIN
+    IF NEW.node = own OR NEW.via <> NEW.node THEN
+        -- This node's own heartbeat back through another node, or a copy another node published
+        -- again (origin = any): not straight from its node, so it proves nothing, and is dropped
+        -- here so that it goes no further.
+        RETURN NULL;
+    END IF;
+    -- Straight from its node: everything that node committed before it has arrived.
+    INSERT INTO crdt.peers AS p (node, covers, received, settled, members, heard_at)
+    VALUES (NEW.node, NEW.covers, NEW.received, NEW.settled, NEW.members, now())
+    ON CONFLICT (node) DO UPDATE
+        SET covers = excluded.covers, received = excluded.received, settled = excluded.settled,
+            members = excluded.members, heard_at = excluded.heard_at
+        WHERE NOT p.forgotten;
+    -- Kept as one row per node, updated in place: replicated DELETEs and UPDATEs of this table
+    -- are skipped (zz_crdt_local_only), so the sender's DELETE before each heartbeat, and what
+    -- another node publishes again of its own copy, change nothing here.
+    UPDATE crdt.heartbeats h
+        SET covers = NEW.covers, received = NEW.received, settled = NEW.settled,
+            members = NEW.members, sent_at = NEW.sent_at
+        WHERE h.node = NEW.node;
+    IF FOUND THEN
+        RETURN NULL;
+    END IF;
+    -- Published again from here (origin = any) it is no longer straight from its node.
+    NEW.via := own;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION receive_heartbeat() IS 'Records a heartbeat a subscription applies (tombstone collection).';
+CREATE TRIGGER zz_crdt_receive_heartbeat BEFORE INSERT ON heartbeats
+    FOR EACH ROW EXECUTE FUNCTION receive_heartbeat();
+ALTER TABLE heartbeats ENABLE REPLICA TRIGGER zz_crdt_receive_heartbeat;
+CREATE TRIGGER zz_crdt_local_only BEFORE UPDATE OR DELETE ON heartbeats
+    FOR EACH ROW EXECUTE FUNCTION ignore_replicated_row();
+ALTER TABLE heartbeats ENABLE REPLICA TRIGGER zz_crdt_local_only;
+
+CREATE TRIGGER zz_crdt_local_only BEFORE INSERT OR UPDATE OR DELETE ON peers
+    FOR EACH ROW EXECUTE FUNCTION ignore_replicated_row();
+ALTER TABLE peers ENABLE REPLICA TRIGGER zz_crdt_local_only;
+
+CREATE FUNCTION forget_node(node uuid) RETURNS void
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF node = crdt.node_id() THEN
+        RAISE EXCEPTION 'a node cannot forget itself'
+            USING ERRCODE = '22023', HINT = 'Run crdt.forget_node on the nodes that stay.';
+    END IF;
+    INSERT INTO crdt.peers AS p (node, forgotten) VALUES (node, true)
+    ON CONFLICT ON CONSTRAINT peers_pkey DO UPDATE SET forgotten = true;
+END
+$$;
+COMMENT ON FUNCTION forget_node(uuid) IS
+    'Stops waiting for a node that left the mesh for good (drop its subscriptions first).';
+REVOKE ALL ON FUNCTION forget_node(uuid) FROM PUBLIC;
+
+CREATE FUNCTION "vacuum_tombstones"() RETURNS bigint
+	STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'vacuum_tombstones_wrapper';
+
+-- Divergence checked from SQL: crdt.digest and crdt.digest_rows (src/digest.rs).
+-- The primary key of a table as the jsonb object crdt.deletions names keys with, as an SQL
+-- expression over the row alias t: jsonb_build_object('id', t.id, ...). 42P10 without a key.
+CREATE FUNCTION key_json_expression(tab regclass) RETURNS text
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    expression text;
+BEGIN
+    SELECT 'pg_catalog.jsonb_build_object(' ||
+           string_agg(quote_literal(a.attname) || '::pg_catalog.text, t.' || quote_ident(a.attname), ', '
+                      ORDER BY k.position) || ')'
+    INTO expression
+    FROM pg_index i
+    CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
+    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+    WHERE i.indrelid = tab AND i.indisprimary;
+    IF expression IS NULL THEN
+        RAISE EXCEPTION 'table % has no primary key', tab USING ERRCODE = '42P10';
+    END IF;
+    RETURN expression;
+END
+$$;
+COMMENT ON FUNCTION key_json_expression(regclass) IS
+    'The primary key of a row t as a jsonb object, as an SQL expression (crdt.digest).';
+
+CREATE FUNCTION digest(tab regclass, buckets int DEFAULT 256)
+    RETURNS TABLE (bucket int, rows bigint, digest text)
+    LANGUAGE plpgsql STABLE STRICT PARALLEL RESTRICTED
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF buckets < 1 THEN
+        RAISE EXCEPTION 'buckets must be at least 1, not %', buckets USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT b, pg_catalog.count(*), pg_catalog.md5(pg_catalog.string_agg(d, '''' ORDER BY d))
+         FROM (SELECT (((pg_catalog.jsonb_hash_extended(%s, 0) %% $1) + $1) %% $1)::pg_catalog.int4 AS b,
+                      pg_catalog.md5(pg_catalog.to_jsonb(t)::pg_catalog.text) AS d
+               FROM %s t) r
+         GROUP BY b ORDER BY b',
+        crdt.key_json_expression(tab), tab) USING buckets::bigint;
+END
+$$;
+COMMENT ON FUNCTION digest(regclass, int) IS
+    'A hash per bucket of the primary key space over every column: equal on two nodes exactly when their rows are.';
+
+CREATE FUNCTION digest_rows(tab regclass, bucket int, buckets int DEFAULT 256)
+    RETURNS TABLE (key jsonb, digest text, "row" jsonb)
+    LANGUAGE plpgsql STABLE STRICT PARALLEL RESTRICTED
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF buckets < 1 OR bucket < 0 OR bucket >= buckets THEN
+        RAISE EXCEPTION 'bucket % is not one of 0 to % - 1', bucket, buckets USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT k, pg_catalog.md5(r::pg_catalog.text), r
+         FROM (SELECT %s AS k, pg_catalog.to_jsonb(t) AS r FROM %s t) s
+         WHERE ((pg_catalog.jsonb_hash_extended(k, 0) %% $2) + $2) %% $2 = $1
+         ORDER BY k',
+        crdt.key_json_expression(tab), tab) USING bucket::bigint, buckets::bigint;
+END
+$$;
+COMMENT ON FUNCTION digest_rows(regclass, int, int) IS
+    'The rows of one bucket of crdt.digest: key, hash and the row as crdt.merge_row takes it.';

@@ -9,6 +9,8 @@
 
 mod catalog_cache;
 mod clock;
+mod collection;
+mod digest;
 mod error;
 mod gucs;
 mod no_raise;

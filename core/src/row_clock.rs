@@ -149,20 +149,33 @@ impl RowClock {
     /// one that had seen the newer delete is newer — the delete it had seen wins over the
     /// other ([`delete_wins`]).
     pub fn incarnation_against(&self, remote: &RowClock) -> Incarnation {
-        self.incarnation_against_settled(remote, 0)
+        let no_delete_settled = || Ok::<u64, std::convert::Infallible>(0);
+        match self.incarnation_against_settled(remote, no_delete_settled) {
+            Ok(incarnation) => incarnation,
+            Err(never) => match never {},
+        }
     }
 
-    /// [`RowClock::incarnation_against`] on a node whose `settled` is `settled`: deletes settled
-    /// there read as none ([`crate::stability::unsettled_seen_delete`]), so a row written after
-    /// its node collected a tombstone merges with one written where the tombstone was still
-    /// kept.
-    pub fn incarnation_against_settled(&self, remote: &RowClock, settled: u64) -> Incarnation {
+    /// [`RowClock::incarnation_against`] on a node whose `settled` (`crdt_core::stability`) is
+    /// what `settled` reads, asked only when the two rows had seen different deletes: deletes
+    /// settled there read as none ([`crate::stability::unsettled_seen_delete`]), so a row
+    /// written after its node collected a tombstone merges with one written where the tombstone
+    /// was still kept.
+    pub fn incarnation_against_settled<E>(
+        &self,
+        remote: &RowClock,
+        settled: impl FnOnce() -> Result<u64, E>,
+    ) -> Result<Incarnation, E> {
+        if self.seen_delete() == remote.seen_delete() {
+            return Ok(Incarnation::Same);
+        }
+        let settled = settled()?;
         let seen = |clock: &RowClock| crate::stability::unsettled_seen_delete(clock.seen_delete(), settled);
-        match seen(self).cmp(&seen(remote)) {
+        Ok(match seen(self).cmp(&seen(remote)) {
             std::cmp::Ordering::Equal => Incarnation::Same,
             std::cmp::Ordering::Greater => Incarnation::LocalNewer,
             std::cmp::Ordering::Less => Incarnation::RemoteNewer,
-        }
+        })
     }
 
     /// The row's own stamp: its newest column stamp (`None` before any write).

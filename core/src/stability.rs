@@ -108,6 +108,23 @@ impl MeshView {
     }
 }
 
+/// The `covers` a node sends next: `last`, the one it sent before, moved up to `candidate_ms`
+/// (a wall-clock time it read before looking at which transactions were running) less
+/// `margin_ms` once every one of those transactions has ended (`candidate_ended`). A tombstone
+/// is stamped after its transaction has written (it has a transaction id by then) and at or
+/// after the wall clock of that moment, so every tombstone stamped before the candidate time
+/// came from one of them, or committed before; the margin allows for a wall clock stepping
+/// back.
+pub fn next_covers(last: u64, candidate_ms: Option<u64>, candidate_ended: bool, margin_ms: u64) -> u64 {
+    match candidate_ms {
+        Some(ms) if candidate_ended => {
+            let below = crate::hlc::hlc_from_parts(ms.saturating_sub(margin_ms), 0).unwrap_or(0);
+            last.max(below.saturating_sub(1))
+        }
+        _ => last,
+    }
+}
+
 /// The HLC at or below which this node may collect tombstones: the least `settled` of its own
 /// latest heartbeat `own` and of every other member's.
 pub fn collectable_through(view: &MeshView, own: &Heartbeat) -> u64 {
@@ -201,6 +218,16 @@ mod tests {
         let own = three.next_heartbeat(50);
         assert_eq!((own.received, own.settled), (40, 40));
         assert!(!own.members.contains(&node(3)));
+    }
+
+    #[test]
+    fn covers_moves_up_once_the_transactions_running_at_the_candidate_have_ended() {
+        let at = |ms| crate::hlc::hlc_from_parts(ms, 0).unwrap();
+        assert_eq!(next_covers(7, None, true, 1000), 7);
+        assert_eq!(next_covers(7, Some(5000), false, 1000), 7);
+        assert_eq!(next_covers(7, Some(5000), true, 1000), at(4000) - 1);
+        // Never back down: what a heartbeat claimed stays true.
+        assert_eq!(next_covers(at(9000), Some(5000), true, 1000), at(9000));
     }
 
     #[test]

@@ -343,7 +343,10 @@ impl Replica {
         // its value.
         if local.clock.encode() != remote.clock.encode() {
             let mut local_clock = local.clock.clone();
-            incarnation = local_clock.incarnation_against_settled(&remote.clock, self.settled);
+            let settled = || Ok::<u64, ()>(self.settled);
+            incarnation = local_clock
+                .incarnation_against_settled(&remote.clock, settled)
+                .expect("read");
             match incarnation {
                 // A row of an incarnation a delete seen here has ended: ignored.
                 Incarnation::LocalNewer => return false,

@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 
-use crdt_core::{ColumnChoice, Incarnation};
+use crdt_core::{tombstone_decides, ColumnChoice, Incarnation};
 use pgrx::datum::DatumWithOid;
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -155,7 +155,11 @@ pub(super) fn merge_replicated_insert(
     }
     if let Some(deleted) = newest_tombstone {
         // A row without a clock has seen no delete.
-        if clock.as_ref().is_none_or(|clock| clock.is_deleted_by(deleted)) {
+        // A tombstone every node has settled decides nothing any more: whatever arrives now was
+        // written knowing the delete (crdt_core::stability).
+        if clock.as_ref().is_none_or(|clock| clock.is_deleted_by(deleted))
+            && tombstone_decides(deleted, crate::collection::settled_here()?)
+        {
             release_key_lock();
             return Ok(ReplicatedInsert::Deleted);
         }
@@ -185,7 +189,7 @@ pub(super) fn merge_rows(
         let mut local_clock = local.clock(shape)?.unwrap_or_default();
         let remote_clock = RowClock::decode_stored(remote_stamps)?;
         warn_if_far_ahead(remote_clock.max_hlc(), relid, || shape.qualified_name.clone());
-        incarnation = local_clock.incarnation_against(&remote_clock);
+        incarnation = local_clock.incarnation_against_settled(&remote_clock, crate::collection::settled_here)?;
         match incarnation {
             Incarnation::LocalNewer => return Ok(None),
             // Changed whatever the merge gives: the older incarnation's clock is gone.

@@ -115,7 +115,7 @@ FROM pg_proc p
 JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'crdt'
 WHERE p.provolatile = 'v' AND p.proparallel = 'u'
-ORDER BY 1::text;
+ORDER BY p.oid::regprocedure::text;
 
 DROP TABLE "my schema"."tab'le ""x""";
 DROP SCHEMA "my schema";

@@ -888,20 +888,23 @@ pub fn subscription_name(from: &Cluster, to: &Cluster) -> String {
 }
 
 /// Creates publication `publication` on `node` in `db` for `tables` (`FOR ALL TABLES` when
-/// `tables` is empty), plus `crdt.deletions` when the database has it, publishing inserts,
-/// updates and deletes (not TRUNCATE), as the README's guide does; when it exists already,
-/// adds the tables it does not have yet.
+/// `tables` is empty), plus `crdt.deletions` and `crdt.heartbeats` when the database has them,
+/// publishing inserts, updates and deletes (not TRUNCATE), as the README's guide does; when it
+/// exists already, adds the tables it does not have yet.
 /// Note: tables added to a publication after a subscription was created reach that subscriber
 /// only after `ALTER SUBSCRIPTION ... REFRESH PUBLICATION` there.
 pub fn ensure_publication(node: &Cluster, db: &str, publication: &str, tables: &[&str]) {
     // Deletes of CRDT tables replicate as tombstones in crdt.deletions: every publication of a
     // database with the extension (0.2.0 or later) carries it.
+    // So does crdt.heartbeats (tombstone collection), from 0.2.0 on.
     let mut tables: Vec<&str> = tables.to_vec();
-    if !tables.is_empty()
-        && !tables.contains(&"crdt.deletions")
-        && node.query_value(db, "SELECT to_regclass('crdt.deletions') IS NOT NULL") == "t"
-    {
-        tables.push("crdt.deletions");
+    for extension_table in ["crdt.deletions", "crdt.heartbeats"] {
+        if !tables.is_empty()
+            && !tables.contains(&extension_table)
+            && node.query_value(db, &format!("SELECT to_regclass('{extension_table}') IS NOT NULL")) == "t"
+        {
+            tables.push(extension_table);
+        }
     }
     let tables = &tables[..];
     let exists = node.query_value(
