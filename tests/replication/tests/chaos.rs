@@ -625,6 +625,10 @@ fn chaos_convergence_of_three_nodes() {
     // 3. Collection goes on to the end with every link up: no tombstone is left, and the rows
     // are as they were.
     let before_collection = nodes[0].query_rows(DB, ROWS);
+    let left: Vec<String> = nodes
+        .iter()
+        .map(|node| node.query_value(DB, "SELECT count(*) FROM crdt.deletions"))
+        .collect();
     let collected = (1..=8).find(|_| {
         thread::sleep(Duration::from_millis(1100));
         for node in &nodes {
@@ -636,6 +640,7 @@ fn chaos_convergence_of_three_nodes() {
             .all(|node| node.query_value(DB, "SELECT count(*) FROM crdt.deletions") == "0")
     });
     assert!(collected.is_some(), "tombstones left after 8 rounds of collection");
+    println!("chaos: tombstones left after the run {left:?}, all collected in {collected:?} more rounds");
     assert_same_snapshot(&all, DB, ROWS);
     assert_eq!(
         nodes[0].query_rows(DB, ROWS),
