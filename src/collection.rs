@@ -3,6 +3,7 @@
 //! `crdt.forget_node()`. When a tombstone may go is the core's rule (`crdt_core::stability`);
 //! this module reads PostgreSQL's state for it and writes what it decides.
 
+use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crdt_core::{collectable_through, next_covers, Heartbeat, MeshView, NodeId};
@@ -140,11 +141,30 @@ REVOKE ALL ON FUNCTION forget_node(uuid) FROM PUBLIC;"#,
     name = "collection"
 );
 
+thread_local! {
+    /// This node's `settled` as last read, with the transaction completion count of the
+    /// snapshot that was active then (see [`settled_here`]).
+    static SETTLED_READ: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+}
+
 /// This node's `settled` (the largest it has sent; 0 before its first heartbeat): tombstones
 /// stamped at or below it no longer decide anything here (`crdt_core::tombstone_decides`).
+///
+/// A write that relies on `settled` arrives after the value it relies on was committed here
+/// (docs/tombstones.md), so it is read in a snapshot at least as new as the one the arriving
+/// change is applied in. A value read while a snapshot with the same transaction completion
+/// count was active saw exactly as much: it is used again, so a replicated transaction of many
+/// rows meeting tombstones reads `crdt.peers` once, not once per row.
 pub(crate) fn settled_here() -> Result<u64, ErrorReport> {
+    // SAFETY: the active snapshot, if any, lives at least as long as this call.
+    let completions = unsafe { pg_sys::GetActiveSnapshot().as_ref() }.map(|snapshot| snapshot.snapXactCompletionCount);
+    if let (Some(now), Some((settled, then))) = (completions, SETTLED_READ.get()) {
+        if now == then {
+            return Ok(settled);
+        }
+    }
     let own = uuid(local_node_id());
-    Spi::connect(|client| {
+    let settled = Spi::connect(|client| {
         let row = client
             .select(
                 "SELECT settled::pg_catalog.text FROM crdt.peers WHERE node OPERATOR(pg_catalog.=) $1",
@@ -153,10 +173,19 @@ pub(crate) fn settled_here() -> Result<u64, ErrorReport> {
             )?
             .first();
         // No row before this node's first heartbeat: nothing settled.
-        let settled = if row.is_empty() { None } else { row.get_one::<String>()? };
-        Ok::<_, pgrx::spi::Error>(settled.and_then(|text| text.parse().ok()).unwrap_or(0))
+        if row.is_empty() {
+            return Ok(0);
+        }
+        Ok::<_, pgrx::spi::Error>(hlc_of(row.get_one::<String>()?))
     })
-    .map_err(spi_failed)
+    .map_err(spi_failed)?;
+    SETTLED_READ.set(completions.map(|count| (settled, count)));
+    Ok(settled)
+}
+
+/// An HLC kept as `numeric(20, 0)` and read as text; 0 for none.
+fn hlc_of(text: Option<String>) -> u64 {
+    text.and_then(|text| text.parse().ok()).unwrap_or(0)
 }
 
 /// Sends this node's heartbeat and removes the tombstones every node has settled; the number
@@ -208,7 +237,7 @@ fn own_candidate(client: &mut SpiClient<'_>, own: NodeId) -> Result<(u64, Option
     if row.is_empty() {
         return Ok((0, None, false));
     }
-    let covers = row.get::<String>(1)?.and_then(|text| text.parse().ok()).unwrap_or(0);
+    let covers = hlc_of(row.get::<String>(1)?);
     let candidate = row.get::<i64>(2)?.and_then(|ms| u64::try_from(ms).ok());
     Ok((covers, candidate, row.get::<bool>(3)?.unwrap_or(false)))
 }
@@ -238,12 +267,7 @@ fn mesh_view(client: &mut SpiClient<'_>, own: NodeId) -> Result<MeshView, pgrx::
             view.forgotten.insert(node);
             continue;
         }
-        let hlc = |index| -> Result<u64, pgrx::spi::Error> {
-            Ok(row
-                .get::<String>(index)?
-                .and_then(|text| text.parse().ok())
-                .unwrap_or(0))
-        };
+        let hlc = |index| row.get::<String>(index).map(hlc_of);
         let members = row.get::<Vec<pgrx::Uuid>>(5)?.unwrap_or_default();
         let beat = Heartbeat {
             covers: hlc(2)?,
