@@ -17,6 +17,8 @@ trap '$SUDO rm -rf "$WORK"' EXIT
 cp -r "$REPO_ROOT/tests/pg_regress" "$WORK/pg_regress"
 cp -r "$REPO_ROOT/tests/isolation" "$WORK/isolation"
 mkdir -p "$WORK/pg_regress/expected" "$WORK/isolation/expected"
+# Preloaded, as crdt.stats needs (its counts live in shared memory).
+echo "shared_preload_libraries = 'crdt'" > "$WORK/preload.conf"
 $SUDO chown -R postgres:postgres "$WORK"
 
 status=0
@@ -33,7 +35,7 @@ run_suite() {
     port="$(free_port 25532)"
     log "$suite: ${tests[*]}"
     as_postgres "$PGXS_TEST/$runner" \
-        --temp-instance="$dir/instance" --port="$port" --bindir="$PG_BIN" \
+        --temp-instance="$dir/instance" --temp-config="$WORK/preload.conf" --port="$port" --bindir="$PG_BIN" \
         --inputdir="$dir" --outputdir="$dir" \
         --load-extension=crdt --dbname=crdt_regress \
         "${tests[@]}" || suite_status=$?

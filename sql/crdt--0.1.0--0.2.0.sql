@@ -298,3 +298,43 @@ END
 $$;
 COMMENT ON FUNCTION digest_rows(regclass, int, int) IS
     'The rows of one bucket of crdt.digest: key, hash and the row as crdt.merge_row takes it.';
+
+-- Merges made visible: crdt.stats, crdt.stats_reset (src/stats/) and crdt.status() (src/status.rs).
+CREATE FUNCTION "table_stats"() RETURNS TABLE (
+	"relid" oid, "remote_rows" bigint, "remote_wins" bigint, "local_wins" bigint,
+	"counter_merges" bigint, "doc_merges" bigint, "echoes_skipped" bigint, "inserts_merged" bigint,
+	"deletes_applied" bigint, "inserts_dropped_by_tombstone" bigint,
+	"stats_reset" timestamp with time zone
+)
+	STRICT STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'table_stats_wrapper';
+CREATE FUNCTION "stats_reset"("table" regclass DEFAULT NULL) RETURNS void
+	VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'stats_reset_wrapper';
+CREATE FUNCTION "status"() RETURNS TABLE ("item" text, "name" text, "ok" bool, "detail" text)
+	STRICT VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+	SET search_path TO pg_catalog, pg_temp
+	LANGUAGE c AS 'MODULE_PATHNAME', 'status_wrapper';
+
+-- What the merges decided, one row per CRDT table of this database (docs/stats.md).
+CREATE VIEW stats AS
+SELECT c.oid::pg_catalog.regclass AS table_name,
+       COALESCE(s.remote_rows, 0) AS remote_rows,
+       COALESCE(s.remote_wins, 0) AS remote_wins,
+       COALESCE(s.local_wins, 0) AS local_wins,
+       COALESCE(s.counter_merges, 0) AS counter_merges,
+       COALESCE(s.doc_merges, 0) AS doc_merges,
+       COALESCE(s.echoes_skipped, 0) AS echoes_skipped,
+       COALESCE(s.inserts_merged, 0) AS inserts_merged,
+       COALESCE(s.deletes_applied, 0) AS deletes_applied,
+       COALESCE(s.inserts_dropped_by_tombstone, 0) AS inserts_dropped_by_tombstone,
+       s.stats_reset
+FROM pg_catalog.pg_class c
+LEFT JOIN crdt.table_stats() s ON s.relid OPERATOR(pg_catalog.=) c.oid
+WHERE EXISTS (SELECT FROM pg_catalog.pg_trigger t
+              WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid AND t.tgname OPERATOR(pg_catalog.=) 'zz_crdt_merge');
+COMMENT ON VIEW stats IS 'What the merges decided, per CRDT table (needs crdt in shared_preload_libraries).';
+GRANT SELECT ON stats TO PUBLIC;
+REVOKE ALL ON FUNCTION stats_reset(pg_catalog.regclass) FROM PUBLIC;
+
+-- It reads crdt.deletions and crdt.peers as their owner: for superusers and monitoring roles.
+REVOKE ALL ON FUNCTION status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION status() TO pg_monitor;

@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crdt_core::{collectable_through, next_covers, Heartbeat, MeshView, NodeId};
+use crdt_core::{collectable_through, holding_collection, next_covers, Heartbeat, Holding, MeshView, NodeId};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -221,6 +221,17 @@ fn vacuum_tombstones() -> Result<i64, ErrorReport> {
     .map_err(spi_failed)
 }
 
+/// Why this node collects no further than it does, as `crdt.status()` reports it: the members
+/// of the mesh it knows and what holds collection back, as a run of
+/// `crdt.vacuum_tombstones()` would find them now (its `covers` not moved on).
+pub(crate) fn holding_now(client: &mut SpiClient<'_>) -> Result<(Vec<NodeId>, Holding), pgrx::spi::Error> {
+    let own = local_node_id();
+    let (last_covers, _, _) = own_candidate(client, own)?;
+    let view = mesh_view(client, own)?;
+    let beat = view.next_heartbeat(last_covers);
+    Ok((view.members().into_iter().collect(), holding_collection(&view, &beat)))
+}
+
 /// This node's last `covers`, and its candidate: the time, and whether every transaction
 /// running then has ended.
 fn own_candidate(client: &mut SpiClient<'_>, own: NodeId) -> Result<(u64, Option<u64>, bool), pgrx::spi::Error> {
@@ -344,6 +355,6 @@ fn send(client: &mut SpiClient<'_>, own: NodeId, beat: &Heartbeat, now_ms: u64) 
     Ok(())
 }
 
-fn uuid(node: NodeId) -> pgrx::Uuid {
+pub(crate) fn uuid(node: NodeId) -> pgrx::Uuid {
     pgrx::Uuid::from_bytes(*node.as_bytes())
 }

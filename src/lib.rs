@@ -14,6 +14,8 @@ mod digest;
 mod error;
 mod gucs;
 mod no_raise;
+mod stats;
+mod status;
 mod table;
 mod types;
 
@@ -25,6 +27,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     catalog_cache::init();
     table::key_lock::init();
+    stats::init();
 }
 
 /// Hooks `cargo pgrx test` needs: no extra setup, no extra server settings.

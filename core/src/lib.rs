@@ -50,6 +50,9 @@ pub use local_write::{
 };
 pub use node::{NodeId, NodeIdParseError, NODE_ID_NAMESPACE};
 pub use row_clock::{delete_wins, value_fingerprint, ColumnChoice, ColumnStamp, Incarnation, RowClock, SEEN_DELETE};
-pub use stability::{collectable_through, next_covers, tombstone_decides, unsettled_seen_delete, Heartbeat, MeshView};
+pub use stability::{
+    collectable_through, holding_collection, next_covers, tombstone_decides, unsettled_seen_delete, Heartbeat, Holding,
+    MeshView,
+};
 pub use stored::StoredForm;
 pub use text::TextError;

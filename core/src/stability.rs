@@ -79,21 +79,27 @@ impl MeshView {
     /// for a member not heard from. A value that speaks of other members (`of_others`) counts
     /// only from a heartbeat that names every member this node knows.
     fn least(&self, own: u64, of_others: bool, value: impl Fn(&Heartbeat) -> u64) -> u64 {
+        self.counted(own, of_others, value).map_or(0, |counted| {
+            counted.into_iter().map(|(_, value)| value).fold(u64::MAX, u64::min)
+        })
+    }
+
+    /// `value` of every member as [`Self::least`] counts it (this node's is `own`); `None` before
+    /// this node has heard from as many nodes as it subscribes to.
+    fn counted(&self, own: u64, of_others: bool, value: impl Fn(&Heartbeat) -> u64) -> Option<Vec<(NodeId, u64)>> {
         let members = self.members();
         let heard_from = members.iter().filter(|node| self.heard.contains_key(node)).count();
         if heard_from < self.subscriptions {
-            return 0;
+            return None;
         }
-        members
-            .iter()
-            .filter(|&&node| node != self.own)
-            .map(|node| {
-                self.heard
-                    .get(node)
-                    .filter(|beat| !of_others || members.iter().all(|member| beat.members.contains(member)))
-                    .map_or(0, &value)
-            })
-            .fold(own, u64::min)
+        let others = members.iter().filter(|&&node| node != self.own).map(|node| {
+            let beat = self
+                .heard
+                .get(node)
+                .filter(|beat| !of_others || members.iter().all(|member| beat.members.contains(member)));
+            (*node, beat.map_or(0, &value))
+        });
+        Some(std::iter::once((self.own, own)).chain(others).collect())
     }
 
     /// The heartbeat this node sends now, `covers` its own bound ([`Heartbeat::covers`]).
@@ -129,6 +135,73 @@ pub fn next_covers(last: u64, candidate_ms: Option<u64>, candidate_ended: bool, 
 /// latest heartbeat `own` and of every other member's.
 pub fn collectable_through(view: &MeshView, own: &Heartbeat) -> u64 {
     view.least(own.settled, true, |beat| beat.settled)
+}
+
+/// What holds collection back on a node, for a DBA to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holding {
+    /// It has heard from fewer nodes than it subscribes to: it collects nothing.
+    Unheard {
+        /// Members it has heard from.
+        heard: usize,
+        /// Subscriptions it has.
+        subscriptions: usize,
+    },
+    /// It collects through `through`, held there by `nodes`.
+    Members {
+        /// The least `settled` of the members ([`collectable_through`]).
+        through: u64,
+        /// The members at the root of it: whose values are what they are through no other
+        /// member's (see [`holding_collection`]). This node is one when its own `covers` is
+        /// the cause (a transaction still open here, say).
+        nodes: BTreeSet<NodeId>,
+    },
+}
+
+/// Why [`collectable_through`] is what it is. Each value is the least of the step before over
+/// the members, so a member whose `settled` is the least is held there by the member with the
+/// least `received` — unless none but itself is that low — and that one by the least `covers`.
+/// A member not heard from, or whose heartbeat does not name every member, counts as 0 at
+/// every step. Followed down, this names the members at the root: a node cut off, not the
+/// nodes whose values it holds down with its own.
+pub fn holding_collection(view: &MeshView, own: &Heartbeat) -> Holding {
+    let Some(settled) = view.counted(own.settled, true, |beat| beat.settled) else {
+        let members = view.members();
+        return Holding::Unheard {
+            heard: members.iter().filter(|node| view.heard.contains_key(node)).count(),
+            subscriptions: view.subscriptions,
+        };
+    };
+    let steps_before = [
+        view.counted(own.received, true, |beat| beat.received)
+            .unwrap_or_default(),
+        view.counted(own.covers, false, |beat| beat.covers).unwrap_or_default(),
+    ];
+    let through = settled.iter().map(|(_, value)| *value).fold(u64::MAX, u64::min);
+    let mut held: BTreeSet<(NodeId, u64)> = settled.into_iter().filter(|(_, value)| *value == through).collect();
+    let mut roots = BTreeSet::new();
+    for before in &steps_before {
+        let mut holding = BTreeSet::new();
+        for (node, value) in held {
+            let least_of_others = before
+                .iter()
+                .filter(|(other, _)| *other != node)
+                .map(|(_, value)| *value)
+                .min();
+            match least_of_others {
+                Some(least) if least <= value => {
+                    holding.extend(before.iter().filter(|(other, value)| *other != node && *value == least));
+                }
+                _ => {
+                    roots.insert(node);
+                }
+            }
+        }
+        held = holding;
+    }
+    // The last step, `covers`, is each node's own: whoever holds it down is a root.
+    roots.extend(held.into_iter().map(|(node, _)| node));
+    Holding::Members { through, nodes: roots }
 }
 
 /// Whether a tombstone stamped `deleted` still decides against a write of its key arriving at a
@@ -218,6 +291,71 @@ mod tests {
         let own = three.next_heartbeat(50);
         assert_eq!((own.received, own.settled), (40, 40));
         assert!(!own.members.contains(&node(3)));
+    }
+
+    #[test]
+    fn holding_names_the_members_with_the_least_settled() {
+        let three = view(
+            1,
+            &[(2, beat(40, 40, 20, &[1, 2, 3])), (3, beat(40, 40, 35, &[1, 2, 3]))],
+        );
+        let own = three.next_heartbeat(50);
+        let holding = holding_collection(&three, &own);
+        assert_eq!(
+            holding,
+            Holding::Members {
+                through: 20,
+                nodes: [node(2)].into()
+            }
+        );
+        assert_eq!(collectable_through(&three, &own), 20);
+        // A member heard of but not from counts as 0 at every step, and holds this node's own
+        // values down: it alone is named.
+        let missing = view(1, &[(2, beat(40, 40, 40, &[1, 2, 3]))]);
+        let own = missing.next_heartbeat(50);
+        assert_eq!(
+            holding_collection(&missing, &own),
+            Holding::Members {
+                through: 0,
+                nodes: [node(3)].into()
+            }
+        );
+        // A node cut off after one heartbeat: its stale values hold every node's down, and it
+        // is the root. (Node 2 heard it too: its settled is as low.)
+        let cut_off = view(
+            1,
+            &[(2, beat(40, 40, 10, &[1, 2, 3])), (3, beat(15, 10, 0, &[1, 2, 3]))],
+        );
+        let own = cut_off.next_heartbeat(50);
+        assert_eq!(own.settled, 10);
+        assert_eq!(
+            holding_collection(&cut_off, &own),
+            Holding::Members {
+                through: 0,
+                nodes: [node(3)].into()
+            }
+        );
+        // A transaction held open here: this node's own covers holds everyone's down.
+        let open_here = view(1, &[(2, beat(40, 5, 5, &[1, 2, 3])), (3, beat(40, 5, 5, &[1, 2, 3]))]);
+        let own = open_here.next_heartbeat(5);
+        assert_eq!(
+            holding_collection(&open_here, &own),
+            Holding::Members {
+                through: 5,
+                nodes: [node(1)].into()
+            }
+        );
+        // Before hearing from every subscription: nothing, and why.
+        let mut early = view(1, &[]);
+        early.subscriptions = 2;
+        let own = early.next_heartbeat(50);
+        assert_eq!(
+            holding_collection(&early, &own),
+            Holding::Unheard {
+                heard: 0,
+                subscriptions: 2
+            }
+        );
     }
 
     #[test]

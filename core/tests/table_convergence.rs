@@ -45,8 +45,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crdt_core::{
-    collectable_through, delete_wins, merge_encoded, stamps_column, tombstone_decides, value_fingerprint, ColumnChoice,
-    ColumnRole, CounterView, Heartbeat, Incarnation, MeshView, NodeId, PnCounter, RowClock, Stamp, WritePolicy,
+    collectable_through, delete_wins, holding_collection, merge_encoded, stamps_column, tombstone_decides,
+    value_fingerprint, ColumnChoice, ColumnRole, CounterView, Heartbeat, Holding, Incarnation, MeshView, NodeId,
+    PnCounter, RowClock, Stamp, WritePolicy,
 };
 use proptest::prelude::*;
 
@@ -319,6 +320,15 @@ impl Replica {
         let beat = self.view.next_heartbeat(covers);
         self.settled = self.settled.max(beat.settled);
         let through = collectable_through(&self.view, &beat);
+        // What crdt.status() reports as holding collection back names the same bound.
+        let reported = match holding_collection(&self.view, &beat) {
+            Holding::Members { through, nodes } => {
+                assert!(!nodes.is_empty());
+                through
+            }
+            Holding::Unheard { .. } => 0,
+        };
+        assert_eq!(reported, through);
         let collected: Vec<(u8, Stamp)> = self
             .tombstones
             .iter()

@@ -24,6 +24,7 @@ use super::row::{
 use super::shape::{relation_name, table_shape, Column, ColumnKind, TableShape};
 use crate::clock::warn_if_far_ahead;
 use crate::error::{raise, spi_failed};
+use crate::stats::{self, Event};
 use crate::types::row_clock::RowClock;
 
 /// Merges a row from another node — e.g. fetched by a sync path other than logical
@@ -57,12 +58,25 @@ pub(super) fn merge_replicated<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<
     let data = trigger.trigger_data();
     let tupdesc = relation_tupdesc(trigger);
     let shape = table_shape(data.tg_relation, || relation_name(data.tg_relation))?;
+    let relid = relation_id(trigger);
     if trigger.op().is_ok_and(|op| matches!(op, PgTriggerOperation::Insert)) {
+        stats::count(relid, Event::RemoteRow, 1);
         // For INSERT, tg_trigtuple is the incoming row.
         return match merge_replicated_insert(trigger, &tupdesc, &shape, data.tg_trigtuple)? {
-            ReplicatedInsert::Merged | ReplicatedInsert::Deleted => Ok(None),
+            ReplicatedInsert::Merged => {
+                stats::count(relid, Event::InsertMerged, 1);
+                Ok(None)
+            }
+            ReplicatedInsert::Deleted => {
+                stats::count(relid, Event::InsertDroppedByTombstone, 1);
+                Ok(None)
+            }
             ReplicatedInsert::New => Ok(trigger_tuple(tupdesc, data.tg_trigtuple)),
         };
+    }
+    // The UPDATE a merged INSERT makes is counted as that INSERT.
+    if !flags::merging_existing_row() {
+        stats::count(relid, Event::RemoteRow, 1);
     }
     // SAFETY: for UPDATE, tg_trigtuple is the local row (OLD) and tg_newtuple the replicated one.
     let (local, remote) = unsafe {
@@ -81,9 +95,11 @@ pub(super) fn merge_replicated<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<
         );
         return Ok(None);
     }
-    let relid = relation_id(trigger);
     match merge_rows(&shape, &local, &remote, relid)? {
-        None => Ok(None),
+        None => {
+            stats::count(relid, Event::EchoSkipped, 1);
+            Ok(None)
+        }
         // The replicated row as it came (the common case of a row written on one node only):
         // no tuple to form.
         Some(merged) if merged.same_row(&remote, &shape) => Ok(trigger_tuple(tupdesc, data.tg_newtuple)),
@@ -138,7 +154,7 @@ pub(super) fn merge_replicated_insert(
         let locked = Spi::connect_mut(|client| {
             let locked = !client.update(&shape.lock_existing, None, &[argument()])?.is_empty();
             if locked {
-                client.update(&shape.update_existing, None, &[argument()])?;
+                flags::while_merging_existing_row(|| client.update(&shape.update_existing, None, &[argument()]))?;
             }
             Ok::<_, pgrx::spi::Error>(locked)
         })
@@ -191,7 +207,10 @@ pub(super) fn merge_rows(
         warn_if_far_ahead(remote_clock.max_hlc(), relid, || shape.qualified_name.clone());
         incarnation = local_clock.incarnation_against_settled(&remote_clock, crate::collection::settled_here)?;
         match incarnation {
-            Incarnation::LocalNewer => return Ok(None),
+            Incarnation::LocalNewer => {
+                count_decided(shape, local, remote, relid, |_| Event::LocalWin);
+                return Ok(None);
+            }
             // Changed whatever the merge gives: the older incarnation's clock is gone.
             Incarnation::RemoteNewer => {
                 local_clock = crdt_core::RowClock::new();
@@ -211,6 +230,13 @@ pub(super) fn merge_rows(
             .collect();
         let mut clock = local_clock.clone();
         let choices = clock.merge_replicated(&remote_clock, &named);
+        count_decided(shape, local, remote, relid, |index| {
+            if choices[index] == ColumnChoice::Remote || incarnation == Incarnation::RemoteNewer {
+                Event::RemoteWin
+            } else {
+                Event::LocalWin
+            }
+        });
         for (column, choice) in registers.iter().zip(&choices) {
             // A newer incarnation's row replaces the local one: every value as it came, also
             // where its clock has no stamp to adopt (a column it never wrote).
@@ -228,7 +254,29 @@ pub(super) fn merge_rows(
             Incarnation::RemoteNewer => MergedValue::Theirs,
             _ => merge_crdt_value(local, remote, column)?,
         };
-        changed |= merged.set_merged(remote, column, value);
+        if merged.set_merged(remote, column, value) {
+            changed = true;
+            let merge = if column.kind == ColumnKind::Counter {
+                Event::CounterMerge
+            } else {
+                Event::DocMerge
+            };
+            stats::count(relid, merge, 1);
+        }
     }
     Ok(changed.then_some(merged))
+}
+
+/// Counts, for `crdt.stats`, the register columns whose values differ between the two rows, as
+/// `decided` says for the n-th register.
+fn count_decided(shape: &TableShape, local: &Row, remote: &Row, relid: pg_sys::Oid, decided: impl Fn(usize) -> Event) {
+    if !stats::counting() {
+        return;
+    }
+    let registers = shape.columns.iter().filter(|c| c.kind == ColumnKind::Register);
+    for (index, column) in registers.enumerate() {
+        if !local.same_value(remote, column) {
+            stats::count(relid, decided(index), 1);
+        }
+    }
 }

@@ -22,6 +22,7 @@ use super::row::{composite_row, relation_tupdesc, trigger_tuple, RawDatum, Row, 
 use super::shape::{relation_name, table_shape, TableShape};
 use crate::clock::warn_if_far_ahead;
 use crate::error::{raise, spi_failed};
+use crate::stats::{self, Event};
 use crate::types::row_clock::RowClock;
 use crate::types::varlena_datum_slice;
 
@@ -78,17 +79,17 @@ pub(super) fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a
     let known =
         || deletions::stamps_of_hashed_key(tombstone.values[DELETION_TABLE], key_json, key_hash).contains(&deleted);
     if known() {
+        if stats::counting() {
+            let relid = regclass_of(&table_name).unwrap_or(pg_sys::InvalidOid);
+            stats::count(relid, Event::RemoteRow, 1);
+            stats::count(relid, Event::EchoSkipped, 1);
+        }
         return Ok(None);
     }
 
     // The CRDT table the tombstone is of, if this node has it: a table with this name as crdt
     // names it, with a row clock.
-    let relid = {
-        let name = table_name.as_str().into_datum().unwrap_or(pg_sys::Datum::from(0));
-        // SAFETY: to_regclass takes a text; NULL for a name that names nothing. (A name that
-        // does not parse raises 42602 on PostgreSQL 15; crdt writes none.)
-        unsafe { pgrx::direct_function_call::<pg_sys::Oid>(pg_sys::to_regclass, &[Some(name)]) }
-    };
+    let relid = regclass_of(&table_name);
     // SAFETY: an existing relation, locked as any write to it would; `None` if dropped since.
     let relation = relid
         .filter(|relid| *relid != pg_sys::InvalidOid)
@@ -106,7 +107,11 @@ pub(super) fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a
             .map(|shape| (relation, shape))
     });
 
-    warn_if_far_ahead(deleted.hlc, relid.unwrap_or(pg_sys::InvalidOid), || table_name.clone());
+    let relid = relid.unwrap_or(pg_sys::InvalidOid);
+    warn_if_far_ahead(deleted.hlc, relid, || table_name.clone());
+    if target.is_some() {
+        stats::count(relid, Event::RemoteRow, 1);
+    }
     // The row (or, for a table this node does not have, only the key lock), then the tombstone
     // again: one of the same delete still being written through another subscription is waited
     // for, and the wait lets go of the key lock, so an insert of the key may get through
@@ -136,6 +141,7 @@ pub(super) fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a
     // Known by now (through another subscription, while this one waited): skipped.
     if known_now {
         release_key_lock();
+        stats::count(relid, Event::EchoSkipped, 1);
         return Ok(None);
     }
     let sent = (!tombstone.nulls.get(DELETION_KEY_HASH).copied().unwrap_or(true))
@@ -147,6 +153,14 @@ pub(super) fn apply_deletion<'a>(trigger: &'a PgTrigger<'a>) -> TriggerResult<'a
     tombstone.nulls[DELETION_KEY_HASH] = false;
     let tuple = tombstone.form(&tupdesc);
     Ok(trigger_tuple(tupdesc, tuple))
+}
+
+/// The relation a name (as `crdt.deletions` keeps it) names, if any.
+fn regclass_of(name: &str) -> Option<pg_sys::Oid> {
+    let name = name.into_datum()?;
+    // SAFETY: to_regclass takes a text; NULL for a name that names nothing. (A name that does
+    // not parse raises 42602 on PostgreSQL 15; crdt writes none.)
+    unsafe { pgrx::direct_function_call::<pg_sys::Oid>(pg_sys::to_regclass, &[Some(name)]) }
 }
 
 /// Deletes the row of `relation` (a CRDT table) whose key is the `jsonb` object `key_json`
@@ -170,7 +184,11 @@ pub(super) fn delete_row_of_tombstone(
                 .clock
                 .and_then(|clock| RowClock::decode_stored(&clock).ok())
                 .is_none_or(|clock| clock.is_deleted_by(deleted));
-            if !deletes || delete_at(shape, row.tid)? {
+            if !deletes {
+                return Ok(());
+            }
+            if delete_at(shape, row.tid)? {
+                stats::count(relid, Event::DeleteApplied, 1);
                 return Ok(());
             }
         }

@@ -402,6 +402,7 @@ impl Cluster {
              listen_addresses = '127.0.0.1'\n\
              unix_socket_directories = '{dir}'\n\
              wal_level = logical\n\
+             shared_preload_libraries = 'crdt'\n\
              max_replication_slots = 20\n\
              max_wal_senders = 20\n\
              max_logical_replication_workers = 20\n\

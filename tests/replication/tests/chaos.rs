@@ -648,7 +648,79 @@ fn chaos_convergence_of_three_nodes() {
         "collection changed rows"
     );
 
-    // 4. No ERROR in any log. Subscribers log ERRORs ("could not connect to the publisher",
+    // 4. crdt.stats counted what the workload did (docs/stats.md). Each write another node
+    // committed (one ledger row each) reached each node straight from its node, and echoes may
+    // bring it again: an INSERT and a tombstone always meet the merge triggers there, and so
+    // does an UPDATE of a never-deleted key (an UPDATE of a row deleted there meets no row, and
+    // no trigger). A tombstone deleted at most one row on each other node. And the counts agree
+    // with one another. A node's counts start at zero when it starts: the crashed one is held
+    // to the last only.
+    let ledgers: Vec<(u64, u64)> = nodes
+        .iter()
+        .map(|node| {
+            let row = &node.query_rows(
+                DB,
+                &format!(
+                    "SELECT count(*) FILTER (WHERE kind IN ('insert', 'delete') OR key <= {STABLE_KEYS}), \
+                            count(*) FILTER (WHERE kind = 'delete') \
+                     FROM ledger"
+                ),
+            )[0];
+            (row[0].parse().unwrap(), row[1].parse().unwrap())
+        })
+        .collect();
+    for (index, node) in nodes.iter().enumerate() {
+        let row = &node.query_rows(
+            DB,
+            "SELECT remote_rows, inserts_merged, inserts_dropped_by_tombstone, deletes_applied, echoes_skipped, \
+                    remote_wins, local_wins, counter_merges, doc_merges \
+             FROM crdt.stats WHERE table_name = 'items'::regclass",
+        )[0];
+        let stat: Vec<u64> = row.iter().map(|value| value.parse().unwrap()).collect();
+        let (others_wrote, others_deleted) = ledgers
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != index)
+            .fold((0, 0), |(writes, deletes), (_, (w, d))| (writes + w, deletes + d));
+        println!(
+            "chaos: node {} crdt.stats: remote_rows {}, inserts_merged {}, inserts_dropped_by_tombstone {}, \
+             deletes_applied {}, echoes_skipped {}, remote_wins {}, local_wins {}, counter_merges {}, doc_merges {}; \
+             the other nodes committed {others_wrote} writes that must meet the triggers here, \
+             {others_deleted} of them deletes",
+            node.name(),
+            stat[0],
+            stat[1],
+            stat[2],
+            stat[3],
+            stat[4],
+            stat[5],
+            stat[6],
+            stat[7],
+            stat[8]
+        );
+        assert!(
+            stat[1] + stat[2] + stat[3] <= stat[0] && stat[4] <= stat[0],
+            "node {}: merged, dropped and applied rows, and echoes, are remote rows: {stat:?}",
+            node.name()
+        );
+        if index != schedule.crashed {
+            assert!(
+                stat[0] >= others_wrote,
+                "node {} counted {} remote rows, fewer than the {others_wrote} writes of the other nodes that \
+                 must have met its triggers",
+                node.name(),
+                stat[0]
+            );
+            assert!(
+                stat[3] <= others_deleted,
+                "node {} applied {} deletes, more than the {others_deleted} of the other nodes",
+                node.name(),
+                stat[3]
+            );
+        }
+    }
+
+    // 5. No ERROR in any log. Subscribers log ERRORs ("could not connect to the publisher",
     // "could not receive data from WAL stream", ...) while their publisher is crashed or
     // restarting: the expected consequence of the crash, and nothing else is let through.
     assert_no_errors_in_logs_except(&all, PEER_DOWN_LOG_NOISE);

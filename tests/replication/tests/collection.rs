@@ -125,6 +125,26 @@ fn a_node_cut_off_holds_collection_back_and_its_stale_writes_stay_deleted() {
         c.sql(DB, "SELECT crdt.vacuum_tombstones()");
     }
     assert_eq!((tombstones(a), tombstones(b)), (6, 6), "collected while C was cut off");
+    // crdt.status() on A says who holds collection back, and that C's subscription is off.
+    let c_id = c.query_value(DB, "SELECT crdt.node_id()");
+    let status = |item: &str| {
+        a.query_rows(
+            DB,
+            &format!("SELECT name, ok, detail FROM crdt.status() WHERE item = '{item}' ORDER BY name"),
+        )
+    };
+    let collection = &status("collection")[0];
+    assert_eq!(collection[2], format!("held there by {c_id}"), "{collection:?}");
+    let peer_c = status("peer")
+        .into_iter()
+        .find(|peer| peer[0] == c_id)
+        .expect("C is a peer of A");
+    assert!(peer_c[2].ends_with("; holds collection back"), "{peer_c:?}");
+    let from_c = status("subscription")
+        .into_iter()
+        .find(|subscription| subscription[0] == subscription_name(c, a))
+        .expect("A subscribes to C");
+    assert_eq!((from_c[1].as_str(), from_c[2].as_str()), ("f", "disabled"));
     // Back: C's stale writes meet the tombstones, and the deleted rows stay deleted.
     enable_subscriptions(c);
     enable_subscription(a, &subscription_name(c, a));
@@ -135,6 +155,19 @@ fn a_node_cut_off_holds_collection_back_and_its_stale_writes_stay_deleted() {
         c.query_value(DB, "SELECT string_agg(id::text, ',' ORDER BY id) FROM item"),
         "6,7,8,9,10"
     );
+    // crdt.stats saw it: A's six tombstones deleted rows 1 to 5 and 30 on B and on C (C's own
+    // row 30 too), none on A; C's insert of 30 was dropped on A and on B (and echoes of A's
+    // insert of 30 may have been dropped too).
+    let stats = |node: &Cluster| -> (u64, u64) {
+        let row = &node.query_rows(
+            DB,
+            "SELECT deletes_applied, inserts_dropped_by_tombstone FROM crdt.stats",
+        )[0];
+        (row[0].parse().unwrap(), row[1].parse().unwrap())
+    };
+    let (on_a, on_b, on_c) = (stats(a), stats(b), stats(c));
+    assert_eq!((on_a.0, on_b.0, on_c.0), (0, 6, 6), "deletes applied");
+    assert!(on_a.1 >= 1 && on_b.1 >= 1, "inserts dropped: {on_a:?} {on_b:?}");
     assert!(rounds_to_collect(&refs, 8).is_some(), "not collected once C was back");
     assert_same_snapshot(&refs, DB, ITEMS);
     assert_no_errors_in_logs(&refs);
