@@ -338,3 +338,35 @@ REVOKE ALL ON FUNCTION stats_reset(pg_catalog.regclass) FROM PUBLIC;
 -- It reads crdt.deletions and crdt.peers as their owner: for superusers and monitoring roles.
 REVOKE ALL ON FUNCTION status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION status() TO pg_monitor;
+
+-- The conflict journal (src/table/conflicts.rs): a ring of crdt.conflicts_kept rows, written
+-- only with crdt.log_conflicts = on. Local: never published, and replicated changes to it are
+-- ignored.
+CREATE SEQUENCE conflicts_id_seq;
+CREATE TABLE conflicts (
+    -- the place in the ring: id modulo crdt.conflicts_kept
+    slot bigint PRIMARY KEY,
+    -- in the order they were recorded
+    id bigint NOT NULL,
+    logged_at timestamptz NOT NULL,
+    -- schema.table, as crdt.deletions names it
+    table_name text NOT NULL,
+    key jsonb NOT NULL,
+    -- PostgreSQL 18's name where one fits: insert_exists, update_origin_differs,
+    -- delete_origin_differs; insert_deleted (ours) for an insert a tombstone dropped
+    conflict text NOT NULL,
+    -- the columns whose values differed: "local", "remote" or "merged"
+    columns jsonb,
+    -- the newest stamp of each side (HLC and node)
+    local_hlc numeric(20, 0),
+    local_node uuid,
+    remote_hlc numeric(20, 0),
+    remote_node uuid
+);
+COMMENT ON TABLE conflicts IS 'The latest conflicts merges decided (with crdt.log_conflicts = on).';
+REVOKE ALL ON conflicts FROM PUBLIC;
+REVOKE ALL ON SEQUENCE conflicts_id_seq FROM PUBLIC;
+GRANT SELECT ON conflicts TO pg_monitor;
+CREATE TRIGGER zz_crdt_local_only BEFORE INSERT OR UPDATE OR DELETE ON conflicts
+    FOR EACH ROW EXECUTE FUNCTION ignore_replicated_row();
+ALTER TABLE conflicts ENABLE REPLICA TRIGGER zz_crdt_local_only;

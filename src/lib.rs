@@ -25,6 +25,7 @@ pgrx::pg_module_magic!();
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    table::conflicts::init();
     catalog_cache::init();
     table::key_lock::init();
     stats::init();

@@ -7,13 +7,14 @@
 
 use std::convert::Infallible;
 
-use crdt_core::{tombstone_decides, ColumnChoice, Incarnation};
+use crdt_core::{tombstone_decides, ColumnChoice, Incarnation, Stamp};
 use pgrx::datum::DatumWithOid;
 use pgrx::heap_tuple::PgHeapTuple;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{AllocatedByPostgres, PgTupleDesc};
 
+use super::conflicts::{self, Conflict, Decided};
 use super::flags;
 use super::key_lock::release_key_lock;
 use super::key_probe::{find_key, KeyFound};
@@ -177,6 +178,18 @@ pub(super) fn merge_replicated_insert(
             && tombstone_decides(deleted, crate::collection::settled_here()?)
         {
             release_key_lock();
+            if conflicts::journaling() {
+                if let Some(key) = row.key_values(shape).map(|values| shape.key_json.build(&values)) {
+                    conflicts::record(&Conflict {
+                        table: &shape.qualified_name,
+                        key,
+                        kind: "insert_deleted",
+                        columns: Vec::new(),
+                        local: Some(deleted),
+                        remote: clock.as_ref().and_then(|clock| clock.row_stamp()),
+                    });
+                }
+            }
             return Ok(ReplicatedInsert::Deleted);
         }
     }
@@ -195,9 +208,12 @@ pub(super) fn merge_rows(
         // A row without stamps was not written through crdt: nothing in it can be newer.
         return Ok(None);
     };
+    // What was decided, column by column, for crdt.stats and the conflict journal.
+    let mut decisions = Decisions::new();
     let mut merged = local.clone();
     let mut changed = false;
     let mut incarnation = Incarnation::Same;
+    let mut clocks = None;
     // Identical clocks (the remote change touched only counters or docs, or it is an echo):
     // one incarnation, no stamp moves, so every stamped column keeps its local value; nothing
     // to decode.
@@ -206,9 +222,17 @@ pub(super) fn merge_rows(
         let remote_clock = RowClock::decode_stored(remote_stamps)?;
         warn_if_far_ahead(remote_clock.max_hlc(), relid, || shape.qualified_name.clone());
         incarnation = local_clock.incarnation_against_settled(&remote_clock, crate::collection::settled_here)?;
+        clocks = Some((local_clock.row_stamp(), remote_clock.row_stamp()));
+        // Key columns are equal in both rows (the row was found by its key) and never stamped.
+        let registers: Vec<&Column> = shape
+            .columns
+            .iter()
+            .filter(|c| c.kind == ColumnKind::Register)
+            .collect();
         match incarnation {
             Incarnation::LocalNewer => {
-                count_decided(shape, local, remote, relid, |_| Event::LocalWin);
+                decisions.differing(&registers, local, remote, |_| Decided::Local);
+                decisions.report(shape, local, relid, incarnation, clocks);
                 return Ok(None);
             }
             // Changed whatever the merge gives: the older incarnation's clock is gone.
@@ -218,29 +242,25 @@ pub(super) fn merge_rows(
             }
             Incarnation::Same => {}
         }
-        // Key columns are equal in both rows (the row was found by its key) and never stamped.
-        let registers: Vec<&Column> = shape
-            .columns
-            .iter()
-            .filter(|c| c.kind == ColumnKind::Register)
-            .collect();
         let named: Vec<(&str, u32)> = registers
             .iter()
             .map(|column| (column.name.as_str(), remote.fingerprint(column)))
             .collect();
         let mut clock = local_clock.clone();
         let choices = clock.merge_replicated(&remote_clock, &named);
-        count_decided(shape, local, remote, relid, |index| {
-            if choices[index] == ColumnChoice::Remote || incarnation == Incarnation::RemoteNewer {
-                Event::RemoteWin
+        // A newer incarnation's row replaces the local one: every value as it came, also where
+        // its clock has no stamp to adopt (a column it never wrote).
+        let takes_remote =
+            |index: usize| choices[index] == ColumnChoice::Remote || incarnation == Incarnation::RemoteNewer;
+        decisions.differing(&registers, local, remote, |index| {
+            if takes_remote(index) {
+                Decided::Remote
             } else {
-                Event::LocalWin
+                Decided::Local
             }
         });
-        for (column, choice) in registers.iter().zip(&choices) {
-            // A newer incarnation's row replaces the local one: every value as it came, also
-            // where its clock has no stamp to adopt (a column it never wrote).
-            if *choice == ColumnChoice::Remote || incarnation == Incarnation::RemoteNewer {
+        for (index, column) in registers.iter().enumerate() {
+            if takes_remote(index) {
                 merged.take(remote, column);
             }
         }
@@ -254,29 +274,109 @@ pub(super) fn merge_rows(
             Incarnation::RemoteNewer => MergedValue::Theirs,
             _ => merge_crdt_value(local, remote, column)?,
         };
+        let decided = match value {
+            MergedValue::Ours => None,
+            MergedValue::Theirs => Some(Decided::Remote),
+            MergedValue::New(_) => Some(Decided::Merged),
+        };
         if merged.set_merged(remote, column, value) {
             changed = true;
-            let merge = if column.kind == ColumnKind::Counter {
-                Event::CounterMerge
-            } else {
-                Event::DocMerge
-            };
-            stats::count(relid, merge, 1);
+            if let Some(decided) = decided {
+                decisions.merged_value(column, decided);
+            }
         }
     }
+    decisions.report(shape, local, relid, incarnation, clocks);
     Ok(changed.then_some(merged))
 }
 
-/// Counts, for `crdt.stats`, the register columns whose values differ between the two rows, as
-/// `decided` says for the n-th register.
-fn count_decided(shape: &TableShape, local: &Row, remote: &Row, relid: pg_sys::Oid, decided: impl Fn(usize) -> Event) {
-    if !stats::counting() {
-        return;
-    }
-    let registers = shape.columns.iter().filter(|c| c.kind == ColumnKind::Register);
-    for (index, column) in registers.enumerate() {
-        if !local.same_value(remote, column) {
-            stats::count(relid, decided(index), 1);
+/// The columns a merge decided, kept only while merges are counted or conflicts journaled.
+struct Decisions<'a> {
+    observed: bool,
+    columns: Vec<(&'a Column, Decided)>,
+}
+
+impl<'a> Decisions<'a> {
+    fn new() -> Self {
+        Decisions {
+            observed: stats::counting() || conflicts::journaling(),
+            columns: Vec::new(),
         }
+    }
+
+    /// Records, for each of `registers` whose values differ between the two rows, the side
+    /// `decided` gives for its index.
+    fn differing(&mut self, registers: &[&'a Column], local: &Row, remote: &Row, decided: impl Fn(usize) -> Decided) {
+        if !self.observed {
+            return;
+        }
+        for (index, column) in registers.iter().enumerate() {
+            if !local.same_value(remote, column) {
+                self.columns.push((column, decided(index)));
+            }
+        }
+    }
+
+    /// Records a counter or doc the merge changed.
+    fn merged_value(&mut self, column: &'a Column, decided: Decided) {
+        if self.observed {
+            self.columns.push((column, decided));
+        }
+    }
+
+    /// Counts the decisions, and journals the merge if it took something from both sides or
+    /// dropped one side's row (an older incarnation).
+    fn report(
+        self,
+        shape: &TableShape,
+        local: &Row,
+        relid: pg_sys::Oid,
+        incarnation: Incarnation,
+        clocks: Option<(Option<Stamp>, Option<Stamp>)>,
+    ) {
+        if !self.observed {
+            return;
+        }
+        for (column, decided) in &self.columns {
+            let event = match (column.kind, decided) {
+                (ColumnKind::Counter, _) => Event::CounterMerge,
+                (ColumnKind::Doc, _) => Event::DocMerge,
+                (_, Decided::Remote) => Event::RemoteWin,
+                _ => Event::LocalWin,
+            };
+            stats::count(relid, event, 1);
+        }
+        let from = |side: fn(&Decided) -> bool| self.columns.iter().any(|(_, decided)| side(decided));
+        let local_kept = from(|decided| matches!(decided, Decided::Local | Decided::Merged));
+        let remote_taken = from(|decided| matches!(decided, Decided::Remote | Decided::Merged));
+        let both_sides = local_kept && remote_taken;
+        let row_dropped = incarnation != Incarnation::Same && !self.columns.is_empty();
+        if !conflicts::journaling() || !(both_sides || row_dropped) {
+            return;
+        }
+        let Some(key) = local.key_values(shape).map(|values| shape.key_json.build(&values)) else {
+            return;
+        };
+        let (local_stamp, remote_stamp) = clocks.unwrap_or_else(|| {
+            let stamp = local.clock(shape).ok().flatten().and_then(|clock| clock.row_stamp());
+            (stamp, stamp)
+        });
+        conflicts::record(&Conflict {
+            table: &shape.qualified_name,
+            key,
+            // The UPDATE a merged INSERT makes is that INSERT.
+            kind: if flags::merging_existing_row() {
+                "insert_exists"
+            } else {
+                "update_origin_differs"
+            },
+            columns: self
+                .columns
+                .iter()
+                .map(|(column, decided)| (column.name.as_str(), *decided))
+                .collect(),
+            local: local_stamp,
+            remote: remote_stamp,
+        });
     }
 }

@@ -22,6 +22,7 @@
 //! these modules move datums in and out. Everything reached from the triggers is
 //! schema-qualified or catalog-driven: apply workers run with an empty `search_path`.
 
+pub(crate) mod conflicts;
 mod deletes;
 mod deletions;
 pub(crate) mod enable;

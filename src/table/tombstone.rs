@@ -13,6 +13,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{AllocatedByPostgres, AnyNumeric, FromDatum, PgTupleDesc};
 
+use super::conflicts::{self, Conflict};
 use super::deletions::{self, DELETION_HLC, DELETION_KEY, DELETION_KEY_HASH, DELETION_NODE, DELETION_TABLE};
 use super::flags;
 use super::key_lock::{lock_key, read_holding_key_lock, release_key_lock};
@@ -180,15 +181,25 @@ pub(super) fn delete_row_of_tombstone(
             // A clock that can't be read has seen nothing. Read unlocked: the newest delete a
             // row has seen only grows, so a row kept stays rightly kept; one deleted is deleted
             // where it is, or found again if it changed meanwhile.
-            let deletes = row
-                .clock
-                .and_then(|clock| RowClock::decode_stored(&clock).ok())
-                .is_none_or(|clock| clock.is_deleted_by(deleted));
-            if !deletes {
+            let clock = row.clock.and_then(|clock| RowClock::decode_stored(&clock).ok());
+            if !clock.as_ref().is_none_or(|clock| clock.is_deleted_by(deleted)) {
                 return Ok(());
             }
             if delete_at(shape, row.tid)? {
                 stats::count(relid, Event::DeleteApplied, 1);
+                // A row last written by another node than the delete's: what that node wrote
+                // went with it.
+                let written = clock.as_ref().and_then(|clock| clock.row_stamp());
+                if written.is_some_and(|written| written.node != deleted.node) {
+                    conflicts::record(&Conflict {
+                        table: &shape.qualified_name,
+                        key: key_json,
+                        kind: "delete_origin_differs",
+                        columns: Vec::new(),
+                        local: written,
+                        remote: Some(deleted),
+                    });
+                }
                 return Ok(());
             }
         }

@@ -481,6 +481,14 @@ fn chaos_convergence_of_three_nodes() {
     for node in &nodes {
         node.create_database_with_crdt(DB);
         node.sql(DB, SCHEMA);
+        // The apply workers journal conflicts (in subtransactions of their own), in a ring small
+        // enough to wrap.
+        node.sql(
+            DB,
+            &format!(
+                "ALTER DATABASE {DB} SET crdt.log_conflicts = on; ALTER DATABASE {DB} SET crdt.conflicts_kept = 500"
+            ),
+        );
     }
     // Each link text or binary, by the seed: both wire formats of the types meet in one mesh.
     let mut links = Vec::new();
@@ -720,6 +728,25 @@ fn chaos_convergence_of_three_nodes() {
         }
     }
 
+    // The journal kept the latest conflicts, each with a name of the documented set.
+    for node in &nodes {
+        let journal = node.query_rows(
+            DB,
+            "SELECT count(*), count(*) FILTER (WHERE conflict NOT IN \
+                    ('insert_exists', 'update_origin_differs', 'delete_origin_differs', 'insert_deleted')), \
+                    coalesce(string_agg(DISTINCT conflict, ','), '') \
+             FROM crdt.conflicts",
+        );
+        let (kept, unnamed) = (journal[0][0].parse::<u64>().unwrap(), &journal[0][1]);
+        println!(
+            "chaos: node {} journaled {kept} conflicts ({})",
+            node.name(),
+            journal[0][2]
+        );
+        assert!((1..=500).contains(&kept), "node {}: {kept} conflicts kept", node.name());
+        assert_eq!(unnamed, "0", "node {}: conflicts of no documented name", node.name());
+    }
+
     // 5. No ERROR in any log. Subscribers log ERRORs ("could not connect to the publisher",
     // "could not receive data from WAL stream", ...) while their publisher is crashed or
     // restarting: the expected consequence of the crash, and nothing else is let through.
@@ -748,6 +775,14 @@ fn small_mesh(names: &[&str]) -> Vec<Cluster> {
     for node in &nodes {
         node.create_database_with_crdt(DB);
         node.sql(DB, SCHEMA);
+        // The apply workers journal conflicts (in subtransactions of their own), in a ring small
+        // enough to wrap.
+        node.sql(
+            DB,
+            &format!(
+                "ALTER DATABASE {DB} SET crdt.log_conflicts = on; ALTER DATABASE {DB} SET crdt.conflicts_kept = 500"
+            ),
+        );
     }
     let refs: Vec<&Cluster> = nodes.iter().collect();
     full_mesh(&refs, DB, &["items"]);
