@@ -4,7 +4,7 @@
 # two throwaway instances, runs every case side by side in interleaved rounds after a warm-up,
 # and writes the figures to BENCHMARKS.md (machine, commit, medians and spreads, ratios against
 # the targets), a section per major.
-#   bench/*.sql         in-database cases (sizes, merges), timed by bench/harness.sql
+#   bench/*.sql         in-database cases (sizes, merges, digest), timed by bench/harness.sql
 #   pgbench             increments: CRDT counter table vs plain bigint table, 2 clients, bound
 #                       by the commit's fsync; and CPU-bound (fsync and synchronous_commit off,
 #                       prepared statements), also against a plain table with a do-nothing C
@@ -466,6 +466,7 @@ controls() { # controls DESCRIPTION TABLE: the Targets row of a control table, a
     newer_concat="$(value_of "doc merge, one side newer, 50,000 pairs of 10-property docs" "jsonb || jsonb")"
     counter_crdt="$(value_of "counter merge vs PL/pgSQL, 50,000 pairs of 3-node counters" "crdt.merge(counter, counter)")"
     counter_plpgsql="$(value_of "counter merge vs PL/pgSQL, 50,000 pairs of 3-node counters" "plpgsql_counter_merge(jsonb, jsonb)")"
+    echo "| crdt.digest of 1,000,000 rows in a few seconds (and against a scan hashing each row) | $(awk -v ms="$(value_of "digest of 1,000,000 rows" "crdt.digest(big, 256)")" 'BEGIN { printf "%.1f s", ms / 1000 }') ($(ratio "$(value_of "digest of 1,000,000 rows" "crdt.digest(big, 256)")" "$(value_of "digest of 1,000,000 rows" "scan hashing each row as text (floor)")") ×) |"
     echo "| bulk UPDATE of $(bulk_rows) rows, time per row, CRDT ≤ 1.5 × plain | $(bulk_ratio update) |"
     echo "| bulk INSERT, COPY (text, binary) and DELETE, time per row, CRDT ≤ 2 × plain | $(bulk_ratio insert), $(bulk_ratio copy_text), $(bulk_ratio copy_binary), $(bulk_ratio delete) |"
     echo "| counter merge ≥ 30× faster than the PL/pgSQL merge | $(ratio "$counter_plpgsql" "$counter_crdt") × faster |"

@@ -82,3 +82,7 @@ psql_on "$PORT_A" -c "ALTER SUBSCRIPTION sub_b_to_a ENABLE"
 psql_on "$PORT_B" -c "ALTER SUBSCRIPTION sub_a_to_b ENABLE"
 wait_converged
 show_both
+
+log "what the merges decided on B (crdt.stats), and B's health (crdt.status())"
+psql_on "$PORT_B" -c "SELECT table_name, remote_rows, remote_wins, local_wins, counter_merges FROM crdt.stats"
+psql_on "$PORT_B" -c "SELECT item, name, ok, detail FROM crdt.status() WHERE item IN ('stats', 'table', 'subscription', 'slot')"

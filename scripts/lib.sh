@@ -252,12 +252,13 @@ as_postgres() {
     if [ "$(id -un)" = "postgres" ]; then "$@"; else (cd /tmp && sudo -u postgres "$@"); fi
 }
 
-# Starts a throwaway cluster as postgres in $1 on loopback port $2 with logical WAL.
+# Starts a throwaway cluster as postgres in $1 on loopback port $2 with logical WAL and crdt
+# preloaded, as the README recommends (crdt.stats counts merges in shared memory).
 start_cluster() {
     local dir="$1" port="$2"
     as_postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust --no-sync >/dev/null
     as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c wal_level=logical" \
+        -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c wal_level=logical -c shared_preload_libraries=crdt" \
         start >/dev/null
 }
 
