@@ -311,7 +311,10 @@ impl<'a> Decisions<'a> {
             return;
         }
         for (index, column) in registers.iter().enumerate() {
-            if !local.same_value(remote, column) {
+            // An unchanged TOASTed value compares by its TOAST pointer, without being fetched.
+            let same =
+                (column.typlen == -1 && local.same_stored_varlena(remote, column)) || local.same_value(remote, column);
+            if !same {
                 self.columns.push((column, decided(index)));
             }
         }
