@@ -370,3 +370,61 @@ GRANT SELECT ON conflicts TO pg_monitor;
 CREATE TRIGGER zz_crdt_local_only BEFORE INSERT OR UPDATE OR DELETE ON conflicts
     FOR EACH ROW EXECUTE FUNCTION ignore_replicated_row();
 ALTER TABLE conflicts ENABLE REPLICA TRIGGER zz_crdt_local_only;
+
+-- Rate limiting (src/rate_limit/, docs/rate_limit.md).
+CREATE FUNCTION "rate_limit"(
+	"key" TEXT,
+	"max_count" bigint,
+	"per" interval,
+	"cost" bigint DEFAULT 1,
+	"mode" TEXT DEFAULT 'shared'
+) RETURNS bool
+STRICT VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'rate_limit_wrapper';
+
+CREATE FUNCTION "rate_limit_peek"(
+	"key" TEXT,
+	"max_count" bigint,
+	"per" interval,
+	"cost" bigint DEFAULT 1,
+	"mode" TEXT DEFAULT 'shared'
+) RETURNS bool
+STRICT VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'rate_limit_peek_wrapper';
+
+CREATE FUNCTION "rate_limit_vacuum"() RETURNS bigint
+STRICT VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'rate_limit_vacuum_wrapper';
+
+-- Rate limiting (src/rate_limit/, docs/rate_limit.md): counts per key, window length, window,
+-- node and slot. A CRDT table: publish it with the other CRDT tables and crdt.deletions. A
+-- node writes only its own rows.
+CREATE TABLE rate_limits (
+    key text NOT NULL,
+    per interval NOT NULL,
+    window_start timestamptz NOT NULL,
+    node uuid NOT NULL,
+    slot smallint NOT NULL,
+    count crdt.counter NOT NULL DEFAULT 0,
+    PRIMARY KEY (key, per, window_start, node, slot)
+);
+COMMENT ON TABLE rate_limits IS 'Counts of crdt.rate_limit; publish it with the CRDT tables.';
+REVOKE ALL ON rate_limits FROM PUBLIC;
+GRANT SELECT ON rate_limits TO pg_monitor;
+SELECT crdt.enable('crdt.rate_limits');
+
+-- Expired windows go without tombstones: see crdt.rate_limit_vacuum.
+CREATE FUNCTION rate_limit_reset(key text) RETURNS void
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    DELETE FROM crdt.rate_limits r WHERE r.key OPERATOR(pg_catalog.=) rate_limit_reset.key;
+END;
+COMMENT ON FUNCTION rate_limit_reset(text) IS 'Forgets every count of a rate-limited key, on every node.';
+REVOKE ALL ON FUNCTION rate_limit_reset(text) FROM PUBLIC;

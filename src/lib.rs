@@ -14,6 +14,7 @@ mod digest;
 mod error;
 mod gucs;
 mod no_raise;
+mod rate_limit;
 mod stats;
 mod status;
 mod table;
@@ -26,6 +27,7 @@ pgrx::pg_module_magic!();
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     table::conflicts::init();
+    rate_limit::init();
     catalog_cache::init();
     table::key_lock::init();
     stats::init();

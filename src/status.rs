@@ -30,15 +30,18 @@ const STATUS: &str = concat!(
 UNION ALL
 SELECT 'stats', 'crdt.stats', $7, $8
 UNION ALL
-SELECT 'table', t.oid::regclass::text, count(p.pubname) > 0,
-       CASE WHEN count(p.pubname) = 0 THEN 'in no publication: its changes reach no other node'
-            ELSE 'published in ' || string_agg(quote_ident(p.pubname), ', ' ORDER BY p.pubname) END
+SELECT 'table', t.oid::regclass::text, count(p.pubname) > 0 OR rate_limits_unused,
+       CASE WHEN count(p.pubname) > 0 THEN 'published in ' || string_agg(quote_ident(p.pubname), ', ' ORDER BY p.pubname)
+            WHEN rate_limits_unused THEN 'in no publication, and unused: publish it before calling crdt.rate_limit'
+            ELSE 'in no publication: its changes reach no other node' END
 FROM (SELECT tgrelid AS oid FROM pg_trigger WHERE tgname = 'zz_crdt_merge'
       UNION SELECT 'crdt.deletions'::regclass UNION SELECT 'crdt.heartbeats'::regclass) t
 JOIN pg_class c ON c.oid = t.oid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_publication_tables p ON p.schemaname = n.nspname AND p.tablename = c.relname
-GROUP BY t.oid
+CROSS JOIN LATERAL (SELECT t.oid = 'crdt.rate_limits'::regclass AND NOT EXISTS (SELECT FROM crdt.rate_limits)
+                    AS rate_limits_unused) u
+GROUP BY t.oid, rate_limits_unused
 UNION ALL
 SELECT 'tombstones', count(*)::text, true,
        CASE WHEN count(*) = 0 THEN 'none held'

@@ -15,6 +15,7 @@
 //! - [`decimal`]: exact decimals for the doc's counter properties.
 //! - [`json`]: arbitrary JSON values as canonical text.
 //! - [`text`]: the strict JSON reading behind every text form.
+//! - [`rate_limit`]: windows, sliding counts and shares of distributed rate limiting.
 //! - [`stability`]: when a tombstone may be collected (causal stability from heartbeats).
 //! - [`stored`]: the binary and text forms every SQL type stores and shows.
 
@@ -32,6 +33,7 @@ pub mod hlc;
 pub mod json;
 pub mod local_write;
 pub mod node;
+pub mod rate_limit;
 pub mod row_clock;
 pub mod stability;
 pub mod stored;

@@ -16,7 +16,8 @@
 //! - `key_probe`, `key_lock`, `index_probe`, `key_json`: how writers of one key never miss each
 //!   other, without a lock per row (docs/deletes.md).
 //! - `roles`: who the triggers' statements run as (docs/majors.md).
-//! - `flags`: the two facts one trigger tells another.
+//! - `flags`: the three facts one trigger tells another.
+//! - `conflicts`: the conflict journal, `crdt.conflicts` (docs/stats.md).
 //!
 //! Every merge decision is the core's (`RowClock`, `PnCounter`, the doc merge, `delete_wins`);
 //! these modules move datums in and out. Everything reached from the triggers is
@@ -37,3 +38,9 @@ mod row;
 mod shape;
 mod stamp;
 mod tombstone;
+
+/// Runs `work` (a DELETE of rows of a CRDT table that every node removes on its own, such as
+/// `crdt.rate_limit_vacuum`'s expired windows) so that it records no tombstones.
+pub(crate) fn without_tombstones<T>(work: impl FnOnce() -> T) -> T {
+    flags::while_deleting_for_tombstone(work)
+}

@@ -1,0 +1,129 @@
+//! The rows of `crdt.rate_limits` a call reads and writes: one key's counts in the current and
+//! the previous window, and this node's slot counter credited.
+
+use crdt_core::NodeId;
+use pgrx::datum::{Interval, TimestampWithTimeZone};
+use pgrx::spi::SpiClient;
+
+/// Rows per key, window and node: sessions limiting one hot key spread over them (by process
+/// id), so they do not all wait for one row lock. Part of every node's `split` quotas: it never
+/// changes.
+pub(super) const SLOTS: u64 = 8;
+
+/// One key's counts in two windows.
+#[derive(Default)]
+pub(super) struct Counts {
+    /// Per window (0: previous, 1: current): every node's total.
+    pub(super) all: [u64; 2],
+    /// Per window: this node's count in each slot.
+    pub(super) own: [[u64; SLOTS as usize]; 2],
+}
+
+/// Where a call counts: its key, the window length and the two windows' starts.
+pub(super) struct Place<'a> {
+    pub(super) key: &'a str,
+    pub(super) per: Interval,
+    pub(super) previous: TimestampWithTimeZone,
+    pub(super) current: TimestampWithTimeZone,
+    pub(super) node: NodeId,
+}
+
+impl Place<'_> {
+    fn node(&self) -> pgrx::Uuid {
+        pgrx::Uuid::from_bytes(*self.node.as_bytes())
+    }
+}
+
+/// Reads the counts of `place`.
+pub(super) fn read(client: &SpiClient<'_>, place: &Place<'_>) -> Result<Counts, pgrx::spi::Error> {
+    let rows = client.select(
+        "SELECT window_start OPERATOR(pg_catalog.=) $4, node OPERATOR(pg_catalog.=) $5, slot,
+                count::pg_catalog.int8
+         FROM crdt.rate_limits
+         WHERE key OPERATOR(pg_catalog.=) $1 AND per OPERATOR(pg_catalog.=) $2
+           AND window_start IN ($3, $4)",
+        None,
+        &[
+            place.key.into(),
+            place.per.into(),
+            place.previous.into(),
+            place.current.into(),
+            place.node().into(),
+        ],
+    )?;
+    let mut counts = Counts::default();
+    for row in rows {
+        let window = usize::from(row.get::<bool>(1)?.unwrap_or(false));
+        // A count below zero is nobody's admission (only crdt.rate_limit writes them).
+        let count = row
+            .get::<i64>(4)?
+            .and_then(|count| u64::try_from(count).ok())
+            .unwrap_or(0);
+        counts.all[window] = counts.all[window].saturating_add(count);
+        let slot = row.get::<i16>(3)?.and_then(|slot| usize::try_from(slot).ok());
+        if let (Some(true), Some(slot)) = (row.get::<bool>(2)?, slot) {
+            if let Some(own) = counts.own[window].get_mut(slot) {
+                *own = own.saturating_add(count);
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Credits `cost` to this node's `slot` in the current window. With `room`, only if the slot's
+/// count then stays within it (the row's lock makes that exact); whether it was credited.
+pub(super) fn credit(
+    client: &mut SpiClient<'_>,
+    place: &Place<'_>,
+    slot: u64,
+    cost: u64,
+    room: Option<u64>,
+) -> Result<bool, pgrx::spi::Error> {
+    // The previous window's rows go once it no longer counts: crdt.rate_limit_vacuum().
+    let credited = client.update(
+        "INSERT INTO crdt.rate_limits AS r (key, per, window_start, node, slot, count)
+         SELECT $1, $2, $3, $4, $5, $6
+         WHERE $7::pg_catalog.int8 IS NULL OR $6 OPERATOR(pg_catalog.<=) $7
+         ON CONFLICT (key, per, window_start, node, slot) DO UPDATE
+            SET count = r.count OPERATOR(crdt.+) excluded.count::pg_catalog.int8
+            WHERE $7::pg_catalog.int8 IS NULL
+               OR r.count::pg_catalog.int8 OPERATOR(pg_catalog.+) $6 OPERATOR(pg_catalog.<=) $7
+         RETURNING true",
+        None,
+        &[
+            place.key.into(),
+            place.per.into(),
+            place.current.into(),
+            place.node().into(),
+            (slot as i16).into(),
+            (cost as i64).into(),
+            room.map(|room| i64::try_from(room).unwrap_or(i64::MAX)).into(),
+        ],
+    )?;
+    Ok(!credited.is_empty())
+}
+
+/// Takes back `part` credited to this node's `slot` by a call that was then refused.
+pub(super) fn give_back(
+    client: &mut SpiClient<'_>,
+    place: &Place<'_>,
+    slot: u64,
+    part: u64,
+) -> Result<(), pgrx::spi::Error> {
+    client.update(
+        "UPDATE crdt.rate_limits SET count = count OPERATOR(crdt.-) $6
+         WHERE key OPERATOR(pg_catalog.=) $1 AND per OPERATOR(pg_catalog.=) $2
+           AND window_start OPERATOR(pg_catalog.=) $3 AND node OPERATOR(pg_catalog.=) $4
+           AND slot OPERATOR(pg_catalog.=) $5",
+        None,
+        &[
+            place.key.into(),
+            place.per.into(),
+            place.current.into(),
+            place.node().into(),
+            (slot as i16).into(),
+            (part as i64).into(),
+        ],
+    )?;
+    Ok(())
+}
