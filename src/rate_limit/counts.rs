@@ -1,9 +1,14 @@
 //! The rows of `crdt.rate_limits` a call reads and writes: one key's counts in the current and
-//! the previous window, and this node's slot counter credited.
+//! the previous window, and this node's slot counter credited. The statements are prepared once
+//! per backend: a call is two of them, and parsing and planning would cost more than running.
+
+use std::cell::Cell;
 
 use crdt_core::NodeId;
 use pgrx::datum::{Interval, TimestampWithTimeZone};
-use pgrx::spi::SpiClient;
+use pgrx::pg_sys;
+use pgrx::spi::{OwnedPreparedStatement, SpiClient};
+use pgrx::PgOid;
 
 /// Rows per key, window and node: sessions limiting one hot key spread over them (by process
 /// id), so they do not all wait for one row lock. Part of every node's `split` quotas: it never
@@ -34,14 +39,68 @@ impl Place<'_> {
     }
 }
 
+/// The statements, prepared by the first call of the backend (and kept for its life).
+struct Statements {
+    read: OwnedPreparedStatement,
+    credit: OwnedPreparedStatement,
+    give_back: OwnedPreparedStatement,
+}
+
+thread_local! {
+    static STATEMENTS: Cell<Option<&'static Statements>> = const { Cell::new(None) };
+}
+
+const READ: &str = "SELECT window_start OPERATOR(pg_catalog.=) $4, node OPERATOR(pg_catalog.=) $5, slot,
+        count::pg_catalog.int8
+    FROM crdt.rate_limits
+    WHERE key OPERATOR(pg_catalog.=) $1 AND per OPERATOR(pg_catalog.=) $2
+      AND window_start IN ($3, $4)";
+
+/// With `$7` NULL, unconditional; otherwise only if the slot's count stays within `$7`.
+const CREDIT: &str = "INSERT INTO crdt.rate_limits AS r (key, per, window_start, node, slot, count)
+    SELECT $1, $2, $3, $4, $5, $6
+    WHERE $7 IS NULL OR $6 OPERATOR(pg_catalog.<=) $7
+    ON CONFLICT (key, per, window_start, node, slot) DO UPDATE
+       SET count = r.count OPERATOR(crdt.+) excluded.count::pg_catalog.int8
+       WHERE $7 IS NULL OR r.count::pg_catalog.int8 OPERATOR(pg_catalog.+) $6 OPERATOR(pg_catalog.<=) $7
+    RETURNING true";
+
+const GIVE_BACK: &str = "UPDATE crdt.rate_limits SET count = count OPERATOR(crdt.-) $6
+    WHERE key OPERATOR(pg_catalog.=) $1 AND per OPERATOR(pg_catalog.=) $2
+      AND window_start OPERATOR(pg_catalog.=) $3 AND node OPERATOR(pg_catalog.=) $4
+      AND slot OPERATOR(pg_catalog.=) $5";
+
+fn statements(client: &SpiClient<'_>) -> Result<&'static Statements, pgrx::spi::Error> {
+    if let Some(statements) = STATEMENTS.get() {
+        return Ok(statements);
+    }
+    let [text, interval, at, node, slot, amount] = [
+        pg_sys::TEXTOID,
+        pg_sys::INTERVALOID,
+        pg_sys::TIMESTAMPTZOID,
+        pg_sys::UUIDOID,
+        pg_sys::INT2OID,
+        pg_sys::INT8OID,
+    ]
+    .map(PgOid::from);
+    let statements: &'static Statements = Box::leak(Box::new(Statements {
+        // Prepared as mutating: run with a snapshot of its own, it reads the latest counts.
+        read: client.prepare_mut(READ, &[text, interval, at, at, node])?.keep(),
+        credit: client
+            .prepare_mut(CREDIT, &[text, interval, at, node, slot, amount, amount])?
+            .keep(),
+        give_back: client
+            .prepare_mut(GIVE_BACK, &[text, interval, at, node, slot, amount])?
+            .keep(),
+    }));
+    STATEMENTS.set(Some(statements));
+    Ok(statements)
+}
+
 /// Reads the counts of `place`.
 pub(super) fn read(client: &SpiClient<'_>, place: &Place<'_>) -> Result<Counts, pgrx::spi::Error> {
     let rows = client.select(
-        "SELECT window_start OPERATOR(pg_catalog.=) $4, node OPERATOR(pg_catalog.=) $5, slot,
-                count::pg_catalog.int8
-         FROM crdt.rate_limits
-         WHERE key OPERATOR(pg_catalog.=) $1 AND per OPERATOR(pg_catalog.=) $2
-           AND window_start IN ($3, $4)",
+        &statements(client)?.read,
         None,
         &[
             place.key.into(),
@@ -81,14 +140,7 @@ pub(super) fn credit(
 ) -> Result<bool, pgrx::spi::Error> {
     // The previous window's rows go once it no longer counts: crdt.rate_limit_vacuum().
     let credited = client.update(
-        "INSERT INTO crdt.rate_limits AS r (key, per, window_start, node, slot, count)
-         SELECT $1, $2, $3, $4, $5, $6
-         WHERE $7::pg_catalog.int8 IS NULL OR $6 OPERATOR(pg_catalog.<=) $7
-         ON CONFLICT (key, per, window_start, node, slot) DO UPDATE
-            SET count = r.count OPERATOR(crdt.+) excluded.count::pg_catalog.int8
-            WHERE $7::pg_catalog.int8 IS NULL
-               OR r.count::pg_catalog.int8 OPERATOR(pg_catalog.+) $6 OPERATOR(pg_catalog.<=) $7
-         RETURNING true",
+        &statements(client)?.credit,
         None,
         &[
             place.key.into(),
@@ -111,10 +163,7 @@ pub(super) fn give_back(
     part: u64,
 ) -> Result<(), pgrx::spi::Error> {
     client.update(
-        "UPDATE crdt.rate_limits SET count = count OPERATOR(crdt.-) $6
-         WHERE key OPERATOR(pg_catalog.=) $1 AND per OPERATOR(pg_catalog.=) $2
-           AND window_start OPERATOR(pg_catalog.=) $3 AND node OPERATOR(pg_catalog.=) $4
-           AND slot OPERATOR(pg_catalog.=) $5",
+        &statements(client)?.give_back,
         None,
         &[
             place.key.into(),
