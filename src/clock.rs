@@ -16,6 +16,11 @@ thread_local! {
     static CLOCK: RefCell<HybridClock> = const { RefCell::new(HybridClock::new()) };
 }
 
+/// A node id as SQL's `uuid`.
+pub fn node_uuid(node: NodeId) -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*node.as_bytes())
+}
+
 /// This node's id: `crdt.node_id` when set, else derived from the cluster's system identifier
 /// and the current database's OID (a UUIDv5), so two databases of one cluster are two nodes.
 pub fn local_node_id() -> NodeId {
@@ -86,7 +91,7 @@ thread_local! {
 /// This node's id, as set by `crdt.node_id` or derived from the cluster and database.
 #[pg_extern(stable, parallel_safe, name = "node_id")]
 fn node_id_sql() -> pgrx::Uuid {
-    pgrx::Uuid::from_bytes(*local_node_id().as_bytes())
+    node_uuid(local_node_id())
 }
 
 /// A fresh hybrid-logical-clock reading of this backend: 48 bits of wall-clock milliseconds and

@@ -11,7 +11,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::clock::local_node_id;
+use crate::clock::{local_node_id, node_uuid};
 use crate::error::spi_failed;
 
 /// How far back a node's wall clock may step without a tombstone being collected early: the
@@ -163,7 +163,7 @@ pub(crate) fn settled_here() -> Result<u64, ErrorReport> {
             return Ok(settled);
         }
     }
-    let own = uuid(local_node_id());
+    let own = node_uuid(local_node_id());
     let settled = Spi::connect(|client| {
         let row = client
             .select(
@@ -242,7 +242,7 @@ fn own_candidate(client: &mut SpiClient<'_>, own: NodeId) -> Result<(u64, Option
                                 WHERE pg_catalog.pg_xact_status(x) OPERATOR(pg_catalog.=) 'in progress')
              FROM crdt.peers WHERE node OPERATOR(pg_catalog.=) $1",
             Some(1),
-            &[uuid(own).into()],
+            &[node_uuid(own).into()],
         )?
         .first();
     if row.is_empty() {
@@ -265,7 +265,7 @@ fn mesh_view(client: &mut SpiClient<'_>, own: NodeId) -> Result<MeshView, pgrx::
                 heard_at IS NOT NULL
          FROM crdt.peers WHERE node OPERATOR(pg_catalog.<>) $1",
         None,
-        &[uuid(own).into()],
+        &[node_uuid(own).into()],
     )?;
     for row in peers {
         let Some(node) = row
@@ -312,12 +312,12 @@ fn mesh_view(client: &mut SpiClient<'_>, own: NodeId) -> Result<MeshView, pgrx::
 /// it as this node's own, with the next candidate for `covers`: `now_ms` and the transactions
 /// running now.
 fn send(client: &mut SpiClient<'_>, own: NodeId, beat: &Heartbeat, now_ms: u64) -> Result<(), pgrx::spi::Error> {
-    let members: Vec<pgrx::Uuid> = beat.members.iter().map(|member| uuid(*member)).collect();
+    let members: Vec<pgrx::Uuid> = beat.members.iter().map(|member| node_uuid(*member)).collect();
     let hlcs = [beat.covers, beat.received, beat.settled].map(|hlc| hlc.to_string());
     client.update(
         "DELETE FROM crdt.heartbeats WHERE node OPERATOR(pg_catalog.=) $1",
         None,
-        &[uuid(own).into()],
+        &[node_uuid(own).into()],
     )?;
     client.update(
         "INSERT INTO crdt.heartbeats (node, via, covers, received, settled, members, sent_at)
@@ -325,7 +325,7 @@ fn send(client: &mut SpiClient<'_>, own: NodeId, beat: &Heartbeat, now_ms: u64) 
                  pg_catalog.now())",
         None,
         &[
-            uuid(own).into(),
+            node_uuid(own).into(),
             hlcs[0].clone().into(),
             hlcs[1].clone().into(),
             hlcs[2].clone().into(),
@@ -344,7 +344,7 @@ fn send(client: &mut SpiClient<'_>, own: NodeId, beat: &Heartbeat, now_ms: u64) 
                 candidate_xids = excluded.candidate_xids",
         None,
         &[
-            uuid(own).into(),
+            node_uuid(own).into(),
             hlcs[0].clone().into(),
             hlcs[1].clone().into(),
             hlcs[2].clone().into(),
@@ -353,8 +353,4 @@ fn send(client: &mut SpiClient<'_>, own: NodeId, beat: &Heartbeat, now_ms: u64) 
         ],
     )?;
     Ok(())
-}
-
-pub(crate) fn uuid(node: NodeId) -> pgrx::Uuid {
-    pgrx::Uuid::from_bytes(*node.as_bytes())
 }

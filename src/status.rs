@@ -6,8 +6,8 @@ use crdt_core::Holding;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
-use crate::clock::local_node_id;
-use crate::collection::{holding_now, uuid};
+use crate::clock::{local_node_id, node_uuid};
+use crate::collection::holding_now;
 use crate::error::spi_failed;
 
 /// An HLC (bigint or numeric) as the `timestamptz` of its wall-clock part.
@@ -119,18 +119,21 @@ fn status() -> Result<
     };
     let rows = Spi::connect_mut(|client| {
         let (members, holding) = holding_now(client)?;
-        let members: Vec<pgrx::Uuid> = members.into_iter().map(uuid).collect();
+        let members: Vec<pgrx::Uuid> = members.into_iter().map(node_uuid).collect();
         let (holders, through, heard, subscriptions) = match holding {
             Holding::Unheard { heard, subscriptions } => (None, 0, heard, subscriptions),
-            Holding::Members { through, nodes } => {
-                (Some(nodes.into_iter().map(uuid).collect::<Vec<_>>()), through, 0, 0)
-            }
+            Holding::Members { through, nodes } => (
+                Some(nodes.into_iter().map(node_uuid).collect::<Vec<_>>()),
+                through,
+                0,
+                0,
+            ),
         };
         let rows = client.select(
             STATUS,
             None,
             &[
-                uuid(local_node_id()).into(),
+                node_uuid(local_node_id()).into(),
                 members.into(),
                 holders.into(),
                 // An HLC has 48 bits of milliseconds: a positive bigint.

@@ -5,10 +5,12 @@
 use std::cell::Cell;
 
 use crdt_core::NodeId;
-use pgrx::datum::{Interval, TimestampWithTimeZone};
+use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
 use pgrx::pg_sys;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient};
 use pgrx::PgOid;
+
+use crate::clock::node_uuid;
 
 /// Rows per key, window and node: sessions limiting one hot key spread over them (by process
 /// id), so they do not all wait for one row lock. Part of every node's `split` quotas: it never
@@ -33,9 +35,22 @@ pub(super) struct Place<'a> {
     pub(super) node: NodeId,
 }
 
-impl Place<'_> {
+impl<'a> Place<'a> {
     fn node(&self) -> pgrx::Uuid {
-        pgrx::Uuid::from_bytes(*self.node.as_bytes())
+        node_uuid(self.node)
+    }
+
+    /// The arguments naming this node's `slot` of the current window, then `amount`: `$1` to
+    /// `$6` of the credit and of the give-back.
+    fn slot_arguments(&self, slot: u64, amount: u64) -> [DatumWithOid<'a>; 6] {
+        [
+            self.key.into(),
+            self.per.into(),
+            self.current.into(),
+            self.node().into(),
+            (slot as i16).into(),
+            (amount as i64).into(),
+        ]
     }
 }
 
@@ -139,18 +154,12 @@ pub(super) fn credit(
     room: Option<u64>,
 ) -> Result<bool, pgrx::spi::Error> {
     // The previous window's rows go once it no longer counts: crdt.rate_limit_vacuum().
+    let [key, per, window, node, slot, cost] = place.slot_arguments(slot, cost);
+    let room = room.map(|room| i64::try_from(room).unwrap_or(i64::MAX));
     let credited = client.update(
         &statements(client)?.credit,
         None,
-        &[
-            place.key.into(),
-            place.per.into(),
-            place.current.into(),
-            place.node().into(),
-            (slot as i16).into(),
-            (cost as i64).into(),
-            room.map(|room| i64::try_from(room).unwrap_or(i64::MAX)).into(),
-        ],
+        &[key, per, window, node, slot, cost, room.into()],
     )?;
     Ok(!credited.is_empty())
 }
@@ -162,17 +171,6 @@ pub(super) fn give_back(
     slot: u64,
     part: u64,
 ) -> Result<(), pgrx::spi::Error> {
-    client.update(
-        &statements(client)?.give_back,
-        None,
-        &[
-            place.key.into(),
-            place.per.into(),
-            place.current.into(),
-            place.node().into(),
-            (slot as i16).into(),
-            (part as i64).into(),
-        ],
-    )?;
+    client.update(&statements(client)?.give_back, None, &place.slot_arguments(slot, part))?;
     Ok(())
 }

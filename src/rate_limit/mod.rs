@@ -14,7 +14,7 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
-use crate::clock::local_node_id;
+use crate::clock::{local_node_id, node_uuid};
 use crate::error::spi_failed;
 use counts::{Counts, Place, SLOTS};
 
@@ -130,7 +130,7 @@ fn nodes(client: &SpiClient<'_>) -> Result<u64, pgrx::spi::Error> {
                   WHERE NOT forgotten AND heard_at IS NOT NULL AND node OPERATOR(pg_catalog.<>) $1))
                  OPERATOR(pg_catalog.+) 1",
             Some(1),
-            &[pgrx::Uuid::from_bytes(*local_node_id().as_bytes()).into()],
+            &[node_uuid(local_node_id()).into()],
         )?
         .first()
         .get_one::<i64>()?;

@@ -80,9 +80,7 @@ unsafe extern "C-unwind" fn at_transaction_end(event: pg_sys::XactEvent::Type, _
     }
     let pending = PENDING.take();
     if committed && !pending.is_empty() {
-        // SAFETY: MyDatabaseId is set for the whole life of a backend connected to a database.
-        let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
-        SLOT_HINTS.with_borrow_mut(|hints| shared::add(database, &pending, hints));
+        SLOT_HINTS.with_borrow_mut(|hints| shared::add(this_database(), &pending, hints));
     }
 }
 

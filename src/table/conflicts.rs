@@ -14,6 +14,7 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PgTryBuilder};
 
 use super::deletions::as_owner;
 use super::row::RawDatum;
+use crate::clock::node_uuid;
 use crate::error::spi_failed;
 
 /// `crdt.log_conflicts`: off by default, because most meshes only need the counts of
@@ -104,7 +105,7 @@ pub(super) fn record(conflict: &Conflict<'_>) {
     let stamp = |stamp: Option<Stamp>| {
         (
             stamp.map(|stamp| stamp.hlc.to_string()),
-            stamp.map(|stamp| pgrx::Uuid::from_bytes(*stamp.node.as_bytes())),
+            stamp.map(|stamp| node_uuid(stamp.node)),
         )
     };
     let (local_hlc, local_node) = stamp(conflict.local);

@@ -14,7 +14,7 @@ use super::deletions;
 use super::flags;
 use super::row::{relation_tupdesc, trigger_tuple};
 use super::shape::{relation_name, table_shape, TableShape};
-use crate::clock::stamp_after;
+use crate::clock::{node_uuid, stamp_after};
 use crate::error::{raise, spi_failed};
 use crate::types::row_clock::RowClock;
 use crate::types::varlena_datum_slice;
@@ -99,7 +99,7 @@ pub(super) fn record_deletes(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport>
                     &[
                         shape.qualified_name.as_str().into(),
                         deleted.hlc.to_string().into(),
-                        pgrx::Uuid::from_bytes(*deleted.node.as_bytes()).into(),
+                        node_uuid(deleted.node).into(),
                     ],
                 )
                 .map(drop)

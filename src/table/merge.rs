@@ -213,7 +213,6 @@ pub(super) fn merge_rows(
     let mut merged = local.clone();
     let mut changed = false;
     let mut incarnation = Incarnation::Same;
-    let mut clocks = None;
     // Identical clocks (the remote change touched only counters or docs, or it is an echo):
     // one incarnation, no stamp moves, so every stamped column keeps its local value; nothing
     // to decode.
@@ -222,7 +221,7 @@ pub(super) fn merge_rows(
         let remote_clock = RowClock::decode_stored(remote_stamps)?;
         warn_if_far_ahead(remote_clock.max_hlc(), relid, || shape.qualified_name.clone());
         incarnation = local_clock.incarnation_against_settled(&remote_clock, crate::collection::settled_here)?;
-        clocks = Some((local_clock.row_stamp(), remote_clock.row_stamp()));
+        decisions.newest_stamps(&local_clock, &remote_clock);
         // Key columns are equal in both rows (the row was found by its key) and never stamped.
         let registers: Vec<&Column> = shape
             .columns
@@ -232,7 +231,7 @@ pub(super) fn merge_rows(
         match incarnation {
             Incarnation::LocalNewer => {
                 decisions.differing(&registers, local, remote, |_| Decided::Local);
-                decisions.report(shape, local, relid, incarnation, clocks);
+                decisions.report(shape, local, relid, incarnation);
                 return Ok(None);
             }
             // Changed whatever the merge gives: the older incarnation's clock is gone.
@@ -286,7 +285,7 @@ pub(super) fn merge_rows(
             }
         }
     }
-    decisions.report(shape, local, relid, incarnation, clocks);
+    decisions.report(shape, local, relid, incarnation);
     Ok(changed.then_some(merged))
 }
 
@@ -294,6 +293,9 @@ pub(super) fn merge_rows(
 struct Decisions<'a> {
     observed: bool,
     columns: Vec<(&'a Column, Decided)>,
+    /// The newest stamp of each side, taken only for the journal; `None` while the two clocks
+    /// are identical.
+    stamps: Option<(Option<Stamp>, Option<Stamp>)>,
 }
 
 impl<'a> Decisions<'a> {
@@ -301,6 +303,14 @@ impl<'a> Decisions<'a> {
         Decisions {
             observed: stats::counting() || conflicts::journaling(),
             columns: Vec::new(),
+            stamps: None,
+        }
+    }
+
+    /// Keeps the newest stamp of each clock, if conflicts are journaled.
+    fn newest_stamps(&mut self, local: &crdt_core::RowClock, remote: &crdt_core::RowClock) {
+        if conflicts::journaling() {
+            self.stamps = Some((local.row_stamp(), remote.row_stamp()));
         }
     }
 
@@ -329,14 +339,7 @@ impl<'a> Decisions<'a> {
 
     /// Counts the decisions, and journals the merge if it took something from both sides or
     /// dropped one side's row (an older incarnation).
-    fn report(
-        self,
-        shape: &TableShape,
-        local: &Row,
-        relid: pg_sys::Oid,
-        incarnation: Incarnation,
-        clocks: Option<(Option<Stamp>, Option<Stamp>)>,
-    ) {
+    fn report(self, shape: &TableShape, local: &Row, relid: pg_sys::Oid, incarnation: Incarnation) {
         if !self.observed {
             return;
         }
@@ -360,7 +363,7 @@ impl<'a> Decisions<'a> {
         let Some(key) = local.key_values(shape).map(|values| shape.key_json.build(&values)) else {
             return;
         };
-        let (local_stamp, remote_stamp) = clocks.unwrap_or_else(|| {
+        let (local_stamp, remote_stamp) = self.stamps.unwrap_or_else(|| {
             let stamp = local.clock(shape).ok().flatten().and_then(|clock| clock.row_stamp());
             (stamp, stamp)
         });

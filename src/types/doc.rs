@@ -11,7 +11,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, PgSqlErrorCode};
 
-use crate::clock::{local_node_id, stamp_after};
+use crate::clock::{local_node_id, node_uuid, stamp_after};
 use crate::error::{corrupt_datum, invalid_representation, out_of_range};
 use crate::types::jsonb_text::JsonbText;
 
@@ -175,7 +175,7 @@ fn stamps(
                 kind.to_owned(),
                 to_timestamp(millis / 1000.0),
                 info.stamp.hlc as i64,
-                pgrx::Uuid::from_bytes(*info.stamp.node.as_bytes()),
+                node_uuid(info.stamp.node),
             )
         })
         .collect();
