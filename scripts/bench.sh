@@ -194,13 +194,15 @@ for table in plain_n plain_t crdt_n; do
 done
 
 # Rate limiting (docs/rate_limit.md), CPU-bound as above: checks per second from 2 clients on one
-# hot key and on 100,000 keys, against a plain counter row per key (UPDATE ... RETURNING).
+# hot key (shared and split mode) and on 100,000 keys, against a plain counter row per key
+# (UPDATE ... RETURNING).
 RATE_LIMIT_CASE="rate limit checks, CPU-bound (pgbench TPS; 2 clients, -M prepared)"
 log "$RATE_LIMIT_CASE"
 psql_at "$PORT_A" postgres \
     -c "CREATE TABLE plain_limits (key text PRIMARY KEY, n bigint NOT NULL DEFAULT 0)" \
     -c "INSERT INTO plain_limits SELECT 'k' || g FROM generate_series(1, 100000) g UNION ALL SELECT 'hot'" >/dev/null
 printf "SELECT crdt.rate_limit('hot', 1000000000, '1 hour');\n" >"$NODE_A/limit_crdt_one_key.pgbench"
+printf "SELECT crdt.rate_limit('hot', 1000000000, '1 hour', 1, 'split');\n" >"$NODE_A/limit_crdt_split_one_key.pgbench"
 printf "\\set k random(1, 100000)\nSELECT crdt.rate_limit('k' || :k, 1000000000, '1 hour');\n" \
     >"$NODE_A/limit_crdt_100k_keys.pgbench"
 printf "UPDATE plain_limits SET n = n + 1 WHERE key = 'hot' RETURNING n <= 1000000000;\n" \
@@ -208,7 +210,7 @@ printf "UPDATE plain_limits SET n = n + 1 WHERE key = 'hot' RETURNING n <= 10000
 printf "\\set k random(1, 100000)\nUPDATE plain_limits SET n = n + 1 WHERE key = 'k' || :k RETURNING n <= 1000000000;\n" \
     >"$NODE_A/limit_plain_100k_keys.pgbench"
 chmod 644 "$NODE_A"/*.pgbench
-LIMIT_CASES="limit_plain_one_key limit_crdt_one_key limit_plain_100k_keys limit_crdt_100k_keys"
+LIMIT_CASES="limit_plain_one_key limit_crdt_one_key limit_crdt_split_one_key limit_plain_100k_keys limit_crdt_100k_keys"
 declare -A LIMIT_TPS
 for round in $(seq 0 "$ROUNDS"); do    # round 0 is the warm-up
     for case in $LIMIT_CASES; do
@@ -498,7 +500,7 @@ controls() { # controls DESCRIPTION TABLE: the Targets row of a control table, a
     counter_crdt="$(value_of "counter merge vs PL/pgSQL, 50,000 pairs of 3-node counters" "crdt.merge(counter, counter)")"
     counter_plpgsql="$(value_of "counter merge vs PL/pgSQL, 50,000 pairs of 3-node counters" "plpgsql_counter_merge(jsonb, jsonb)")"
     echo "| crdt.digest of 1,000,000 rows in a few seconds (and against a scan hashing each row) | $(awk -v ms="$(value_of "digest of 1,000,000 rows" "crdt.digest(big, 256)")" 'BEGIN { printf "%.1f s", ms / 1000 }') ($(ratio "$(value_of "digest of 1,000,000 rows" "crdt.digest(big, 256)")" "$(value_of "digest of 1,000,000 rows" "scan hashing each row as text (floor)")") ×) |"
-    echo "| (no target) rate limit checks/s, crdt.rate_limit against a plain UPDATE ... RETURNING: one key, 100,000 keys | $(ratio "$(value_of "$RATE_LIMIT_CASE" limit_crdt_one_key)" "$(value_of "$RATE_LIMIT_CASE" limit_plain_one_key)") ×, $(ratio "$(value_of "$RATE_LIMIT_CASE" limit_crdt_100k_keys)" "$(value_of "$RATE_LIMIT_CASE" limit_plain_100k_keys)") × |"
+    echo "| (no target) rate limit checks/s, crdt.rate_limit against a plain UPDATE ... RETURNING: one key, one key in split mode, 100,000 keys | $(ratio "$(value_of "$RATE_LIMIT_CASE" limit_crdt_one_key)" "$(value_of "$RATE_LIMIT_CASE" limit_plain_one_key)") ×, $(ratio "$(value_of "$RATE_LIMIT_CASE" limit_crdt_split_one_key)" "$(value_of "$RATE_LIMIT_CASE" limit_plain_one_key)") ×, $(ratio "$(value_of "$RATE_LIMIT_CASE" limit_crdt_100k_keys)" "$(value_of "$RATE_LIMIT_CASE" limit_plain_100k_keys)") × |"
     echo "| bulk UPDATE of $(bulk_rows) rows, time per row, CRDT ≤ 1.5 × plain | $(bulk_ratio update) |"
     echo "| bulk INSERT, COPY (text, binary) and DELETE, time per row, CRDT ≤ 2 × plain | $(bulk_ratio insert), $(bulk_ratio copy_text), $(bulk_ratio copy_binary), $(bulk_ratio delete) |"
     echo "| counter merge ≥ 30× faster than the PL/pgSQL merge | $(ratio "$counter_plpgsql" "$counter_crdt") × faster |"

@@ -1,6 +1,7 @@
-//! The rows of `crdt.rate_limits` a call reads and writes: one key's counts in the current and
-//! the previous window, and this node's slot counter credited. The statements are prepared once
-//! per backend: a call is two of them, and parsing and planning would cost more than running.
+//! What a call reads and writes: one key's counts in `crdt.rate_limits` in the current and the
+//! previous window, this node's slot counter credited, and (in `split` mode) how many nodes the
+//! mesh has. The statements are prepared once per backend: a call is two or three of them, and
+//! parsing and planning would cost more than running.
 
 use std::cell::Cell;
 
@@ -59,6 +60,7 @@ struct Statements {
     read: OwnedPreparedStatement,
     credit: OwnedPreparedStatement,
     give_back: OwnedPreparedStatement,
+    mesh_size: OwnedPreparedStatement,
 }
 
 thread_local! {
@@ -85,6 +87,17 @@ const GIVE_BACK: &str = "UPDATE crdt.rate_limits SET count = count OPERATOR(crdt
       AND window_start OPERATOR(pg_catalog.=) $3 AND node OPERATOR(pg_catalog.=) $4
       AND slot OPERATOR(pg_catalog.=) $5";
 
+/// This node's subscriptions in this database or the other nodes it has heard from through
+/// tombstone collection, whichever are more, plus one.
+const MESH_SIZE: &str = "SELECT GREATEST(
+        (SELECT pg_catalog.count(*) FROM pg_catalog.pg_subscription
+         WHERE subdbid OPERATOR(pg_catalog.=)
+               (SELECT oid FROM pg_catalog.pg_database
+                WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())),
+        (SELECT pg_catalog.count(*) FROM crdt.peers
+         WHERE NOT forgotten AND heard_at IS NOT NULL AND node OPERATOR(pg_catalog.<>) $1))
+    OPERATOR(pg_catalog.+) 1";
+
 fn statements(client: &SpiClient<'_>) -> Result<&'static Statements, pgrx::spi::Error> {
     if let Some(statements) = STATEMENTS.get() {
         return Ok(statements);
@@ -107,6 +120,7 @@ fn statements(client: &SpiClient<'_>) -> Result<&'static Statements, pgrx::spi::
         give_back: client
             .prepare_mut(GIVE_BACK, &[text, interval, at, node, slot, amount])?
             .keep(),
+        mesh_size: client.prepare_mut(MESH_SIZE, &[node])?.keep(),
     }));
     STATEMENTS.set(Some(statements));
     Ok(statements)
@@ -173,4 +187,13 @@ pub(super) fn give_back(
 ) -> Result<(), pgrx::spi::Error> {
     client.update(&statements(client)?.give_back, None, &place.slot_arguments(slot, part))?;
     Ok(())
+}
+
+/// How many nodes the mesh has, as this node knows it (docs/rate_limit.md): at least one.
+pub(super) fn mesh_size(client: &SpiClient<'_>, this_node: NodeId) -> Result<u64, pgrx::spi::Error> {
+    let nodes = client
+        .select(&statements(client)?.mesh_size, Some(1), &[node_uuid(this_node).into()])?
+        .first()
+        .get_one::<i64>()?;
+    Ok(nodes.and_then(|nodes| u64::try_from(nodes).ok()).unwrap_or(1).max(1))
 }

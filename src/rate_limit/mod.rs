@@ -14,7 +14,7 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
-use crate::clock::{local_node_id, node_uuid};
+use crate::clock::local_node_id;
 use crate::error::spi_failed;
 use counts::{Counts, Place, SLOTS};
 
@@ -26,7 +26,7 @@ pub(crate) fn init() {
     GucRegistry::define_int_guc(
         c"crdt.rate_limit_nodes",
         c"How many nodes share a split rate limit (0: this node's subscriptions plus one, or the nodes it has heard from).",
-        c"Set it on every node before a node joins: each node admits max_count divided by it.",
+        c"Each node admits max_count divided by it. Set it on every node two windows before a node joins, and two windows after one left.",
         &RATE_LIMIT_NODES,
         0,
         10_000,
@@ -113,28 +113,13 @@ fn slots_from_mine() -> impl Iterator<Item = u64> {
     (0..SLOTS).map(move |offset| (mine + offset) % SLOTS)
 }
 
-/// How many nodes share a `split` limit: `crdt.rate_limit_nodes`, or the most of this node's
-/// subscriptions plus one and the nodes it has heard from (docs/rate_limit.md).
+/// How many nodes share a `split` limit: `crdt.rate_limit_nodes`, or the mesh as this node
+/// knows it (docs/rate_limit.md).
 fn nodes(client: &SpiClient<'_>) -> Result<u64, pgrx::spi::Error> {
-    if let Ok(set @ 1..) = u64::try_from(RATE_LIMIT_NODES.get()) {
-        return Ok(set);
+    match u64::try_from(RATE_LIMIT_NODES.get()) {
+        Ok(set @ 1..) => Ok(set),
+        _ => counts::mesh_size(client, local_node_id()),
     }
-    let nodes = client
-        .select(
-            "SELECT GREATEST(
-                 (SELECT pg_catalog.count(subdbid) FROM pg_catalog.pg_subscription
-                  WHERE subdbid OPERATOR(pg_catalog.=)
-                        (SELECT oid FROM pg_catalog.pg_database
-                         WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())),
-                 (SELECT pg_catalog.count(*) FROM crdt.peers
-                  WHERE NOT forgotten AND heard_at IS NOT NULL AND node OPERATOR(pg_catalog.<>) $1))
-                 OPERATOR(pg_catalog.+) 1",
-            Some(1),
-            &[node_uuid(local_node_id()).into()],
-        )?
-        .first()
-        .get_one::<i64>()?;
-    Ok(nodes.and_then(|nodes| u64::try_from(nodes).ok()).unwrap_or(1))
 }
 
 /// Decides the call and, if `count`, credits it; whether it is admitted.

@@ -1,6 +1,6 @@
-//! Counter arithmetic and assignment as applications write them, through a real client library
-//! (the `postgres` crate, extended protocol, parameters bound the library's way), not through
-//! psql literals. Drivers bind `$1` in one of three ways, and each must work:
+//! Counter arithmetic and assignment, rate limits and the day-2 functions as applications call
+//! them, through a real client library (the `postgres` crate, extended protocol, parameters bound
+//! the library's way), not through psql literals. Drivers bind `$1` in one of three ways, and each must work:
 //!
 //! - typed by the driver (psycopg 3, JDBC, Npgsql): `smallint`, `integer`, `bigint` or
 //!   `numeric`, chosen by the value's size or the host type;
@@ -172,4 +172,130 @@ fn untyped_parameters_are_read_exactly() {
         .unwrap()
         .get(0);
     assert!(text.contains(&node_id), "{text}");
+}
+
+/// The answers of `calls` runs of `statement` with `params`.
+fn answers(
+    client: &mut Client,
+    statement: &postgres::Statement,
+    params: &[&(dyn ToSql + Sync)],
+    calls: usize,
+) -> Vec<bool> {
+    (0..calls)
+        .map(|_| client.query_one(statement, params).expect("calling").get(0))
+        .collect()
+}
+
+#[test]
+fn rate_limit_with_parameters_bound_three_ways() {
+    let node = node_with_product();
+    let mut client = connect(&node);
+
+    // Prepared untyped, bound as the server inferred (rust-postgres, asyncpg); the interval as
+    // text, as those drivers send a type they have no binary form for.
+    let limit = client.prepare("SELECT crdt.rate_limit($1, $2, $3)").unwrap();
+    assert_eq!(limit.params(), [Type::TEXT, Type::INT8, Type::INTERVAL]);
+    let params: [&(dyn ToSql + Sync); 3] = [&"token:inferred", &3i64, &AsText("1 hour")];
+    assert_eq!(answers(&mut client, &limit, &params, 4), [true, true, true, false]);
+    let peek = client.prepare("SELECT crdt.rate_limit_peek($1, $2, $3)").unwrap();
+    let params: [&(dyn ToSql + Sync); 3] = [&"token:inferred", &4i64, &AsText("1 hour")];
+    assert_eq!(
+        answers(&mut client, &peek, &params, 3),
+        [true; 3],
+        "peeking counts nothing"
+    );
+
+    // Typed by the driver (JDBC, Npgsql): varchar and int4 where the function takes text and
+    // bigint, the interval cast in the SQL, as such drivers need.
+    let typed = client
+        .prepare_typed(
+            "SELECT crdt.rate_limit($1, $2, $3::interval, $4, $5)",
+            &[Type::VARCHAR, Type::INT4, Type::VARCHAR, Type::INT4, Type::VARCHAR],
+        )
+        .unwrap();
+    let params: [&(dyn ToSql + Sync); 5] = [&"token:typed", &4i32, &"1 minute", &2i32, &"split"];
+    assert_eq!(answers(&mut client, &typed, &params, 3), [true, true, false]);
+
+    // Every parameter untyped text (node-postgres, libpq without types).
+    let untyped = client.prepare("SELECT crdt.rate_limit($1, $2, $3, $4, $5)").unwrap();
+    let params: [&(dyn ToSql + Sync); 5] = [
+        &AsText("token:text"),
+        &AsText("2"),
+        &AsText("30 seconds"),
+        &AsText("1"),
+        &AsText("shared"),
+    ];
+    assert_eq!(answers(&mut client, &untyped, &params, 3), [true, true, false]);
+
+    // What a driver's user gets wrong is refused with 22023, never counted.
+    for (per, max_count, mode) in [
+        ("1 month", "5", "shared"),
+        ("1 hour", "-1", "shared"),
+        ("1 hour", "5", "both"),
+    ] {
+        let params: [&(dyn ToSql + Sync); 5] = [
+            &AsText("token:bad"),
+            &AsText(max_count),
+            &AsText(per),
+            &AsText("1"),
+            &AsText(mode),
+        ];
+        let error = client.query_one(&untyped, &params).unwrap_err();
+        assert_eq!(
+            error.code().map(|code| code.code()),
+            Some("22023"),
+            "{per} {max_count} {mode}: {error}"
+        );
+    }
+    let counted: i64 = client
+        .query_one(
+            "SELECT sum(count::bigint)::int8 FROM crdt.rate_limits WHERE key = ANY($1)",
+            &[&vec!["token:inferred", "token:typed", "token:text", "token:bad"]],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(counted, 3 + 4 + 2, "admitted calls only");
+}
+
+#[test]
+fn day_two_functions_with_parameters_bound() {
+    let node = node_with_product();
+    let mut client = connect(&node);
+    client
+        .execute("INSERT INTO product (id, inventory) VALUES (1, 5)", &[])
+        .unwrap();
+
+    // A table named by a parameter: regclass inferred and sent as text, or cast from a typed
+    // text parameter. (Compared untyped, `table_name = $1` would infer oid, as for any regclass.)
+    let stats = client
+        .prepare("SELECT remote_rows, stats_reset IS NULL FROM crdt.stats WHERE table_name = $1::regclass")
+        .unwrap();
+    assert_eq!(stats.params(), [Type::REGCLASS]);
+    let row = client.query_one(&stats, &[&AsText("product")]).unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, bool>(1)), (0, true));
+    let reset = client.prepare("SELECT crdt.stats_reset($1)").unwrap();
+    client.query_one(&reset, &[&AsText("public.product")]).unwrap();
+    client
+        .query_one("SELECT crdt.stats_reset($1::text::regclass)", &[&"product"])
+        .unwrap();
+    let error = client.query_one(&reset, &[&AsText("no_such_table")]).unwrap_err();
+    assert_eq!(error.code().map(|code| code.code()), Some("42P01"), "{error}");
+
+    // crdt.status() and the conflict journal, read with parameters.
+    let status = client
+        .query("SELECT item, name, ok FROM crdt.status() WHERE item = $1", &[&"stats"])
+        .unwrap();
+    assert!(!status.is_empty());
+    assert!(
+        status.iter().all(|row| row.get::<_, bool>(2)),
+        "crdt is preloaded: stats ok"
+    );
+    let journal: i64 = client
+        .query_one(
+            "SELECT count(*) FROM crdt.conflicts WHERE table_name = $1",
+            &[&"public.product"],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(journal, 0);
 }

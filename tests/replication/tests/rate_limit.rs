@@ -211,3 +211,201 @@ fn split_never_admits_more_than_max_count_even_partitioned() {
     }
     panic!("two runs crossed a window boundary");
 }
+
+/// Waits for the next `per_seconds` window to begin; its start, in seconds since the epoch.
+/// A run started there has a window to itself, with nothing of the one before.
+fn next_window(per_seconds: u64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let start = (now.as_secs() / per_seconds + 1) * per_seconds;
+    thread::sleep(Duration::from_secs(start) + Duration::from_millis(50) - now);
+    start as i64
+}
+
+/// Sets `crdt.rate_limit_nodes` on `node` as an operator would: `ALTER SYSTEM` and a reload.
+fn set_rate_limit_nodes(node: &Cluster, nodes: u32) {
+    node.sql(
+        DB,
+        &format!("ALTER SYSTEM SET crdt.rate_limit_nodes = {nodes}; SELECT pg_reload_conf();"),
+    );
+    assert!(wait_until(Duration::from_secs(10), || {
+        node.query_value(DB, "SHOW crdt.rate_limit_nodes") == nodes.to_string()
+    }));
+}
+
+/// What each node admitted for `key` in each window, as `node` holds it: (window start in
+/// seconds since the epoch, node id, admitted).
+fn admitted_per_window(node: &Cluster, key: &str) -> Vec<(i64, String, usize)> {
+    node.query_rows(
+        DB,
+        &format!(
+            "SELECT extract(epoch FROM window_start)::bigint, node::text, sum(count::bigint)
+             FROM crdt.rate_limits WHERE key = '{key}' GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+    )
+    .into_iter()
+    .map(|row| (row[0].parse().unwrap(), row[1].clone(), row[2].parse().unwrap()))
+    .collect()
+}
+
+/// docs/rate_limit.md's procedure: N changes on every node, and a new share governs once two
+/// windows have passed. Two nodes share 90 per window (45 each); they lower their share to 30,
+/// two windows pass, and a third node joins and takes calls, all three cut off from each other;
+/// then it leaves, two windows pass, and the two go back to 45 each. No window ever admits more
+/// than 90 in total.
+#[test]
+fn split_keeps_its_bound_while_a_node_joins_and_leaves() {
+    const LIMIT: usize = 90;
+    const PER_SECONDS: u64 = 3;
+    let key = "join";
+    let call = format!("crdt.rate_limit('{key}', {LIMIT}, '{PER_SECONDS} seconds', 1, 'split')");
+    let two_windows = Duration::from_secs(2 * PER_SECONDS);
+    let nodes = Cluster::start_many(&["a", "b", "c"]);
+    for node in &nodes {
+        node.create_database_with_crdt(DB);
+    }
+    let any_origin = SubscriptionOptions {
+        origin: Some("any"),
+        ..SubscriptionOptions::default()
+    };
+    let tables = ["crdt.rate_limits"];
+    full_mesh_with(&[&nodes[0], &nodes[1]], DB, &tables, &any_origin);
+    let ids: Vec<String> = nodes
+        .iter()
+        .map(|node| node.query_value(DB, "SELECT crdt.node_id()::text"))
+        .collect();
+
+    // Two nodes, N derived from one subscription each: 45 each per window.
+    let two = next_window(PER_SECONDS);
+    hammer(&nodes[..2], &call);
+
+    // The join: N = 3 on the two first, two windows, then the third node.
+    set_rate_limit_nodes(&nodes[0], 3);
+    set_rate_limit_nodes(&nodes[1], 3);
+    thread::sleep(two_windows);
+    ensure_publication(&nodes[2], DB, PUBLICATION, &tables);
+    for old in &nodes[..2] {
+        create_subscription(
+            old,
+            &nodes[2],
+            DB,
+            &subscription_name(old, &nodes[2]),
+            PUBLICATION,
+            &any_origin,
+        );
+        create_subscription(
+            &nodes[2],
+            old,
+            DB,
+            &subscription_name(&nodes[2], old),
+            PUBLICATION,
+            &any_origin,
+        );
+    }
+    set_rate_limit_nodes(&nodes[2], 3);
+    for node in &nodes {
+        disable_subscriptions(node);
+    }
+    let three = next_window(PER_SECONDS);
+    hammer(&nodes, &call);
+    for node in &nodes {
+        enable_subscriptions(node);
+    }
+    let refs: Vec<&Cluster> = nodes.iter().collect();
+    wait_for_replication_idle(&refs);
+
+    // The leave: the third node stops taking calls and is unsubscribed; two windows later the
+    // others go back to N = 2.
+    for old in &nodes[..2] {
+        old.sql(DB, &format!("DROP SUBSCRIPTION {}", subscription_name(&nodes[2], old)));
+        nodes[2].sql(DB, &format!("DROP SUBSCRIPTION {}", subscription_name(old, &nodes[2])));
+    }
+    thread::sleep(two_windows);
+    set_rate_limit_nodes(&nodes[0], 2);
+    set_rate_limit_nodes(&nodes[1], 2);
+    let two_again = next_window(PER_SECONDS);
+    hammer(&nodes[..2], &call);
+    wait_for_replication_idle(&refs[..2]);
+
+    let windows = admitted_per_window(&nodes[0], key);
+    println!("rate_limit split join and leave: admitted per window (start, node, admitted): {windows:?}");
+    assert_eq!(
+        windows,
+        admitted_per_window(&nodes[1], key),
+        "the two nodes' counts differ"
+    );
+    let mut totals = std::collections::BTreeMap::<i64, usize>::new();
+    for (start, _, admitted) in &windows {
+        *totals.entry(*start).or_default() += admitted;
+    }
+    assert!(
+        totals.values().all(|total| *total <= LIMIT),
+        "a window admitted more than {LIMIT}: {totals:?}"
+    );
+    let admitted = |node: usize, window: i64| {
+        windows
+            .iter()
+            .find(|(start, id, _)| *start == window && *id == ids[node])
+            .map_or(0, |(_, _, admitted)| *admitted)
+    };
+    // Each run, in a window of its own, admitted its share on every node taking calls.
+    for (window, shares) in [
+        (two, [LIMIT / 2, LIMIT / 2, 0]),
+        (three, [LIMIT / 3; 3]),
+        (two_again, [LIMIT / 2, LIMIT / 2, 0]),
+    ] {
+        let got = [0, 1, 2].map(|node| admitted(node, window));
+        assert_eq!(got, shares, "window {window}: {windows:?}");
+    }
+    assert_no_errors_in_logs(&refs);
+}
+
+/// Keys at a real size, one transaction each: a node limits 100,000 keys at once, another
+/// reads them as replication brought them, a third limits them in `split` mode; every node
+/// ends with the same rows.
+#[test]
+fn a_hundred_thousand_keys_in_one_transaction() {
+    const KEYS: usize = 100_000;
+    let nodes = three_nodes();
+    let refs: Vec<&Cluster> = nodes.iter().collect();
+    let admitted = |node: &Cluster, call: &str| -> usize {
+        let query = format!("SELECT count(*) FILTER (WHERE {call}) FROM generate_series(1, {KEYS}) g");
+        let started = Instant::now();
+        let admitted = node.query_value(DB, &query).parse().unwrap();
+        println!(
+            "rate_limit {KEYS} keys on {}: {call}: {admitted} admitted in {:?}",
+            node.name(),
+            started.elapsed()
+        );
+        admitted
+    };
+    let day = window(&nodes[0], "1 day");
+    assert_eq!(admitted(&nodes[0], "crdt.rate_limit('key-' || g, 2, '1 day')"), KEYS);
+    wait_for_replication_idle(&refs);
+    // Every key holds 1 of 2: a cost of 2 is refused everywhere, a cost of 1 still fits.
+    assert_eq!(admitted(&nodes[1], "crdt.rate_limit('key-' || g, 2, '1 day', 2)"), 0);
+    assert_eq!(
+        admitted(&nodes[1], "crdt.rate_limit_peek('key-' || g, 2, '1 day')"),
+        KEYS
+    );
+    // Split: this node's share of 3 is 1, its own count 0.
+    assert_eq!(
+        admitted(&nodes[2], "crdt.rate_limit('key-' || g, 3, '1 day', 1, 'split')"),
+        KEYS
+    );
+    wait_for_replication_idle(&refs);
+    if window(&nodes[0], "1 day") != day {
+        println!("rate_limit: the run crossed a day; the counts are checked all the same");
+    }
+    let digest = |node: &Cluster| node.query_rows(DB, "SELECT * FROM crdt.digest('crdt.rate_limits', 16)");
+    for node in &nodes[1..] {
+        assert_eq!(digest(node), digest(&nodes[0]), "rows differ on node {}", node.name());
+    }
+    let total = nodes[1].query_value(
+        DB,
+        "SELECT sum(count::bigint) FROM crdt.rate_limits WHERE key LIKE 'key-%'",
+    );
+    assert_eq!(total, (2 * KEYS).to_string());
+    assert_no_errors_in_logs(&refs);
+}
