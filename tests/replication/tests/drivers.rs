@@ -197,6 +197,12 @@ fn rate_limit_with_parameters_bound_three_ways() {
     assert_eq!(limit.params(), [Type::TEXT, Type::INT8, Type::INTERVAL]);
     let params: [&(dyn ToSql + Sync); 3] = [&"token:inferred", &3i64, &AsText("1 hour")];
     assert_eq!(answers(&mut client, &limit, &params, 4), [true, true, true, false]);
+    // The README's example, as an application sends it.
+    let readme = client
+        .prepare("SELECT crdt.rate_limit('token:' || $1, 100, '1 minute')")
+        .unwrap();
+    assert_eq!(readme.params(), [Type::TEXT]);
+    assert_eq!(answers(&mut client, &readme, &[&"abc"], 101)[99..], [true, false]);
     let peek = client.prepare("SELECT crdt.rate_limit_peek($1, $2, $3)").unwrap();
     let params: [&(dyn ToSql + Sync); 3] = [&"token:inferred", &4i64, &AsText("1 hour")];
     assert_eq!(
